@@ -1,0 +1,84 @@
+// Turns each stage event into one audit record (pure). Which regions count as "named" follows
+// the explanation stage: regions with any masked coverage.
+import { toJson, type DescMessage } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Topic } from '@tampertrace/shared';
+import { FaceSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, ErrorCode, ModelRefSchema, Stage, Verdict, type ModelRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import {
+  AnalysisCompletedSchema,
+  FacesDetectedSchema,
+  ForgeryLocalizedSchema,
+  ImageIngestedSchema,
+  type AnalysisCompleted,
+  type EventMeta,
+  type FacesDetected,
+  type ForgeryLocalized,
+  type ImageIngested,
+} from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import type { AuditRecordInput } from './store.ts';
+
+/** The topics the audit service records, with their event types. */
+export const AUDITED: ReadonlyArray<{ topic: string; schema: DescMessage }> = [
+  { topic: Topic.imageIngested, schema: ImageIngestedSchema },
+  { topic: Topic.facesDetected, schema: FacesDetectedSchema },
+  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
+  { topic: Topic.analysisCompleted, schema: AnalysisCompletedSchema },
+];
+
+type AuditedEvent = ImageIngested | FacesDetected | ForgeryLocalized | AnalysisCompleted;
+
+const models = (ms: ModelRef[]) => ms.map((m) => toJson(ModelRefSchema, m));
+const faces = (fs: Face[]) => fs.map((f) => toJson(FaceSchema, f));
+const named = (fs: Face[]) => [...new Set(fs.flatMap((f) => f.regions.filter((r) => r.coverage > 0).map((r) => r.name)))].sort();
+
+function base(meta: EventMeta, stage: Stage, status: AnalysisStatus): AuditRecordInput {
+  return {
+    eventId: meta.eventId,
+    tenantId: meta.tenantId,
+    analysisId: meta.analysisId,
+    contentSha256: meta.contentSha256,
+    stage: Stage[stage],
+    status: AnalysisStatus[status],
+    models: [],
+    faces: [],
+    regions: [],
+    sourceName: meta.sourceName || undefined,
+    eventTime: meta.occurredAt ? timestampDate(meta.occurredAt) : new Date(0),
+  };
+}
+
+export function toAuditRecord(event: AuditedEvent): AuditRecordInput {
+  const meta = event.meta!;
+  switch (event.$typeName) {
+    case 'tampertrace.v1.ImageIngested':
+      return base(meta, Stage.INGEST, AnalysisStatus.PENDING);
+    case 'tampertrace.v1.FacesDetected':
+      return { ...base(meta, Stage.FACE_DETECTION, AnalysisStatus.PENDING), models: models(event.models), faces: event.faces.map((f) => ({ box: f.box, score: f.score })) };
+    case 'tampertrace.v1.ForgeryLocalized':
+      return {
+        ...base(meta, Stage.FORGERY_LOCALIZATION, event.status === AnalysisStatus.NO_FACE ? AnalysisStatus.NO_FACE : AnalysisStatus.PENDING),
+        verdict: event.verdict ? Verdict[event.verdict] : undefined,
+        maxForgeryScore: Math.max(0, ...event.faces.map((f) => f.forgeryScore)),
+        models: models(event.models),
+        faces: faces(event.faces),
+        regions: named(event.faces),
+      };
+    case 'tampertrace.v1.AnalysisCompleted': {
+      const a = event.analysis!;
+      const stage = a.error?.stage ?? Stage.EXPLANATION;
+      return {
+        ...base(meta, a.status === AnalysisStatus.COMPLETED || a.status === AnalysisStatus.NO_FACE ? Stage.EXPLANATION : stage, a.status),
+        verdict: a.verdict ? Verdict[a.verdict] : undefined,
+        maxForgeryScore: a.maxForgeryScore,
+        models: models(a.models),
+        faces: faces(a.faces),
+        regions: named(a.faces),
+        explanationText: a.explanation?.text,
+        explanationFacts: a.explanation ? a.explanation.facts.map((f) => ({ face: f.faceIndex, region: f.region, cue: f.cue, value: f.value, unit: f.unit })) : undefined,
+        errorCode: a.error ? ErrorCode[a.error.code] : undefined,
+        errorMessage: a.error?.message,
+      };
+    }
+  }
+}

@@ -1,0 +1,66 @@
+// The explanation stage: turns the localizer's measured evidence into a grounded text and
+// assembles the final Analysis.
+import { create } from '@bufbuild/protobuf';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { Topic, nextMeta, type StageDefinition } from '@tampertrace/shared';
+import { AnalysisSchema, Cue, ExplanationSchema, FactSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisCompletedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import type { Explainer, Fact } from './explainer.ts';
+
+export const EXPLANATION = 'explanation-generation';
+
+const CUE: Record<Fact['cue'], Cue> = {
+  coverage: Cue.COVERAGE,
+  blur: Cue.BLUR,
+  sharpening: Cue.SHARPENING,
+  colour: Cue.COLOUR,
+  boundary: Cue.BOUNDARY,
+};
+
+export function explanationStage(deps: { explainer: Explainer }): StageDefinition<typeof ForgeryLocalizedSchema, typeof AnalysisCompletedSchema> {
+  return {
+    name: EXPLANATION,
+    stage: Stage.EXPLANATION,
+    input: { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
+    output: { topic: Topic.analysisCompleted, schema: AnalysisCompletedSchema },
+    async handle(event) {
+      const meta = nextMeta(event.meta!, Stage.EXPLANATION, EXPLANATION);
+      const noFace = event.status === AnalysisStatus.NO_FACE || event.faces.length === 0;
+      const analysis = create(AnalysisSchema, {
+        analysisId: meta.analysisId,
+        tenantId: meta.tenantId,
+        contentSha256: meta.contentSha256,
+        status: noFace ? AnalysisStatus.NO_FACE : AnalysisStatus.COMPLETED,
+        verdict: noFace ? Verdict.UNSPECIFIED : event.verdict,
+        image: event.image,
+        faces: event.faces,
+        models: event.models,
+        artifacts: event.artifacts,
+        submittedAt: meta.submittedAt,
+        sourceName: meta.sourceName,
+        maxForgeryScore: Math.max(0, ...event.faces.map((f) => f.forgeryScore)),
+      });
+      if (!noFace) {
+        const e = await deps.explainer.explain({
+          verdict: Verdict[event.verdict] as 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN',
+          faces: event.faces.map((f) => ({
+            faceIndex: f.index,
+            forgeryScore: f.forgeryScore,
+            regions: f.regions.map((r) => ({ name: r.name, score: r.score, coverage: r.coverage, cues: { ...r.cues } })),
+          })),
+        });
+        analysis.explanation = create(ExplanationSchema, {
+          text: e.text,
+          facts: e.facts.map((f) => create(FactSchema, { faceIndex: f.faceIndex, region: f.region, cue: CUE[f.cue], value: f.value, unit: f.unit, statement: f.statement })),
+          generator: create(ModelRefSchema, { name: e.generator.name, version: e.generator.version }),
+        });
+        analysis.models.push(analysis.explanation.generator!);
+      }
+      analysis.completedAt = timestampNow();
+      // The explanation stage's own timing is appended by the runner to meta; copy the total in.
+      analysis.timings = meta.timings;
+      return create(AnalysisCompletedSchema, { meta, analysis });
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// Forgery localization for one image: crop each face with its surroundings, run the model,
+// score the facial regions, paste masks back into the full image and decide a verdict.
+import sharp from 'sharp';
+import type { RgbImage } from '@tampertrace/shared';
+import { cropRectFor, faceScore, pasteMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
+import type { ForgeryModel } from './model.ts';
+import { buildRegionMasks, scoreRegions, type RegionScore } from './regions.ts';
+
+export interface FaceInput {
+  box: Box;
+  score: number;
+  keypoints: Point[];
+}
+
+export interface LocalizedFace extends FaceInput {
+  forgeryScore: number;
+  regions: RegionScore[];
+  /** Share of the face box's pixels inside the full-image mask. */
+  maskedFraction: number;
+  crop: CropRect;
+}
+
+export type Verdict = 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN';
+
+export interface Thresholds {
+  /** Pixel probability at or above which a pixel is in the mask. */
+  pixel: number;
+  /** Face scores in [lo, hi) are UNCERTAIN; >= hi forged; < lo authentic. */
+  band: [number, number];
+}
+
+export interface LocalizationResult {
+  faces: LocalizedFace[];
+  /** width*height, 255 = forged pixel. */
+  mask: Uint8Array;
+  /** width*height, 255 x forgery probability. */
+  heat: Uint8Array;
+  verdict: Verdict | undefined;
+}
+
+export function verdictFor(scores: number[], t: Thresholds): Verdict | undefined {
+  if (scores.length === 0) return undefined;
+  const max = Math.max(...scores);
+  if (max >= t.band[1]) return 'LIKELY_FORGED';
+  if (max < t.band[0]) return 'LIKELY_AUTHENTIC';
+  return 'UNCERTAIN';
+}
+
+/** The square crop around a face, padded by repeating the border where it leaves the image, as CHW floats in [0,1]. */
+export async function cropFace(img: RgbImage, rect: CropRect, size: number): Promise<Float32Array> {
+  const x0 = Math.round(rect.x);
+  const y0 = Math.round(rect.y);
+  const s = Math.max(1, Math.round(rect.size));
+  const left = Math.min(Math.max(0, x0), img.width - 1);
+  const top = Math.min(Math.max(0, y0), img.height - 1);
+  const right = Math.max(left + 1, Math.min(img.width, x0 + s));
+  const bottom = Math.max(top + 1, Math.min(img.height, y0 + s));
+  // Two pipelines: sharp applies extend after resize within one pipeline, and the padding must come first.
+  const padded = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .extract({ left, top, width: right - left, height: bottom - top })
+    .extend({ left: left - x0, top: top - y0, right: x0 + s - right, bottom: y0 + s - bottom, extendWith: 'copy' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const resized = await sharp(padded.data, { raw: { width: padded.info.width, height: padded.info.height, channels: 3 } })
+    .resize(size, size, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  const plane = size * size;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    out[i] = resized[i * 3] / 255;
+    out[plane + i] = resized[i * 3 + 1] / 255;
+    out[2 * plane + i] = resized[i * 3 + 2] / 255;
+  }
+  return out;
+}
+
+export class Localizer {
+  constructor(
+    private readonly model: ForgeryModel,
+    private readonly thresholds: Thresholds,
+    private readonly cropScale = 1.5,
+  ) {}
+
+  async localize(img: RgbImage, faces: FaceInput[]): Promise<LocalizationResult> {
+    const { width, height } = img;
+    const size = this.model.size;
+    const mask = new Uint8Array(width * height);
+    const heatProb = new Float32Array(width * height);
+    const rects = faces.map((f) => cropRectFor(f.box, this.cropScale));
+    const crops = await Promise.all(rects.map((r) => cropFace(img, r, size)));
+    const outputs = await this.model.run(crops);
+    const localized = faces.map((f, i): LocalizedFace => {
+      const rect = rects[i];
+      const out = outputs[i];
+      const boxInCrop = (() => {
+        const a = toCrop({ x: f.box.x, y: f.box.y }, rect, size);
+        const b = toCrop({ x: f.box.x + f.box.width, y: f.box.y + f.box.height }, rect, size);
+        return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
+      })();
+      const regions = buildRegionMasks(
+        f.keypoints.map((k) => toCrop(k, rect, size)),
+        boxInCrop,
+        size,
+        size,
+      );
+      const faceArea = new Uint8Array(size * size);
+      for (const r of regions) if (r.name !== 'hair') for (let p = 0; p < faceArea.length; p++) faceArea[p] |= r.mask[p];
+      const binary = new Uint8Array(size * size);
+      for (let p = 0; p < binary.length; p++) binary[p] = out.prob[p] >= this.thresholds.pixel ? 1 : 0;
+      pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heatProb);
+      return {
+        ...f,
+        crop: rect,
+        forgeryScore: faceScore(out.prob, faceArea),
+        regions: scoreRegions(out.prob, binary, regions, { noise: out.noise, colour: out.colour, boundary: out.boundary }, size),
+        maskedFraction: 0,
+      };
+    });
+    for (const f of localized) f.maskedFraction = fractionInBox(mask, width, height, f.box);
+    const heat = new Uint8Array(width * height);
+    for (let p = 0; p < heat.length; p++) heat[p] = Math.round(Math.min(1, Math.max(0, heatProb[p])) * 255);
+    return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds) };
+  }
+}
+
+function fractionInBox(mask: Uint8Array, width: number, height: number, b: Box): number {
+  const x0 = Math.max(0, Math.floor(b.x));
+  const y0 = Math.max(0, Math.floor(b.y));
+  const x1 = Math.min(width, Math.ceil(b.x + b.width));
+  const y1 = Math.min(height, Math.ceil(b.y + b.height));
+  let on = 0;
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (mask[y * width + x]) on++;
+  const area = (x1 - x0) * (y1 - y0);
+  return area > 0 ? on / area : 0;
+}
+
+/** The image with the mask tinted red and face boxes drawn, for people (PNG). */
+export async function renderOverlay(img: RgbImage, mask: Uint8Array, boxes: Box[]): Promise<Buffer> {
+  const { width, height } = img;
+  const tint = new Uint8Array(width * height * 4);
+  for (let p = 0; p < mask.length; p++) {
+    if (mask[p]) {
+      tint[p * 4] = 255;
+      tint[p * 4 + 3] = 110;
+    }
+  }
+  const stroke = Math.max(2, Math.round(Math.min(width, height) / 300));
+  const rects = boxes
+    .map((b) => `<rect x="${b.x.toFixed(1)}" y="${b.y.toFixed(1)}" width="${b.width.toFixed(1)}" height="${b.height.toFixed(1)}" fill="none" stroke="#00e676" stroke-width="${stroke}"/>`)
+    .join('');
+  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${rects}</svg>`);
+  return sharp(img.data, { raw: { width, height, channels: 3 } })
+    .composite([{ input: Buffer.from(tint.buffer, tint.byteOffset, tint.byteLength), raw: { width, height, channels: 4 } }, { input: svg }])
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+}

@@ -1,0 +1,55 @@
+// Runs any forgery-localization model that meets the contract in models/README.md:
+// input float32 [N,3,S,S] RGB in [0,1]; output `forgery_prob` [N,1,S,S] in [0,1]; optional
+// cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape.
+import * as ort from 'onnxruntime-node';
+import { loadVerifiedModel, type ManifestEntry } from '@tampertrace/shared';
+
+export interface LocalizerOutput {
+  prob: Float32Array;
+  noise?: Float32Array;
+  colour?: Float32Array;
+  boundary?: Float32Array;
+}
+
+export interface ForgeryModel {
+  readonly entry: ManifestEntry;
+  readonly size: number;
+  /** crops: N packed CHW float32 tensors of 3*size*size values each. */
+  run(crops: Float32Array[]): Promise<LocalizerOutput[]>;
+  close(): Promise<void>;
+}
+
+export async function loadForgeryModel(root: string, entry: ManifestEntry, opts: { executionProviders?: string[]; intraOpNumThreads?: number } = {}): Promise<ForgeryModel> {
+  const { bytes } = await loadVerifiedModel(root, entry);
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: opts.executionProviders ?? ['cpu'],
+    ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+    graphOptimizationLevel: 'all',
+  });
+  const input = entry.input ?? 'face';
+  const output = entry.output ?? 'forgery_prob';
+  if (!session.inputNames.includes(input)) throw new Error(`${entry.name}: no input named "${input}" (has ${session.inputNames.join(', ')})`);
+  if (!session.outputNames.includes(output)) throw new Error(`${entry.name}: no output named "${output}"`);
+  const size = entry.inputSize;
+  const plane = size * size;
+  const has = (n: string) => session.outputNames.includes(n);
+  return {
+    entry,
+    size,
+    async run(crops) {
+      if (crops.length === 0) return [];
+      const batch = new Float32Array(crops.length * 3 * plane);
+      crops.forEach((c, i) => batch.set(c, i * 3 * plane));
+      const feeds = { [input]: new ort.Tensor('float32', batch, [crops.length, 3, size, size]) };
+      const res = await session.run(feeds);
+      const slice = (name: string, i: number) => (has(name) ? (res[name].data as Float32Array).slice(i * plane, (i + 1) * plane) : undefined);
+      return crops.map((_, i) => ({
+        prob: slice(output, i)!,
+        noise: slice('cue_noise', i),
+        colour: slice('cue_colour', i),
+        boundary: slice('cue_boundary', i),
+      }));
+    },
+    close: () => session.release(),
+  };
+}

@@ -1,0 +1,428 @@
+/**
+ * Region prompter: facial region masks (MMTT-style vocabulary) derived from the 6 BlazeFace
+ * keypoints, plus per-region scoring of the forgery map and its cue maps.
+ *
+ * Everything here works in CROP coordinates (the 256x256 model input, see geometry.ts):
+ * keypoints and face box must already be mapped with `toCrop`. Pure, no I/O.
+ *
+ * Keypoints, MediaPipe order: 0 right eye, 1 left eye, 2 nose tip, 3 mouth centre,
+ * 4 right ear tragion, 5 left ear tragion. "Right"/"left" are from the subject's point of
+ * view (the subject's right eye appears on the image LEFT of a frontal face); region names
+ * follow the keypoint identity, so they stay correct for rolled or upside-down faces.
+ *
+ * Face-aligned frame: origin at the midpoint of the eyes, unit length d = inter-ocular
+ * distance, u axis along the eye line from the right eye to the left eye, v axis
+ * perpendicular to it pointing towards the mouth (down on an upright face). Every region is
+ * an ellipse / polygon in (u, v), so roll is handled exactly: rotating the keypoints rotates
+ * the masks. Layout constants are in `REGION_LAYOUT` (all in units of d).
+ *
+ * Overlaps: the regions form a partition (every pixel belongs to at most one region), with
+ * one documented exception: "lip" is the core of the "mouth" ellipse (the vermilion) and is
+ * a subset of "mouth". Where the geometric shapes overlap, a fixed priority decides:
+ * eyes > eyebrows > mouth > nose > ears > chin > cheeks > jaw > forehead > skin > hair.
+ * "skin" is the face outline minus every other region (eyelids, glabella, philtrum, temples,
+ * the band between cheeks and chin). "hair" is a band just above the face outline's top.
+ */
+
+import type { Box, Point } from './geometry.ts';
+
+/** Region names, exactly as emitted (lowercase, subject's left/right). */
+export const REGION_NAMES = [
+  'right eye',
+  'left eye',
+  'right eyebrow',
+  'left eyebrow',
+  'nose',
+  'mouth',
+  'lip',
+  'right cheek',
+  'left cheek',
+  'forehead',
+  'chin',
+  'jaw',
+  'right ear',
+  'left ear',
+  'skin',
+  'hair',
+] as const;
+export type RegionName = (typeof REGION_NAMES)[number];
+
+/** Coarse vocabulary (MMTT-style). */
+export const REGION_FAMILIES = [
+  'eye',
+  'eyebrow',
+  'nose',
+  'mouth',
+  'lip',
+  'cheek',
+  'forehead',
+  'chin',
+  'jaw',
+  'ear',
+  'skin',
+  'hair',
+] as const;
+export type RegionFamily = (typeof REGION_FAMILIES)[number];
+
+/** "left eye" -> "eye", "nose" -> "nose"; undefined for names outside the vocabulary. */
+export function regionFamily(name: string): RegionFamily | undefined {
+  const base = name.trim().toLowerCase().replace(/^(right|left)\s+/, '');
+  return (REGION_FAMILIES as readonly string[]).includes(base) ? (base as RegionFamily) : undefined;
+}
+
+/** Layout of the regions in the face-aligned frame, in units of the inter-ocular distance d. */
+export const REGION_LAYOUT = Object.freeze({
+  /** Eye ellipse semi-axes (0.45d x 0.25d overall). */
+  eyeRx: 0.225,
+  eyeRy: 0.125,
+  /** Eyebrow ellipse: centred this far above each eye, semi-axes. */
+  browDv: -0.33,
+  browRx: 0.3,
+  browRy: 0.1,
+  /** Nose trapezoid: top edge on the bridge between the eyes, bottom edge below the tip. */
+  noseTopV: -0.05,
+  noseTopHalfWidth: 0.1,
+  noseBelowTip: 0.12,
+  noseBottomHalfWidth: 0.225,
+  /** Mouth ellipse (0.9d x 0.4d overall) and its lip core (subset of mouth). */
+  mouthRx: 0.45,
+  mouthRy: 0.2,
+  lipRx: 0.36,
+  lipRy: 0.14,
+  /** Cheeks: from below the eyes down to just below the mouth corners, out to the face edge. */
+  cheekTopV: 0.15,
+  cheekBelowMouth: 0.05,
+  /** Chin: below the mouth, half-width around the mouth's u. */
+  chinBelowMouth: 0.22,
+  chinHalfWidth: 0.42,
+  /** Jaw: band of this thickness inside the lower face outline (below the nose tip). */
+  jawBand: 0.28,
+  /** Forehead: face outline above this v (the eyebrows take priority). */
+  foreheadBottomV: -0.2,
+  /** Face outline: top v, widest-line v, chin bottom below the mouth, width factor from the ear tragions. */
+  faceTopV: -1.0,
+  faceWidestV: 0.3,
+  chinBottomBelowMouth: 0.65,
+  faceWidthFromEar: 0.92,
+  faceHalfWidthMin: 0.6,
+  faceHalfWidthMax: 1.6,
+  /** Ear ellipse: centre shifted outwards / upwards from the tragion, semi-axes. */
+  earOut: 0.1,
+  earDv: -0.05,
+  earRx: 0.16,
+  earRy: 0.3,
+  /** Hair: band of this thickness above the face outline, only above this v. */
+  hairBand: 0.25,
+  hairBelowV: -0.35,
+});
+
+export interface RegionMask {
+  name: string;
+  /** width*height, 0/1. */
+  mask: Uint8Array;
+  /** Number of pixels set. */
+  area: number;
+}
+
+export interface BuildRegionOptions {
+  /** Emit the optional "hair" band (default true). */
+  includeHair?: boolean;
+}
+
+interface Local {
+  u: number;
+  v: number;
+}
+
+/**
+ * Builds region masks (width*height, 0/1, pixel centres tested) from keypoints and face box,
+ * both in crop coordinates. Regions come back in REGION_NAMES order; empty ones are omitted.
+ *
+ * Robustness: at least the two eyes are needed for the frame; if they coincide (or are not
+ * finite) the keypoints are replaced by a canonical layout derived from the face box. Missing
+ * nose / mouth keypoints fall back to canonical positions; nose and mouth are clamped to a
+ * plausible vertical order. Ears are drawn only when their keypoints are present; the face
+ * outline's half-width on each side comes from the ear tragion (x0.92) or, without a usable
+ * ear, from the face box width.
+ */
+export function buildRegionMasks(
+  keypoints: Point[],
+  faceBox: Box,
+  width: number,
+  height: number,
+  options: BuildRegionOptions = {},
+): RegionMask[] {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+    throw new RangeError(`invalid mask size ${width}x${height}`);
+  }
+  const L = REGION_LAYOUT;
+  const includeHair = options.includeHair ?? true;
+  const finite = (p: Point | undefined): p is Point => !!p && Number.isFinite(p.x) && Number.isFinite(p.y);
+
+  let kp: (Point | undefined)[] = keypoints.slice(0, 6);
+  const eyesOk =
+    finite(kp[0]) && finite(kp[1]) && Math.hypot(kp[1]!.x - kp[0]!.x, kp[1]!.y - kp[0]!.y) >= 1;
+  if (!eyesOk) kp = canonicalKeypoints(faceBox);
+  const re = kp[0]!;
+  const le = kp[1]!;
+
+  // Face-aligned frame.
+  const ox = (re.x + le.x) / 2;
+  const oy = (re.y + le.y) / 2;
+  const d = Math.hypot(le.x - re.x, le.y - re.y);
+  const exx = (le.x - re.x) / d;
+  const exy = (le.y - re.y) / d;
+  const eyx = -exy; // ey = ex rotated by +90 degrees (y down): upright face -> (0, 1)
+  const eyy = exx;
+  const toLocal = (p: Point): Local => {
+    const dx = p.x - ox;
+    const dy = p.y - oy;
+    return { u: (dx * exx + dy * exy) / d, v: (dx * eyx + dy * eyy) / d };
+  };
+
+  const clamp = (x: number, lo: number, hi: number) => Math.min(Math.max(x, lo), hi);
+  const nose = finite(kp[2]) ? toLocal(kp[2]) : { u: 0, v: 0.6 };
+  nose.u = clamp(nose.u, -0.5, 0.5);
+  nose.v = clamp(nose.v, 0.3, 1.2);
+  const mouth = finite(kp[3]) ? toLocal(kp[3]) : { u: nose.u, v: nose.v + 0.55 };
+  mouth.u = clamp(mouth.u, -0.5, 0.5);
+  mouth.v = clamp(mouth.v, nose.v + 0.25, nose.v + 1.2);
+  const rEar = finite(kp[4]) ? toLocal(kp[4]) : undefined;
+  const lEar = finite(kp[5]) ? toLocal(kp[5]) : undefined;
+
+  // Face outline: egg shape in (u, v), widest at faceWidestV; superellipse (p=3) above that
+  // line (broad forehead), ellipse (p=2) below (tapering jaw); separate half-widths per side.
+  const boxHalf = clamp((faceBox.width / (2 * d)) * 0.95, L.faceHalfWidthMin, L.faceHalfWidthMax);
+  const sideHalf = (ear: Local | undefined, sign: number): number => {
+    if (!ear || ear.u * sign <= 0) return boxHalf;
+    return clamp(Math.abs(ear.u) * L.faceWidthFromEar, L.faceHalfWidthMin, L.faceHalfWidthMax);
+  };
+  const wRight = sideHalf(rEar, -1);
+  const wLeft = sideHalf(lEar, 1);
+  const vTop = L.faceTopV;
+  const vWide = L.faceWidestV;
+  const vBottom = mouth.v + L.chinBottomBelowMouth;
+  /** <= 1 inside the outline grown by `grow` (negative shrinks). */
+  const outline = (u: number, v: number, grow: number): number => {
+    const a = (u < 0 ? wRight : wLeft) + grow;
+    if (a <= 0) return Infinity;
+    if (v < vWide) {
+      const b = vWide - vTop + grow;
+      return Math.abs(u / a) ** 3 + Math.abs((v - vWide) / b) ** 3;
+    }
+    const b = vBottom - vWide + grow;
+    if (b <= 0) return Infinity;
+    return (u / a) ** 2 + ((v - vWide) / b) ** 2;
+  };
+
+  const inEllipse = (u: number, v: number, cu: number, cv: number, rx: number, ry: number) => {
+    const a = (u - cu) / rx;
+    const b = (v - cv) / ry;
+    return a * a + b * b <= 1;
+  };
+  const lerp = (a: number, b: number, t: number) => a + (b - a) * clamp(t, 0, 1);
+  // Facial midline (eye midpoint -> nose tip -> mouth) and the half-width kept free for the
+  // nose / mouth when carving the cheeks.
+  const midline = (v: number) =>
+    v <= nose.v ? lerp(0, nose.u, v / nose.v) : lerp(nose.u, mouth.u, (v - nose.v) / (mouth.v - nose.v));
+  const innerHalf = (v: number) =>
+    v <= nose.v
+      ? lerp(0.25, 0.3, (v - L.cheekTopV) / (nose.v - L.cheekTopV))
+      : lerp(0.3, L.mouthRx + 0.05, (v - nose.v) / (mouth.v - nose.v));
+  const noseBottomV = nose.v + L.noseBelowTip;
+  const inNose = (u: number, v: number): boolean => {
+    if (v < L.noseTopV || v > noseBottomV) return false;
+    const t = (v - L.noseTopV) / (noseBottomV - L.noseTopV);
+    const c = lerp(0, nose.u, t);
+    const hw = lerp(L.noseTopHalfWidth, L.noseBottomHalfWidth, t);
+    return Math.abs(u - c) <= hw;
+  };
+
+  // Labels: index into REGION_NAMES; 'lip' (6) is tracked separately as a subset of mouth.
+  const R_EYE = 0, L_EYE = 1, R_BROW = 2, L_BROW = 3, NOSE = 4, MOUTH = 5, LIP = 6;
+  const R_CHEEK = 7, L_CHEEK = 8, FOREHEAD = 9, CHIN = 10, JAW = 11, R_EAR = 12, L_EAR = 13;
+  const SKIN = 14, HAIR = 15, NONE = -1;
+  const rEyeC = toLocal(re);
+  const lEyeC = toLocal(le);
+  const classify = (u: number, v: number): number => {
+    if (inEllipse(u, v, rEyeC.u, rEyeC.v, L.eyeRx, L.eyeRy)) return R_EYE;
+    if (inEllipse(u, v, lEyeC.u, lEyeC.v, L.eyeRx, L.eyeRy)) return L_EYE;
+    if (inEllipse(u, v, rEyeC.u, rEyeC.v + L.browDv, L.browRx, L.browRy)) return R_BROW;
+    if (inEllipse(u, v, lEyeC.u, lEyeC.v + L.browDv, L.browRx, L.browRy)) return L_BROW;
+    if (inEllipse(u, v, mouth.u, mouth.v, L.mouthRx, L.mouthRy)) return MOUTH;
+    if (inNose(u, v)) return NOSE;
+    if (rEar && inEllipse(u, v, rEar.u - L.earOut, rEar.v + L.earDv, L.earRx, L.earRy)) return R_EAR;
+    if (lEar && inEllipse(u, v, lEar.u + L.earOut, lEar.v + L.earDv, L.earRx, L.earRy)) return L_EAR;
+    const inside = outline(u, v, 0) <= 1;
+    if (inside) {
+      if (v >= mouth.v + L.chinBelowMouth && Math.abs(u - mouth.u) <= L.chinHalfWidth) return CHIN;
+      if (v >= L.cheekTopV && v <= mouth.v + L.cheekBelowMouth) {
+        const m = midline(v);
+        const hw = innerHalf(v);
+        if (u <= m - hw) return R_CHEEK;
+        if (u >= m + hw) return L_CHEEK;
+      }
+      if (v >= nose.v && outline(u, v, -L.jawBand) > 1) return JAW;
+      if (v <= L.foreheadBottomV) return FOREHEAD;
+      return SKIN;
+    }
+    if (includeHair && v <= L.hairBelowV && outline(u, v, L.hairBand) <= 1) return HAIR;
+    return NONE;
+  };
+
+  const n = width * height;
+  const masks = REGION_NAMES.map(() => new Uint8Array(n));
+  const areas = new Array<number>(REGION_NAMES.length).fill(0);
+  for (let y = 0; y < height; y++) {
+    const dy = y + 0.5 - oy;
+    for (let x = 0; x < width; x++) {
+      const dx = x + 0.5 - ox;
+      const u = (dx * exx + dy * exy) / d;
+      const v = (dx * eyx + dy * eyy) / d;
+      const label = classify(u, v);
+      if (label === NONE) continue;
+      const i = y * width + x;
+      masks[label][i] = 1;
+      areas[label]++;
+      if (label === MOUTH && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
+        masks[LIP][i] = 1;
+        areas[LIP]++;
+      }
+    }
+  }
+
+  const out: RegionMask[] = [];
+  REGION_NAMES.forEach((name, k) => {
+    if (areas[k] > 0) out.push({ name, mask: masks[k], area: areas[k] });
+  });
+  return out;
+}
+
+/** Canonical BlazeFace-like keypoints inside a face box (used when the eyes are unusable). */
+function canonicalKeypoints(b: Box): Point[] {
+  const at = (fx: number, fy: number): Point => ({ x: b.x + fx * b.width, y: b.y + fy * b.height });
+  return [at(0.3, 0.38), at(0.7, 0.38), at(0.5, 0.6), at(0.5, 0.78), at(0.02, 0.45), at(0.98, 0.45)];
+}
+
+export interface RegionCues {
+  noiseLogRatio?: number;
+  colourDelta?: number;
+  boundaryStrength?: number;
+}
+
+export interface RegionScore {
+  name: string;
+  /** Mean forgery prob over the region. */
+  score: number;
+  /** Fraction of the region's pixels inside the binary forgery mask. */
+  coverage: number;
+  cues: RegionCues;
+}
+
+export interface CueMaps {
+  noise?: Float32Array;
+  colour?: Float32Array;
+  boundary?: Float32Array;
+}
+
+/**
+ * Scores each region on the crop's forgery map.
+ *
+ *  - score: mean prob over the region's pixels.
+ *  - coverage: fraction of the region's pixels set in `binaryMask` (any non-zero value).
+ *  - cues.noiseLogRatio / cues.colourDelta: mean cue over the masked part of the region, or
+ *    over the whole region when no pixel of it is masked (NaN cue values are skipped; the
+ *    cue is omitted when no value is usable).
+ *  - cues.boundaryStrength: mean cue_boundary over the mask's edge pixels inside the region
+ *    (masked pixels with at least one unmasked 4-neighbour; the crop border does not count as
+ *    an edge). Omitted when the region holds no edge pixel.
+ *
+ * All maps share the crop's layout; `width` defaults to sqrt(length) (square crops).
+ * Result is sorted by score, descending (ties keep the input order).
+ */
+export function scoreRegions(
+  prob: Float32Array,
+  binaryMask: Uint8Array,
+  regions: RegionMask[],
+  cues?: CueMaps,
+  width?: number,
+): RegionScore[] {
+  const n = prob.length;
+  const w = width ?? Math.round(Math.sqrt(n));
+  if (!Number.isInteger(w) || w <= 0 || n % w !== 0) throw new RangeError(`cannot infer a ${w}-wide layout for ${n} values`);
+  const h = n / w;
+  const check = (a: ArrayLike<number> | undefined, what: string) => {
+    if (a && a.length !== n) throw new RangeError(`${what} has ${a.length} values, expected ${n}`);
+  };
+  check(binaryMask, 'binaryMask');
+  check(cues?.noise, 'cue_noise');
+  check(cues?.colour, 'cue_colour');
+  check(cues?.boundary, 'cue_boundary');
+  for (const r of regions) check(r.mask, `region ${r.name}`);
+
+  let edge: Uint8Array | undefined;
+  if (cues?.boundary) {
+    edge = new Uint8Array(n);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = y * w + x;
+        if (!binaryMask[i]) continue;
+        if (
+          (x > 0 && !binaryMask[i - 1]) ||
+          (x < w - 1 && !binaryMask[i + 1]) ||
+          (y > 0 && !binaryMask[i - w]) ||
+          (y < h - 1 && !binaryMask[i + w])
+        ) {
+          edge[i] = 1;
+        }
+      }
+    }
+  }
+
+  const out: RegionScore[] = [];
+  for (const r of regions) {
+    let count = 0;
+    let probSum = 0;
+    let masked = 0;
+    const noiseAll = new Acc(), noiseMasked = new Acc();
+    const colourAll = new Acc(), colourMasked = new Acc();
+    const boundary = new Acc();
+    for (let i = 0; i < n; i++) {
+      if (!r.mask[i]) continue;
+      count++;
+      probSum += prob[i];
+      const m = binaryMask[i] !== 0;
+      if (m) masked++;
+      if (cues?.noise) (m ? noiseMasked : noiseAll).add(cues.noise[i]);
+      if (cues?.colour) (m ? colourMasked : colourAll).add(cues.colour[i]);
+      if (edge && edge[i]) boundary.add(cues!.boundary![i]);
+    }
+    if (count === 0) continue;
+    const rc: RegionCues = {};
+    if (cues?.noise) {
+      const v = masked > 0 ? noiseMasked.mean() : noiseAll.mean();
+      if (v !== undefined) rc.noiseLogRatio = v;
+    }
+    if (cues?.colour) {
+      const v = masked > 0 ? colourMasked.mean() : colourAll.mean();
+      if (v !== undefined) rc.colourDelta = v;
+    }
+    const b = boundary.mean();
+    if (b !== undefined) rc.boundaryStrength = b;
+    out.push({ name: r.name, score: probSum / count, coverage: masked / count, cues: rc });
+  }
+  return out.sort((a, b) => b.score - a.score);
+}
+
+class Acc {
+  private sum = 0;
+  private n = 0;
+  add(v: number): void {
+    if (Number.isNaN(v)) return;
+    this.sum += v;
+    this.n++;
+  }
+  mean(): number | undefined {
+    return this.n > 0 ? this.sum / this.n : undefined;
+  }
+}

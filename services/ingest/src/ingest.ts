@@ -1,0 +1,72 @@
+// The ingest stage: validate the submitted bytes from their header, store them under a
+// content-addressed key, and announce them. Bad input ends here with a REJECTED result.
+import { create } from '@bufbuild/protobuf';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import {
+  Bucket,
+  InvalidInputError,
+  ObjectKey,
+  Topic,
+  classify,
+  encodeEvent,
+  eventId,
+  probeImage,
+  sha256Hex,
+  terminalEvent,
+  toErrorInfo,
+  uuidv7,
+  type EventBus,
+  type ImageLimits,
+  type ObjectStore,
+} from '@tampertrace/shared';
+import { AnalysisStatus, Stage, StageTimingSchema, type ErrorInfo } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisCompletedSchema, EventMetaSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+
+export const INGEST = 'ingest';
+
+export interface SubmitOptions {
+  tenantId: string;
+  sourceName?: string;
+}
+
+export interface SubmitResult {
+  analysisId: string;
+  contentSha256: string;
+  /** Set when the input was refused; the REJECTED result has been published too. */
+  rejected?: ErrorInfo;
+}
+
+export class Ingestor {
+  constructor(private readonly deps: { bus: EventBus; store: ObjectStore; limits: ImageLimits }) {}
+
+  async submit(bytes: Uint8Array, opts: SubmitOptions): Promise<SubmitResult> {
+    const started = performance.now();
+    const contentSha256 = sha256Hex(bytes);
+    const analysisId = uuidv7();
+    const meta = create(EventMetaSchema, {
+      eventId: eventId(analysisId, INGEST),
+      analysisId,
+      tenantId: opts.tenantId,
+      contentSha256,
+      occurredAt: timestampNow(),
+      submittedAt: timestampNow(),
+      sourceName: opts.sourceName ?? '',
+    });
+    let image;
+    try {
+      image = await probeImage(bytes, this.deps.limits);
+    } catch (err) {
+      const e = classify(err);
+      if (!(e instanceof InvalidInputError)) throw e;
+      const error = toErrorInfo(e, Stage.INGEST);
+      const final = terminalEvent(meta, AnalysisStatus.REJECTED, error, INGEST);
+      await this.deps.bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
+      return { analysisId, contentSha256, rejected: error };
+    }
+    const original = await this.deps.store.put(Bucket.originals, ObjectKey.original(opts.tenantId, contentSha256), bytes, `image/${image.format}`);
+    meta.timings.push(create(StageTimingSchema, { stage: Stage.INGEST, durationMs: performance.now() - started }));
+    const event = create(ImageIngestedSchema, { meta, original, image });
+    await this.deps.bus.publish(encodeEvent(Topic.imageIngested, ImageIngestedSchema, event));
+    return { analysisId, contentSha256 };
+  }
+}

@@ -1,0 +1,204 @@
+// `tampertrace`: analyse files in embedded mode, serve the embedded pipeline, read the audit trail.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, Semaphore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
+import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { startEmbedded } from './embedded.ts';
+import { outputNames, writeOutputs } from './outputs.ts';
+import { serveHttp } from './http.ts';
+
+export const EXIT = { ok: 0, failure: 1, rejected: 2 } as const;
+
+const USAGE = `Usage:
+  tampertrace analyze [--out DIR] [--concurrency N] PATH...   analyse image files and folders (embedded mode)
+  tampertrace serve [--port N]                                 run the embedded pipeline with its HTTP endpoint
+  tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
+  tampertrace audit verify                                     check the tenant's audit hash chain
+
+Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
+Configuration comes from TAMPERTRACE_* environment variables (see README).`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'analyze':
+        return await analyze(rest);
+      case 'serve':
+        return await serve(rest);
+      case 'audit':
+        return await auditCmd(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE + '\n');
+        return cmd === undefined ? EXIT.failure : EXIT.ok;
+      default:
+        process.stderr.write(`unknown command "${cmd}"\n${USAGE}\n`);
+        return EXIT.failure;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) process.stderr.write(`configuration error: ${err.message}\n`);
+    else process.stderr.write(`tampertrace: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return EXIT.failure;
+  }
+}
+
+/** Files under the given paths: folders are walked recursively, hidden entries skipped, order stable. */
+export async function expandInputs(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const s = await stat(p).catch(() => undefined);
+    if (!s) throw new Error(`no such file or folder: ${p}`);
+    if (s.isDirectory()) {
+      const entries = (await readdir(p)).filter((n) => !n.startsWith('.')).sort();
+      out.push(...(await expandInputs(entries.map((n) => path.join(p, n)))));
+    } else if (s.isFile()) out.push(p);
+  }
+  return out;
+}
+
+async function analyze(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { out: { type: 'string', default: 'tampertrace-out' }, concurrency: { type: 'string', default: '4' } },
+  });
+  if (positionals.length === 0) {
+    process.stderr.write(`analyze needs at least one PATH\n${USAGE}\n`);
+    return EXIT.failure;
+  }
+  const cfg = loadConfig();
+  const log = createLogger('tampertrace', process.env.TAMPERTRACE_LOG_LEVEL ?? 'warn');
+  const files = await expandInputs(positionals);
+  const names = outputNames(files);
+  const embedded = await startEmbedded(cfg, log);
+  const progress = new Progress(files.length);
+  const results: Analysis[] = new Array(files.length);
+  const inFlight = new Semaphore(Math.max(1, Number(values.concurrency) || 4));
+  try {
+    await Promise.all(
+      files.map(async (file, i) => {
+        await inFlight.acquire();
+        try {
+          const bytes = await readFile(file);
+          const a = await embedded.analyze(bytes, path.basename(file));
+          await writeOutputs(embedded.store, a, values.out!, names[i]);
+          results[i] = a;
+          progress.tick(file, a);
+        } finally {
+          inFlight.release();
+        }
+      }),
+    );
+  } finally {
+    progress.done();
+    await embedded.close();
+  }
+  process.stdout.write(summaryTable(files, results) + '\n');
+  process.stdout.write(`Results written to ${path.resolve(values.out!)}\n`);
+  if (results.some((a) => a.status === AnalysisStatus.FAILED)) return EXIT.failure;
+  if (results.some((a) => a.status === AnalysisStatus.REJECTED)) return EXIT.rejected;
+  return EXIT.ok;
+}
+
+const statusName = (a: Analysis) => AnalysisStatus[a.status];
+const verdictName = (a: Analysis) => (a.verdict ? Verdict[a.verdict] : '-');
+
+export function summaryTable(files: string[], results: Analysis[]): string {
+  const rows = results.map((a, i) => [
+    path.basename(files[i]),
+    statusName(a),
+    verdictName(a),
+    String(a.faces.length),
+    a.faces.length ? a.maxForgeryScore.toFixed(2) : '-',
+    a.error
+      ? `${codeName(a.error.code)}: ${a.error.message}`.slice(0, 70)
+      : a.faces
+          .flatMap((f) => f.regions.filter((r) => r.coverage >= 0.15).map((r) => r.name))
+          .filter((n, j, all) => all.indexOf(n) === j)
+          .slice(0, 4)
+          .join(', ') || '-',
+  ]);
+  const header = ['INPUT', 'STATUS', 'VERDICT', 'FACES', 'SCORE', 'REGIONS / ERROR'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((v, c) => v.padEnd(widths[c])).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** One line per finished input on stderr; redrawn in place on a terminal. */
+class Progress {
+  private n = 0;
+  private readonly tty = process.stderr.isTTY;
+  private readonly started = Date.now();
+  constructor(private readonly total: number) {}
+  tick(file: string, a: Analysis): void {
+    this.n++;
+    if (this.total < 2) return;
+    const rate = this.n / Math.max(0.001, (Date.now() - this.started) / 1000);
+    const msg = `[${this.n}/${this.total}] ${rate.toFixed(1)} img/s  ${path.basename(file)}: ${statusName(a)}`;
+    process.stderr.write(this.tty ? `\r\x1b[2K${msg}` : `${msg}\n`);
+  }
+  done(): void {
+    if (this.tty && this.total >= 2) process.stderr.write('\n');
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { port: { type: 'string' } } });
+  const cfg = loadConfig(values.port ? { ...process.env, TAMPERTRACE_HTTP_PORT: values.port } : process.env);
+  const log = createLogger('tampertrace');
+  const embedded = await startEmbedded(cfg, log);
+  const server = await serveHttp(embedded, cfg, log);
+  const addr = server.address();
+  const url = typeof addr === 'object' && addr ? `http://${cfg.TAMPERTRACE_HTTP_HOST}:${addr.port}` : '';
+  process.stdout.write(
+    `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
+      `  Analyse an image:  curl --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
+      `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await embedded.close();
+  return EXIT.ok;
+}
+
+async function auditCmd(args: string[]): Promise<number> {
+  const [sub, key] = args;
+  const cfg = loadConfig();
+  const { AuditStore } = await import('@tampertrace/audit/store');
+  const { openPglite } = await import('@tampertrace/audit/pglite');
+  const audit = new AuditStore(await openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db')));
+  try {
+    await audit.migrate();
+    if (sub === 'trail' && key) {
+      const rows = await audit.trail(cfg.TAMPERTRACE_TENANT, /^[0-9a-f]{64}$/.test(key) ? { contentSha256: key } : { analysisId: key });
+      if (rows.length === 0) {
+        process.stderr.write(`no audit records for ${key}\n`);
+        return EXIT.failure;
+      }
+      for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+      return EXIT.ok;
+    }
+    if (sub === 'verify') {
+      const v = await audit.verify(cfg.TAMPERTRACE_TENANT);
+      if (v.ok) {
+        process.stdout.write(`OK: ${v.count} records verify for tenant ${cfg.TAMPERTRACE_TENANT}\n`);
+        return EXIT.ok;
+      }
+      process.stdout.write(`FAILED at record ${v.sequence}: ${v.reason}\n`);
+      return EXIT.failure;
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return EXIT.failure;
+  } finally {
+    await audit.close();
+  }
+}

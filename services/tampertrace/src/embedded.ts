@@ -1,0 +1,136 @@
+// Embedded mode: every stage in this process, wired by the in-process bus, with a local folder
+// as object store and PGlite as the audit database, all under $TAMPERTRACE_HOME.
+import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { fromBinary } from '@bufbuild/protobuf';
+import {
+  Bucket,
+  FsObjectStore,
+  InMemoryBus,
+  Topic,
+  findModel,
+  readManifest,
+  runStage,
+  type Config,
+  type ImageLimits,
+  type Logger,
+  type Subscription,
+} from '@tampertrace/shared';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { Ingestor, type SubmitResult } from '@tampertrace/ingest';
+import { BlazeFaceDetector } from '@tampertrace/face-detection/blazeface';
+import { faceDetectionStage } from '@tampertrace/face-detection/stage';
+import { loadForgeryModel } from '@tampertrace/forgery-localization/model';
+import { Localizer } from '@tampertrace/forgery-localization/localize';
+import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
+import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
+import { explanationStage } from '@tampertrace/explanation-generation/stage';
+import { AuditStore } from '@tampertrace/audit/store';
+import { openPglite } from '@tampertrace/audit/pglite';
+import { runAuditConsumer } from '@tampertrace/audit/consumer';
+
+export const LOCALIZER_MODEL = 'forensic-inconsistency';
+
+export function limitsOf(cfg: Config): ImageLimits {
+  return { maxInputBytes: cfg.TAMPERTRACE_MAX_INPUT_BYTES, maxPixels: cfg.TAMPERTRACE_MAX_PIXELS, minSide: cfg.TAMPERTRACE_MIN_SIDE };
+}
+
+/** Keeps final results for look-up and hands them to whoever waits for one. */
+class Results {
+  private readonly done = new Map<string, Analysis>();
+  private readonly waiters = new Map<string, Array<(a: Analysis) => void>>();
+  constructor(private readonly capacity = 10_000) {}
+
+  add(a: Analysis): void {
+    this.done.set(a.analysisId, a);
+    if (this.done.size > this.capacity) this.done.delete(this.done.keys().next().value!);
+    for (const w of this.waiters.get(a.analysisId) ?? []) w(a);
+    this.waiters.delete(a.analysisId);
+  }
+  get(id: string): Analysis | undefined {
+    return this.done.get(id);
+  }
+  wait(id: string): Promise<Analysis> {
+    const a = this.done.get(id);
+    if (a) return Promise.resolve(a);
+    return new Promise((resolve) => this.waiters.set(id, [...(this.waiters.get(id) ?? []), resolve]));
+  }
+}
+
+export interface Embedded {
+  readonly store: FsObjectStore;
+  readonly audit: AuditStore;
+  readonly bus: InMemoryBus;
+  submit(bytes: Uint8Array, sourceName?: string): Promise<SubmitResult>;
+  /** Resolves with the final Analysis (completed, no face, rejected or failed). */
+  result(analysisId: string): Promise<Analysis>;
+  lookup(analysisId: string): Analysis | undefined;
+  analyze(bytes: Uint8Array, sourceName?: string): Promise<Analysis>;
+  /** Waits until every stage and the audit have consumed everything, then stops. */
+  close(): Promise<void>;
+}
+
+export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded> {
+  const home = cfg.TAMPERTRACE_HOME;
+  await mkdir(home, { recursive: true });
+  const limits = limitsOf(cfg);
+  const store = new FsObjectStore(path.join(home, 'objects'));
+  await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
+  const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
+
+  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
+  const ort = { executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS, intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined };
+  const front = findModel(manifest, 'blazeface-front-128');
+  const back = findModel(manifest, 'blazeface-back-256');
+  const locEntry = findModel(manifest, LOCALIZER_MODEL);
+  const [detector, model, db] = await Promise.all([
+    BlazeFaceDetector.load({
+      frontModelPath: path.resolve(manifest.root, front.path),
+      backModelPath: path.resolve(manifest.root, back.path),
+      minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
+      ...ort,
+    }),
+    loadForgeryModel(manifest.root, locEntry, ort),
+    openPglite(path.join(home, 'db')),
+  ]);
+  const audit = new AuditStore(db);
+  await audit.migrate();
+  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand! }, locEntry.cropScale);
+
+  const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
+  const results = new Results();
+  const subs: Subscription[] = [
+    await runStage(bus, faceDetectionStage({ store, detector, limits }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
+    await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
+    await runStage(bus, explanationStage({ explainer: new TemplateExplainer() }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
+    await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
+    await bus.subscribe({
+      group: 'embedded-results',
+      topics: [Topic.analysisCompleted],
+      handler: async (msg) => results.add(fromBinary(AnalysisCompletedSchema, msg.value).analysis!),
+    }),
+  ];
+  const ingestor = new Ingestor({ bus, store, limits });
+  const tenantId = cfg.TAMPERTRACE_TENANT;
+
+  return {
+    store,
+    audit,
+    bus,
+    submit: (bytes, sourceName) => ingestor.submit(bytes, { tenantId, sourceName }),
+    result: (id) => results.wait(id),
+    lookup: (id) => results.get(id),
+    async analyze(bytes, sourceName) {
+      const { analysisId } = await ingestor.submit(bytes, { tenantId, sourceName });
+      return results.wait(analysisId);
+    },
+    async close() {
+      await bus.idle();
+      for (const s of subs) await s.stop();
+      await bus.close();
+      await Promise.all([detector.close(), model.close()]);
+      await audit.close();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// The one typed configuration. Keys are the environment variable names; read once at start,
+// validated, and handed to whatever needs it. Defaults run the embedded mode on one machine.
+import path from 'node:path';
+
+export interface Config {
+  /** Where embedded mode keeps objects and the database. */
+  TAMPERTRACE_HOME: string;
+  /** Repository root holding models/manifest.json. */
+  TAMPERTRACE_MODELS_MANIFEST: string;
+  /** Tenant used by the CLI and the embedded HTTP endpoint. */
+  TAMPERTRACE_TENANT: string;
+  /** Largest accepted input file, bytes. */
+  TAMPERTRACE_MAX_INPUT_BYTES: number;
+  /** Largest accepted width x height, checked from the header before decoding. */
+  TAMPERTRACE_MAX_PIXELS: number;
+  /** Smallest accepted width or height, pixels. */
+  TAMPERTRACE_MIN_SIDE: number;
+  /** Minimum detector confidence for a face. */
+  TAMPERTRACE_MIN_FACE_SCORE: number;
+  /** How many analyses each stage works on at once. */
+  TAMPERTRACE_STAGE_CONCURRENCY: number;
+  /** onnxruntime execution providers, comma separated (cpu, cuda). */
+  TAMPERTRACE_EXECUTION_PROVIDERS: string[];
+  /** onnxruntime intra-op threads per session; 0 lets onnxruntime decide. */
+  TAMPERTRACE_ORT_THREADS: number;
+  /** Embedded HTTP endpoint. */
+  TAMPERTRACE_HTTP_HOST: string;
+  TAMPERTRACE_HTTP_PORT: number;
+  /** Retries of a retriable failure before the message is dead-lettered. */
+  TAMPERTRACE_MAX_ATTEMPTS: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, key: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${key} must be an integer in [${min}, ${max}], got "${raw}"`);
+  return v;
+}
+
+function num(env: Env, key: string, def: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${key} must be a number in [${min}, ${max}], got "${raw}"`);
+  return v;
+}
+
+function str(env: Env, key: string, def: string): string {
+  const raw = env[key];
+  return raw === undefined || raw === '' ? def : raw;
+}
+
+/** Repository root: two levels above shared/src. */
+export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+export function loadConfig(env: Env = process.env): Config {
+  const providers = str(env, 'TAMPERTRACE_EXECUTION_PROVIDERS', 'cpu')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const p of providers) {
+    if (!['cpu', 'cuda'].includes(p)) throw new ConfigError(`TAMPERTRACE_EXECUTION_PROVIDERS: unknown provider "${p}" (cpu, cuda)`);
+  }
+  return {
+    TAMPERTRACE_HOME: path.resolve(str(env, 'TAMPERTRACE_HOME', '.tampertrace')),
+    TAMPERTRACE_MODELS_MANIFEST: path.resolve(str(env, 'TAMPERTRACE_MODELS_MANIFEST', path.join(REPO_ROOT, 'models', 'manifest.json'))),
+    TAMPERTRACE_TENANT: str(env, 'TAMPERTRACE_TENANT', 'default'),
+    TAMPERTRACE_MAX_INPUT_BYTES: int(env, 'TAMPERTRACE_MAX_INPUT_BYTES', 50 * 1024 * 1024, 1),
+    TAMPERTRACE_MAX_PIXELS: int(env, 'TAMPERTRACE_MAX_PIXELS', 50_000_000, 1),
+    TAMPERTRACE_MIN_SIDE: int(env, 'TAMPERTRACE_MIN_SIDE', 32, 1),
+    TAMPERTRACE_MIN_FACE_SCORE: num(env, 'TAMPERTRACE_MIN_FACE_SCORE', 0.6, 0, 1),
+    TAMPERTRACE_STAGE_CONCURRENCY: int(env, 'TAMPERTRACE_STAGE_CONCURRENCY', 2, 1, 64),
+    TAMPERTRACE_EXECUTION_PROVIDERS: providers,
+    TAMPERTRACE_ORT_THREADS: int(env, 'TAMPERTRACE_ORT_THREADS', 0, 0, 64),
+    TAMPERTRACE_HTTP_HOST: str(env, 'TAMPERTRACE_HTTP_HOST', '127.0.0.1'),
+    TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
+    TAMPERTRACE_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_MAX_ATTEMPTS', 5, 1, 100),
+  };
+}

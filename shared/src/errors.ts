@@ -1,0 +1,75 @@
+// Errors are classified once here (invalid input / retriable / internal) and mapped once to
+// the proto ErrorCode, HTTP status codes and dead-letter reasons.
+import { ErrorCode, Stage, type ErrorInfo, ErrorInfoSchema } from './gen/tampertrace/v1/common_pb.ts';
+import { create } from '@bufbuild/protobuf';
+
+export type ErrorClass = 'invalid-input' | 'retriable' | 'internal';
+
+export class TamperTraceError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+  get errorClass(): ErrorClass {
+    return classOf(this.code);
+  }
+}
+
+/** The input can never succeed: reject it, do not retry. */
+export class InvalidInputError extends TamperTraceError {}
+/** A dependency failed or timed out: try again later. */
+export class RetriableError extends TamperTraceError {}
+/** A bug or an impossible state. */
+export class InternalError extends TamperTraceError {}
+
+const INVALID: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.EMPTY_INPUT,
+  ErrorCode.UNSUPPORTED_FORMAT,
+  ErrorCode.TRUNCATED_IMAGE,
+  ErrorCode.TOO_MANY_PIXELS,
+  ErrorCode.TOO_LARGE,
+  ErrorCode.TOO_SMALL,
+  ErrorCode.CORRUPT_IMAGE,
+  ErrorCode.INVALID_MESSAGE,
+]);
+const RETRIABLE: ReadonlySet<ErrorCode> = new Set([ErrorCode.DEPENDENCY_UNAVAILABLE, ErrorCode.TIMEOUT]);
+
+export function classOf(code: ErrorCode): ErrorClass {
+  if (INVALID.has(code)) return 'invalid-input';
+  if (RETRIABLE.has(code)) return 'retriable';
+  return 'internal';
+}
+
+/** Anything thrown, as a classified error. Unknown errors are internal. */
+export function classify(err: unknown): TamperTraceError {
+  if (err instanceof TamperTraceError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code)) {
+    return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, e.message, { cause: err });
+  }
+  return new InternalError(ErrorCode.INTERNAL, err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** Short, stable name of a code for people and headers, e.g. "TRUNCATED_IMAGE". */
+export function codeName(code: ErrorCode): string {
+  return ErrorCode[code] ?? 'UNSPECIFIED';
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  switch (classOf(code)) {
+    case 'invalid-input':
+      return code === ErrorCode.TOO_LARGE || code === ErrorCode.TOO_MANY_PIXELS ? 413 : 422;
+    case 'retriable':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+export function toErrorInfo(err: TamperTraceError, stage: Stage): ErrorInfo {
+  return create(ErrorInfoSchema, { code: err.code, message: err.message, stage });
+}

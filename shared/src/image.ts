@@ -1,0 +1,103 @@
+// Safe image reading with sharp: header checks before any decoding (size, format, pixel count),
+// then a strict decode to packed RGB in the EXIF-oriented frame. Every failure is an
+// InvalidInputError with a precise code.
+import sharp, { type Metadata } from 'sharp';
+import { create } from '@bufbuild/protobuf';
+import { ErrorCode, type ImageInfo, ImageInfoSchema } from './gen/tampertrace/v1/common_pb.ts';
+import { InvalidInputError } from './errors.ts';
+
+export interface ImageLimits {
+  maxInputBytes: number;
+  maxPixels: number;
+  minSide: number;
+}
+
+/** Packed RGB, 3 bytes per pixel, row-major, EXIF orientation applied. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif'] as const;
+
+// sharp reports failures as messages only; this is the one place that maps them to codes.
+function mapSharpError(err: unknown): InvalidInputError {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/exceeds pixel limit/i.test(msg)) return new InvalidInputError(ErrorCode.TOO_MANY_PIXELS, `image has too many pixels (${msg})`, { cause: err });
+  if (/unsupported image format|Input Buffer is empty/i.test(msg)) return new InvalidInputError(ErrorCode.UNSUPPORTED_FORMAT, 'not an image in an accepted format (JPEG, PNG, WebP, GIF)', { cause: err });
+  if (/premature end|truncated|unexpected end|not enough data|read error|end of (file|stream)/i.test(msg)) return new InvalidInputError(ErrorCode.TRUNCATED_IMAGE, `image data ends early (${msg})`, { cause: err });
+  return new InvalidInputError(ErrorCode.CORRUPT_IMAGE, `image cannot be decoded (${msg})`, { cause: err });
+}
+
+/** EXIF orientations 5-8 swap width and height. */
+function orientedSize(width: number, height: number, orientation: number | undefined): [number, number] {
+  return orientation !== undefined && orientation >= 5 ? [height, width] : [width, height];
+}
+
+/** Reads only the header: cheap, and refuses what must never be decoded. */
+export async function probeImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
+  if (bytes.byteLength === 0) throw new InvalidInputError(ErrorCode.EMPTY_INPUT, 'the input is empty (0 bytes)');
+  if (bytes.byteLength > limits.maxInputBytes) {
+    throw new InvalidInputError(ErrorCode.TOO_LARGE, `the input has ${bytes.byteLength} bytes; the limit is ${limits.maxInputBytes}`);
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: limits.maxPixels, pages: 1 }).metadata();
+  } catch (err) {
+    throw mapSharpError(err);
+  }
+  const format = meta.format as string | undefined;
+  if (!format || !(ACCEPTED_FORMATS as readonly string[]).includes(format)) {
+    throw new InvalidInputError(ErrorCode.UNSUPPORTED_FORMAT, `format "${format ?? 'unknown'}" is not accepted (JPEG, PNG, WebP, GIF)`);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.pageHeight ?? meta.height ?? 0;
+  if (w * h > limits.maxPixels) {
+    throw new InvalidInputError(ErrorCode.TOO_MANY_PIXELS, `image declares ${w}x${h} = ${w * h} pixels; the limit is ${limits.maxPixels}`);
+  }
+  if (w < limits.minSide || h < limits.minSide) {
+    throw new InvalidInputError(ErrorCode.TOO_SMALL, `image is ${w}x${h}; both sides must be at least ${limits.minSide} pixels`);
+  }
+  const [width, height] = orientedSize(w, h, meta.orientation);
+  return create(ImageInfoSchema, { format, width, height, sizeBytes: BigInt(bytes.byteLength) });
+}
+
+/**
+ * Decodes the first frame to sRGB packed RGB with EXIF orientation applied. Truncated or
+ * damaged data fails rather than yielding a half-grey picture.
+ */
+export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
+  await probeImage(bytes, limits);
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1 })
+      .rotate()
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) {
+      // Greyscale sources come out with one channel; expand so every consumer sees RGB.
+      return expandToRgb(data, info.width, info.height, info.channels);
+    }
+    return { data, width: info.width, height: info.height };
+  } catch (err) {
+    throw mapSharpError(err);
+  }
+}
+
+function expandToRgb(data: Uint8Array, width: number, height: number, channels: number): RgbImage {
+  const out = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < width * height; i++, j += channels) {
+    const v = data[j];
+    out[i * 3] = data[j];
+    out[i * 3 + 1] = channels >= 3 ? data[j + 1] : v;
+    out[i * 3 + 2] = channels >= 3 ? data[j + 2] : v;
+  }
+  return { data: out, width, height };
+}
+
+/** PNG encoding of a single-channel buffer (masks, heatmaps). */
+export async function encodeGreyPng(data: Uint8Array, width: number, height: number): Promise<Buffer> {
+  return sharp(data, { raw: { width, height, channels: 1 } }).png({ compressionLevel: 6 }).toBuffer();
+}

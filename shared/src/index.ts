@@ -1,0 +1,12 @@
+// The project's shared library: contract types, bus and store interfaces, config, errors.
+export * from './bus.ts';
+export * from './config.ts';
+export * from './errors.ts';
+export * from './events.ts';
+export * from './ids.ts';
+export * from './image.ts';
+export * from './log.ts';
+export * from './object-store.ts';
+export * from './stage.ts';
+export * from './topics.ts';
+export * from './manifest.ts';

@@ -1,0 +1,54 @@
+// The model manifest (models/manifest.json): which model files the services run, verified by
+// sha256 before any is loaded.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sha256Hex } from './ids.ts';
+
+export interface ManifestEntry {
+  name: string;
+  version: string;
+  task: 'face-detection' | 'forgery-localization';
+  /** Relative to the manifest's folder's parent (the repository root). */
+  path: string;
+  sha256: string;
+  inputSize: number;
+  licence: string;
+  /** forgery-localization only: see the model card. */
+  cropScale?: number;
+  input?: string;
+  output?: string;
+  pixelThreshold?: number;
+  faceThreshold?: number;
+  uncertainBand?: [number, number];
+}
+
+export interface Manifest {
+  models: ManifestEntry[];
+}
+
+export class ModelIntegrityError extends Error {}
+
+export async function readManifest(manifestPath: string): Promise<Manifest & { root: string }> {
+  const m = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+  return { ...m, root: path.resolve(path.dirname(manifestPath), '..') };
+}
+
+export function findModel(m: Manifest, name: string): ManifestEntry {
+  const e = m.models.find((x) => x.name === name);
+  if (!e) throw new ModelIntegrityError(`model "${name}" is not in the manifest`);
+  return e;
+}
+
+/** The model file's bytes, after checking them against the manifest's sha256. */
+export async function loadVerifiedModel(root: string, e: ManifestEntry): Promise<{ file: string; bytes: Buffer }> {
+  const file = path.resolve(root, e.path);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch {
+    throw new ModelIntegrityError(`model file ${e.path} is missing; run "make models" (node scripts/fetch-models.mjs)`);
+  }
+  const actual = sha256Hex(bytes);
+  if (actual !== e.sha256) throw new ModelIntegrityError(`model file ${e.path} has sha256 ${actual}, the manifest says ${e.sha256}`);
+  return { file, bytes };
+}

@@ -1,0 +1,76 @@
+// Object storage contract shared by the local-folder store (embedded mode) and S3/MinIO
+// (distributed mode). Keys are deterministic, so writing an object twice is harmless.
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { type ObjectRef, ObjectRefSchema } from './gen/tampertrace/v1/common_pb.ts';
+import { sha256Hex } from './ids.ts';
+
+export const Bucket = {
+  originals: 'originals',
+  artifacts: 'artifacts',
+} as const;
+
+export interface ObjectStore {
+  put(bucket: string, key: string, data: Uint8Array, contentType: string): Promise<ObjectRef>;
+  get(bucket: string, key: string): Promise<Buffer>;
+  exists(bucket: string, key: string): Promise<boolean>;
+  ensureBuckets(buckets: string[]): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {}
+
+/** Object keys: tenant first, so that a prefix is a tenant boundary. */
+export const ObjectKey = {
+  original: (tenant: string, sha256: string) => `${tenant}/${sha256}/original`,
+  artifact: (tenant: string, analysisId: string, name: 'mask.png' | 'overlay.png' | 'heatmap.png') => `${tenant}/${analysisId}/${name}`,
+};
+
+const SAFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+function checkKey(bucket: string, key: string): void {
+  if (!SAFE_SEGMENT.test(bucket)) throw new Error(`invalid bucket name "${bucket}"`);
+  const parts = key.split('/');
+  if (parts.some((s) => !SAFE_SEGMENT.test(s) || s === '.' || s === '..')) throw new Error(`invalid object key "${key}"`);
+}
+
+/** Objects as files under a root folder: <root>/<bucket>/<key>. Writes are atomic (temp file + rename). */
+export class FsObjectStore implements ObjectStore {
+  constructor(private readonly root: string) {}
+
+  private file(bucket: string, key: string): string {
+    checkKey(bucket, key);
+    return path.join(this.root, bucket, ...key.split('/'));
+  }
+
+  async ensureBuckets(buckets: string[]): Promise<void> {
+    await Promise.all(buckets.map((b) => mkdir(this.file(b, 'x').slice(0, -2), { recursive: true })));
+  }
+
+  async put(bucket: string, key: string, data: Uint8Array, contentType: string): Promise<ObjectRef> {
+    const file = this.file(bucket, key);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+    return create(ObjectRefSchema, { bucket, key, sha256: sha256Hex(data), sizeBytes: BigInt(data.byteLength), contentType });
+  }
+
+  async get(bucket: string, key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.file(bucket, key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(`${bucket}/${key} not found`);
+      throw err;
+    }
+  }
+
+  async exists(bucket: string, key: string): Promise<boolean> {
+    try {
+      await stat(this.file(bucket, key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

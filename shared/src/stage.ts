@@ -1,0 +1,94 @@
+// Runs a transport-free stage behind any EventBus: decode, handle, publish, and map failures
+// once. The stage function never sees the bus; the bus never sees the stage's types.
+import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import type { BusMessage, EventBus, Subscription } from './bus.ts';
+import { AnalysisStatus, type Stage, StageTimingSchema } from './gen/tampertrace/v1/common_pb.ts';
+import { AnalysisCompletedSchema, type EventMeta } from './gen/tampertrace/v1/events_pb.ts';
+import { classify, codeName, toErrorInfo } from './errors.ts';
+import { decodeEvent, encodeEvent, terminalEvent } from './events.ts';
+import type { Logger } from './log.ts';
+import { Header, Topic, deadLetterTopic } from './topics.ts';
+
+type WithMeta = { meta?: EventMeta };
+
+/** A pipeline stage: one input event type in, one output event type out, no I/O knowledge of transport. */
+export interface StageDefinition<I extends DescMessage, O extends DescMessage> {
+  /** Service name; also the consumer group. */
+  readonly name: string;
+  readonly stage: Stage;
+  readonly input: { topic: string; schema: I };
+  readonly output: { topic: string; schema: O };
+  handle(event: MessageShape<I> & WithMeta): Promise<MessageShape<O> & WithMeta>;
+}
+
+export interface RunStageOptions {
+  concurrency: number;
+  /** Attempts for a retriable failure before the event is dead-lettered and the analysis failed. */
+  maxAttempts: number;
+  log: Logger;
+}
+
+/** Sends a message to its topic's dead-letter sibling with provenance headers; original key and value kept. */
+export async function deadLetter(bus: EventBus, msg: BusMessage, stage: string, code: string, reason: string): Promise<void> {
+  await bus.publish({
+    topic: deadLetterTopic(msg.topic),
+    key: msg.key,
+    value: msg.value,
+    headers: {
+      ...msg.headers,
+      [Header.dlqReason]: reason.slice(0, 1000),
+      [Header.dlqCode]: code,
+      [Header.dlqStage]: stage,
+      [Header.dlqTime]: new Date().toISOString(),
+      [Header.dlqOriginalTopic]: msg.topic,
+    },
+  });
+}
+
+export async function runStage<I extends DescMessage, O extends DescMessage>(bus: EventBus, def: StageDefinition<I, O>, opts: RunStageOptions): Promise<Subscription> {
+  const attempts = new Map<string, number>();
+  const log = opts.log;
+
+  const handler = async (msg: BusMessage): Promise<void> => {
+    let event: MessageShape<I> & WithMeta;
+    try {
+      event = decodeEvent(def.input.schema, msg);
+    } catch (err) {
+      const e = classify(err);
+      log.warn({ topic: msg.topic, key: msg.key, code: codeName(e.code), err: e.message }, 'dead-lettering an undecodable message');
+      await deadLetter(bus, msg, def.name, codeName(e.code), e.message);
+      return;
+    }
+    const meta = event.meta!;
+    const started = performance.now();
+    try {
+      const out = await def.handle(event);
+      out.meta!.timings.push(create(StageTimingSchema, { stage: def.stage, durationMs: performance.now() - started }));
+      await bus.publish(encodeEvent(def.output.topic, def.output.schema, out));
+      attempts.delete(meta.eventId);
+    } catch (err) {
+      const e = classify(err);
+      const ctx = { analysisId: meta.analysisId, tenant: meta.tenantId, code: codeName(e.code), class: e.errorClass };
+      if (e.errorClass === 'invalid-input') {
+        // The image itself is bad: a normal, final outcome for the user, not an incident.
+        log.info({ ...ctx, err: e.message }, 'input rejected');
+        const final = terminalEvent(meta, AnalysisStatus.REJECTED, toErrorInfo(e, def.stage), def.name);
+        await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
+        return;
+      }
+      const n = (attempts.get(meta.eventId) ?? 0) + 1;
+      attempts.set(meta.eventId, n);
+      if (e.errorClass === 'retriable' && n < opts.maxAttempts) {
+        log.warn({ ...ctx, attempt: n, err: e.message }, 'retriable failure; the message will be redelivered');
+        throw e; // not committed: the bus redelivers after a backoff
+      }
+      log.error({ ...ctx, attempt: n, err: e.message, stack: e.stack }, 'giving up on message');
+      await deadLetter(bus, msg, def.name, codeName(e.code), e.message);
+      const final = terminalEvent(meta, AnalysisStatus.FAILED, toErrorInfo(e, def.stage), def.name);
+      await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
+      attempts.delete(meta.eventId);
+    }
+  };
+
+  return bus.subscribe({ group: def.name, topics: [def.input.topic], handler, concurrency: opts.concurrency });
+}

@@ -1,0 +1,41 @@
+// Every topic name in one place. Distributed mode prefixes them (TAMPERTRACE_TOPIC_PREFIX);
+// each consumed topic has a dead-letter sibling named `<topic>.dlq`.
+
+export const Topic = {
+  /** ImageIngested: validated bytes are stored and ready for detection. Key: analysis id. */
+  imageIngested: 'tampertrace.image.ingested.v1',
+  /** FacesDetected: faces (possibly none) found in an image. */
+  facesDetected: 'tampertrace.faces.detected.v1',
+  /** ForgeryLocalized: per-face maps, masks, region scores and the verdict. */
+  forgeryLocalized: 'tampertrace.forgery.localized.v1',
+  /** AnalysisCompleted: the final result of every analysis, including rejections. */
+  analysisCompleted: 'tampertrace.analysis.completed.v1',
+} as const;
+
+export type TopicName = (typeof Topic)[keyof typeof Topic];
+
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+export function withPrefix(prefix: string, topic: string): string {
+  return prefix ? `${prefix}.${topic}` : topic;
+}
+
+/** Header names carried on every message (values are UTF-8 strings). */
+export const Header = {
+  eventType: 'tt-event-type',
+  tenant: 'tt-tenant',
+  contentSha256: 'tt-content-sha256',
+  schemaVersion: 'tt-schema-version',
+  traceparent: 'traceparent',
+  // Dead-letter provenance.
+  dlqReason: 'tt-dlq-reason',
+  dlqCode: 'tt-dlq-code',
+  dlqStage: 'tt-dlq-stage',
+  dlqTime: 'tt-dlq-time',
+  dlqOriginalTopic: 'tt-dlq-original-topic',
+} as const;
+
+/** Bumped when an event's encoding changes incompatibly. */
+export const SCHEMA_VERSION = '1';
