@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
+import { InvalidInputError } from './errors.ts';
+import { decodeRgb, probeImage, type ImageLimits } from './image.ts';
+import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg } from './testing.ts';
+
+const limits: ImageLimits = { maxInputBytes: 5_000_000, maxPixels: 50_000_000, minSide: 32 };
+
+async function codeOf(p: Promise<unknown>): Promise<ErrorCode> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${err}`);
+    return err.code;
+  }
+  assert.fail('expected a rejection');
+}
+
+test('probe reads format and oriented size from the header', async () => {
+  const info = await probeImage(astronautPng(), limits);
+  assert.equal(info.format, 'png');
+  assert.equal(info.width, 512);
+  assert.equal(info.height, 512);
+  const jpg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#808080' } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+  const rotated = await probeImage(jpg, limits);
+  assert.deepEqual([rotated.width, rotated.height], [200, 300]);
+});
+
+test('decode applies EXIF orientation: an orientation-6 JPEG comes out rotated', async () => {
+  // Left half black, right half white; orientation 6 rotates 90° clockwise, so black ends up on top.
+  const raw = Buffer.alloc(300 * 200 * 3);
+  for (let y = 0; y < 200; y++) for (let x = 150; x < 300; x++) raw.fill(255, (y * 300 + x) * 3, (y * 300 + x) * 3 + 3);
+  const jpg = await sharp(raw, { raw: { width: 300, height: 200, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+  const img = await decodeRgb(jpg, limits);
+  assert.deepEqual([img.width, img.height], [200, 300]);
+  assert.ok(img.data[(20 * 200 + 100) * 3] < 30, 'top is black');
+  assert.ok(img.data[(280 * 200 + 100) * 3] > 225, 'bottom is white');
+});
+
+test('greyscale images decode to three equal channels', async () => {
+  const img = await decodeRgb(cameraPng(), limits);
+  assert.equal(img.data.length, 512 * 512 * 3);
+  const p = (100 * 512 + 100) * 3;
+  assert.equal(img.data[p], img.data[p + 1]);
+  assert.equal(img.data[p], img.data[p + 2]);
+});
+
+test('each kind of bad input fails with its own code', async () => {
+  assert.equal(await codeOf(probeImage(new Uint8Array(0), limits)), ErrorCode.EMPTY_INPUT);
+  assert.equal(await codeOf(probeImage(Buffer.from('this is plain text, not a JPEG'), limits)), ErrorCode.UNSUPPORTED_FORMAT);
+  assert.equal(await codeOf(probeImage(pngDeclaring(60000, 60000), limits)), ErrorCode.TOO_MANY_PIXELS);
+  assert.equal(await codeOf(probeImage(astronautPng(), { ...limits, maxInputBytes: 1000 })), ErrorCode.TOO_LARGE);
+  assert.equal(await codeOf(probeImage(pngDeclaring(10, 10), limits)), ErrorCode.TOO_SMALL);
+  // The header of a truncated JPEG is fine; only decoding finds the damage.
+  const cut = await truncatedJpeg();
+  assert.equal((await probeImage(cut, limits)).width, 512);
+  assert.equal(await codeOf(decodeRgb(cut, limits)), ErrorCode.TRUNCATED_IMAGE);
+});
+
+test('a pixel limit below the image size refuses it before decoding', async () => {
+  assert.equal(await codeOf(decodeRgb(astronautPng(), { ...limits, maxPixels: 512 * 511 })), ErrorCode.TOO_MANY_PIXELS);
+});

@@ -1,0 +1,39 @@
+// Test inputs made on the fly (no binary fixtures beyond the two licensed photos).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import sharp from 'sharp';
+import { REPO_ROOT } from './config.ts';
+
+export const FACES_DIR = path.join(REPO_ROOT, 'testdata', 'faces');
+export const astronautPng = (): Buffer => readFileSync(path.join(FACES_DIR, 'astronaut.png'));
+export const cameraPng = (): Buffer => readFileSync(path.join(FACES_DIR, 'camera.png'));
+
+/** A JPEG cut in half: the header is intact, the scan data ends early. */
+export async function truncatedJpeg(): Promise<Buffer> {
+  const jpg = await sharp(astronautPng()).jpeg({ quality: 90 }).toBuffer();
+  return jpg.subarray(0, Math.floor(jpg.length / 2));
+}
+
+/** A valid PNG header (correct CRC) declaring width x height, with a tiny body: a decompression bomb's shape. */
+export function pngDeclaring(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
