@@ -58,6 +58,26 @@ class Results {
   }
 }
 
+/** The models every analysis needs, loaded and verified against the manifest. */
+export async function loadModels(cfg: Config) {
+  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
+  const ort = { executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS, intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined };
+  const front = findModel(manifest, 'blazeface-front-128');
+  const back = findModel(manifest, 'blazeface-back-256');
+  const locEntry = findModel(manifest, LOCALIZER_MODEL);
+  const [detector, model] = await Promise.all([
+    BlazeFaceDetector.load({
+      frontModelPath: path.resolve(manifest.root, front.path),
+      backModelPath: path.resolve(manifest.root, back.path),
+      minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
+      ...ort,
+    }),
+    loadForgeryModel(manifest.root, locEntry, ort),
+  ]);
+  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand! }, locEntry.cropScale);
+  return { detector, model, locEntry, localizer, explainer: new TemplateExplainer() };
+}
+
 export interface Embedded {
   readonly store: FsObjectStore;
   readonly audit: AuditStore;
@@ -79,31 +99,16 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
   await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
   const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
 
-  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
-  const ort = { executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS, intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined };
-  const front = findModel(manifest, 'blazeface-front-128');
-  const back = findModel(manifest, 'blazeface-back-256');
-  const locEntry = findModel(manifest, LOCALIZER_MODEL);
-  const [detector, model, db] = await Promise.all([
-    BlazeFaceDetector.load({
-      frontModelPath: path.resolve(manifest.root, front.path),
-      backModelPath: path.resolve(manifest.root, back.path),
-      minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
-      ...ort,
-    }),
-    loadForgeryModel(manifest.root, locEntry, ort),
-    openPglite(path.join(home, 'db')),
-  ]);
+  const [{ detector, model, locEntry, localizer, explainer }, db] = await Promise.all([loadModels(cfg), openPglite(path.join(home, 'db'))]);
   const audit = new AuditStore(db);
   await audit.migrate();
-  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand! }, locEntry.cropScale);
 
   const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
   const results = new Results();
   const subs: Subscription[] = [
     await runStage(bus, faceDetectionStage({ store, detector, limits }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
     await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
-    await runStage(bus, explanationStage({ explainer: new TemplateExplainer() }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
+    await runStage(bus, explanationStage({ explainer }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
     await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
     await bus.subscribe({
       group: 'embedded-results',
