@@ -4,8 +4,10 @@ import {
   checkGrounding,
   DEFAULT_REGION_VOCABULARY,
   DEFAULT_TEMPLATE_OPTIONS,
+  REGION_NAMES,
   TemplateExplainer,
 } from './explainer.ts';
+import { REGION_NAMES as LOCALIZATION_REGION_NAMES } from '../../forgery-localization/src/regions.ts';
 import type {
   Explanation,
   ExplanationInput,
@@ -16,6 +18,11 @@ import type {
 } from './explainer.ts';
 
 const VOCAB = DEFAULT_REGION_VOCABULARY;
+
+test('vocabulary mirrors the localization service region names', () => {
+  assert.deepEqual([...REGION_NAMES], [...LOCALIZATION_REGION_NAMES]);
+  for (const n of REGION_NAMES) assert.ok(VOCAB.includes(n), n);
+});
 
 function region(name: string, score: number, coverage: number, cues: RegionEvidence['cues'] = {}): RegionEvidence {
   return { name, score, coverage, cues };
@@ -191,8 +198,10 @@ test('invariants hold under non-default thresholds', async () => {
 test('forged mouth: exact text and facts', async () => {
   const exp = await explainer.explain(TABLE[0][1]);
   // mouth, lip, nose kept (top 3 by score above coverage); the eye (coverage 0.10) is not named.
-  assert.equal(exp.text, 'The mouth, the lips and the nose appear smoothed out, blurrier than the rest of the face. ' +
-    'The mouth has a colour that differs from the rest of the face. The mouth is outlined by a soft blending edge.');
+  // Blur is shared by three regions (one sentence); colour and boundary by the mouth alone,
+  // whose two cues share one sentence with a pronoun continuation.
+  assert.equal(exp.text, 'The mouth, the lips and the nose are blurrier than the rest of the face. ' +
+    'The mouth shows a colour shift against the rest of the face; a soft blending edge runs around it.');
   assert.deepEqual(exp.facts.map((f) => `${f.region}:${f.cue}:${f.value}`), [
     'mouth:coverage:0.82', 'mouth:blur:-0.7', 'mouth:colour:0.11', 'mouth:boundary:0.62',
     'lip:coverage:0.9', 'lip:blur:-0.6',
@@ -208,8 +217,8 @@ test('grouping, pairs, prefixes and the no-region sentence', async () => {
   assert.match(eyes.text, /both eyes (are|look|appear)[^.]*blurrier/i);
   assert.match(eyes.text, /right eyebrow[^.]*sharper/);
   assert.ok(!/colou?r|edge/.test(eyes.text)); // 0.06 and 0.3 are not above their thresholds
-  assert.ok(!/forehead/.test(eyes.text)); // forehead ranks 3rd by score but only ... check below
-  // Forehead (score 0.5) is ranked below the eyebrow (0.6) and outside the top 3.
+  // Forehead (score 0.5) ranks below the eyebrow (0.6): outside the default top 3.
+  assert.ok(!/forehead/.test(eyes.text));
 
   const two = await explainer.explain(TABLE[5][1]);
   assert.match(two.text, /^On face 1, no facial region shows [^.]*\(face score 0\.10\)\. On face 2, the nose and the left cheek /);

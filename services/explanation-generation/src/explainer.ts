@@ -164,6 +164,7 @@ const vb = (x: Phrase, singular: string, plural: string) => (x.p ? plural : sing
 
 // Cue words are confined to their cue's templates: "blurrier" (blur), "sharper" (sharpening),
 // "colour" (colour), "edge" (boundary). Other templates must not use them, nor any region word.
+/** Sentence openers naming the regions, one list per cue. */
 const CUE_TEMPLATES: Record<Cue, readonly Template[]> = {
   blur: [
     (x) => `${x.s} ${vb(x, 'is', 'are')} blurrier than the rest of the face`,
@@ -183,6 +184,19 @@ const CUE_TEMPLATES: Record<Cue, readonly Template[]> = {
     (x) => `a blending edge runs around ${x.s}`,
     (x) => `a visible blending edge surrounds ${x.s}`,
     (x) => `${x.s} ${vb(x, 'is', 'are')} outlined by a soft blending edge`,
+  ],
+};
+/** Continuations referring back to the same regions by pronoun (regions sharing several cues). */
+const CUE_FOLLOW_UPS: Record<Cue, readonly Template[]> = {
+  blur: [(x) => ` and ${vb(x, 'it looks', 'they look')} blurrier than ${vb(x, 'its', 'their')} surroundings`],
+  sharpening: [(x) => ` and ${vb(x, 'it looks', 'they look')} sharper than ${vb(x, 'its', 'their')} surroundings`],
+  colour: [
+    (x) => ` and ${vb(x, 'its', 'their')} colour does not match the surrounding face`,
+    (x) => ` and ${vb(x, 'its', 'their')} colour is off`,
+  ],
+  boundary: [
+    (x) => `; a soft blending edge runs around ${vb(x, 'it', 'them')}`,
+    (x) => `; a blending edge is visible around ${vb(x, 'it', 'them')}`,
   ],
 };
 const ALSO_FLAGGED: readonly Template[] = [
@@ -334,11 +348,23 @@ export class TemplateExplainer implements Explainer {
   }
 
   private render(face: FaceEvidence, selected: Selected[], verdict: Verdict, prefix: string, score: string): string {
-    const clauses: string[] = [];
+    // One group per cue (regions sharing it); cues whose region sets are identical share a
+    // sentence: opener for the first cue, pronoun continuations for the others.
+    const groups: { names: string[]; cues: Cue[] }[] = [];
     for (const cue of CUES) {
       const names = selected.filter((x) => x.cues.includes(cue)).map((x) => x.region.name);
-      if (names.length) clauses.push(pick(CUE_TEMPLATES[cue], `${face.faceIndex}|${cue}|${names.join(',')}`)(subject(names)));
+      if (names.length === 0) continue;
+      const same = groups.find((g) => g.names.join('|') === names.join('|'));
+      if (same) same.cues.push(cue);
+      else groups.push({ names, cues: [cue] });
     }
+    const clauses = groups.map(({ names, cues }) => {
+      const subj = subject(names);
+      const key = `${face.faceIndex}|${cues.join('+')}|${names.join(',')}`;
+      return cues
+        .map((cue, i) => pick(i === 0 ? CUE_TEMPLATES[cue] : CUE_FOLLOW_UPS[cue], `${key}|${i}`)(subj))
+        .join('');
+    });
     const plain = selected.filter((x) => x.cues.length === 0).map((x) => x.region.name);
     if (plain.length) {
       const list = clauses.length ? ALSO_FLAGGED : FLAGGED_ONLY;

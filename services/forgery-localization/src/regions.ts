@@ -328,7 +328,7 @@ export interface CueMaps {
 /**
  * Scores each region on the crop's forgery map.
  *
- *  - score: mean prob over the region's pixels.
+ *  - score: mean prob over the region's pixels (NaN values skipped; 0 if none is usable).
  *  - coverage: fraction of the region's pixels set in `binaryMask` (any non-zero value).
  *  - cues.noiseLogRatio / cues.colourDelta: mean cue over the masked part of the region, or
  *    over the whole region when no pixel of it is masked (NaN cue values are skipped; the
@@ -382,7 +382,7 @@ export function scoreRegions(
   const out: RegionScore[] = [];
   for (const r of regions) {
     let count = 0;
-    let probSum = 0;
+    const probAcc = new Acc();
     let masked = 0;
     const noiseAll = new Acc(), noiseMasked = new Acc();
     const colourAll = new Acc(), colourMasked = new Acc();
@@ -390,7 +390,7 @@ export function scoreRegions(
     for (let i = 0; i < n; i++) {
       if (!r.mask[i]) continue;
       count++;
-      probSum += prob[i];
+      probAcc.add(prob[i]);
       const m = binaryMask[i] !== 0;
       if (m) masked++;
       if (cues?.noise) (m ? noiseMasked : noiseAll).add(cues.noise[i]);
@@ -409,7 +409,7 @@ export function scoreRegions(
     }
     const b = boundary.mean();
     if (b !== undefined) rc.boundaryStrength = b;
-    out.push({ name: r.name, score: probSum / count, coverage: masked / count, cues: rc });
+    out.push({ name: r.name, score: probAcc.mean() ?? 0, coverage: masked / count, cues: rc });
   }
   return out.sort((a, b) => b.score - a.score);
 }
