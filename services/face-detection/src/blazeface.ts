@@ -56,7 +56,10 @@ export interface DetectorOptions {
   iouThreshold?: number;
   /** Maximum number of faces returned (highest scores first). Default 32. */
   maxFaces?: number;
-  /** ONNX Runtime intra-op threads per session (ORT default when unset). */
+  /**
+   * ONNX Runtime intra-op threads per session. Default 1: on a 2-core machine
+   * with other work running, ORT's default (one per core) was 3x slower.
+   */
   intraOpNumThreads?: number;
   /** ONNX Runtime execution providers. Default ["cpu"]. */
   executionProviders?: string[];
@@ -102,7 +105,6 @@ const KNOWN_MODELS: Record<string, { name: string; version: string }> = {
  */
 export const FRONT_MIN_FACE_PX = 20;
 export const BACK_MIN_FACE_PX = 14;
-export const BACK_MAX_FACE_PX = 112;
 /** Tile overlap of a back-model pass that hands larger faces to a coarser pass (model px). */
 export const TILE_OVERLAP_PX = 96;
 /** Smallest tile overlap (model px). */
@@ -422,7 +424,7 @@ export function planPasses(width: number, height: number, opts: PlanOptions = {}
       inputSize: S,
       scaledWidth: sw,
       scaledHeight: sh,
-      tiles: [{ x: -Math.floor((S - sw) / 2), y: -Math.floor((S - sh) / 2), interior: NO_INTERIOR }],
+      tiles: [{ x: Math.floor((sw - S) / 2), y: Math.floor((sh - S) / 2), interior: NO_INTERIOR }],
     });
   }
   const handOff = (FRONT_MIN_FACE_PX * longSide) / FRONT_INPUT_SIZE;
@@ -459,57 +461,54 @@ export function planPasses(width: number, height: number, opts: PlanOptions = {}
 // Resampling
 
 /**
- * Writes one SxS model input (NHWC float32, RGB in [-1, 1], black padding)
- * for the window at (tileX, tileY) of the image resampled to
- * scaledWidth x scaledHeight. Each scaled pixel averages an n x n grid of
- * source samples at the centres of its footprint's sub-cells (n = ceil of the
- * downscale factor, at most maxTaps): an exact box filter for integer factors
- * up to maxTaps, a cheap approximation beyond.
+ * Resamples a packed RGB image to scaledWidth x scaledHeight as NHWC float32
+ * RGB in [-1, 1] (the normalisation the models expect). Scaled pixel (u, v)
+ * covers the source rectangle [u*fx, (u+1)*fx) x [v*fy, (v+1)*fy), fx =
+ * width / scaledWidth, so coordinates map back exactly by multiplying by fx,
+ * fy. Each scaled pixel averages an n x m grid of source samples at the
+ * centres of its footprint's sub-cells (n = ceil(fx), m = ceil(fy), each at
+ * most maxTaps): an exact box filter for integer factors up to maxTaps, a cheap
+ * anti-aliasing approximation beyond. Upscaling (f < 1) samples the nearest
+ * source pixel.
  */
-export function resampleTile(
+export function resampleImage(
   img: RgbImage,
   scaledWidth: number,
   scaledHeight: number,
-  tileX: number,
-  tileY: number,
-  size: number,
   maxTaps: number,
-  out: Float32Array = new Float32Array(size * size * 3),
+  out: Float32Array = new Float32Array(scaledWidth * scaledHeight * 3),
 ): Float32Array {
   const { data, width: W, height: H } = img;
   const fx = W / scaledWidth;
   const fy = H / scaledHeight;
   const nx = Math.max(1, Math.min(maxTaps, Math.ceil(fx - 1e-9)));
   const ny = Math.max(1, Math.min(maxTaps, Math.ceil(fy - 1e-9)));
-
-  // column taps (byte offsets within a row), -1 marks padding
-  const colTaps = new Int32Array(size * nx);
-  for (let i = 0; i < size; i++) {
-    const u = tileX + i;
-    for (let k = 0; k < nx; k++) {
-      if (u < 0 || u >= scaledWidth) colTaps[i * nx + k] = -1;
-      else colTaps[i * nx + k] = Math.min(W - 1, Math.floor((u + (k + 0.5) / nx) * fx)) * 3;
-    }
+  const colTaps = new Int32Array(scaledWidth * nx); // byte offsets within a row
+  for (let u = 0; u < scaledWidth; u++) {
+    for (let k = 0; k < nx; k++) colTaps[u * nx + k] = Math.min(W - 1, Math.floor((u + (k + 0.5) / nx) * fx)) * 3;
   }
   const rowTaps = new Int32Array(ny);
   const norm = 2 / (255 * nx * ny);
   let o = 0;
-  for (let j = 0; j < size; j++) {
-    const v = tileY + j;
-    if (v < 0 || v >= scaledHeight) {
-      out.fill(-1, o, o + size * 3);
-      o += size * 3;
+  for (let v = 0; v < scaledHeight; v++) {
+    for (let k = 0; k < ny; k++) rowTaps[k] = Math.min(H - 1, Math.floor((v + (k + 0.5) / ny) * fy)) * W * 3;
+    if (nx === 2 && ny === 2) {
+      // the common case (downscale factors 1..2, or 2+ with maxTaps 2)
+      const r0 = rowTaps[0];
+      const r1 = rowTaps[1];
+      for (let u = 0, c = 0; u < scaledWidth; u++, c += 2) {
+        const a = r0 + colTaps[c];
+        const b = r0 + colTaps[c + 1];
+        const d = r1 + colTaps[c];
+        const e = r1 + colTaps[c + 1];
+        out[o++] = (data[a] + data[b] + data[d] + data[e]) * norm - 1;
+        out[o++] = (data[a + 1] + data[b + 1] + data[d + 1] + data[e + 1]) * norm - 1;
+        out[o++] = (data[a + 2] + data[b + 2] + data[d + 2] + data[e + 2]) * norm - 1;
+      }
       continue;
     }
-    for (let k = 0; k < ny; k++) rowTaps[k] = Math.min(H - 1, Math.floor((v + (k + 0.5) / ny) * fy)) * W * 3;
-    for (let i = 0; i < size; i++) {
-      const c0 = i * nx;
-      if (colTaps[c0] < 0) {
-        out[o++] = -1;
-        out[o++] = -1;
-        out[o++] = -1;
-        continue;
-      }
+    for (let u = 0; u < scaledWidth; u++) {
+      const c0 = u * nx;
       let r = 0;
       let g = 0;
       let b = 0;
@@ -526,6 +525,37 @@ export function resampleTile(
       out[o++] = g * norm - 1;
       out[o++] = b * norm - 1;
     }
+  }
+  return out;
+}
+
+/**
+ * Copies the SxS window at (tileX, tileY) of a resampled image (from
+ * resampleImage) into a model input; outside the image is black (-1), as in
+ * MediaPipe's letterboxing.
+ */
+export function copyTile(
+  scaled: Float32Array,
+  scaledWidth: number,
+  scaledHeight: number,
+  tileX: number,
+  tileY: number,
+  size: number,
+  out: Float32Array = new Float32Array(size * size * 3),
+): Float32Array {
+  const x0 = Math.max(0, -tileX);
+  const x1 = Math.max(x0, Math.min(size, scaledWidth - tileX));
+  for (let j = 0; j < size; j++) {
+    const v = tileY + j;
+    const rowOut = j * size * 3;
+    if (v < 0 || v >= scaledHeight || x1 <= x0) {
+      out.fill(-1, rowOut, rowOut + size * 3);
+      continue;
+    }
+    if (x0 > 0) out.fill(-1, rowOut, rowOut + x0 * 3);
+    const src = (v * scaledWidth + tileX + x0) * 3;
+    out.set(scaled.subarray(src, src + (x1 - x0) * 3), rowOut + x0 * 3);
+    if (x1 < size) out.fill(-1, rowOut + x1 * 3, rowOut + size * 3);
   }
   return out;
 }
@@ -565,7 +595,7 @@ export function clipToImage(d: FaceDetection, width: number, height: number): Fa
 const INPUT_NAME = "input:0";
 const OUTPUT_NAMES = ["Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0"] as const;
 /** Resampling taps per axis; see README (quality vs cost measured on 1080p). */
-const MAX_TAPS = { front: 4, back: 2 } as const;
+const MAX_TAPS = { front: 2, back: 2 } as const;
 
 interface LoadedModel {
   session: InferenceSession;
@@ -581,7 +611,8 @@ async function loadModel(path: string, expectedSize: number, o: DetectorOptions)
   const known = KNOWN_MODELS[sha256];
   const session = await InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
     executionProviders: o.executionProviders ?? ["cpu"],
-    ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+    intraOpNumThreads: o.intraOpNumThreads ?? 1,
+    interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     logSeverityLevel: 3, // the converted graphs carry unused initializers ORT warns about
   });
@@ -620,6 +651,10 @@ export class BlazeFaceDetector {
   private readonly maxFaces: number;
   private readonly planOptions: PlanOptions;
   private closed = false;
+  /** reused buffer for the resampled image of the current pass */
+  private scratch = new Float32Array(0);
+  /** detect() calls run one at a time */
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(front: LoadedModel, back: LoadedModel, o: DetectorOptions) {
     this.front = front;
@@ -647,7 +682,18 @@ export class BlazeFaceDetector {
     return planPasses(width, height, this.planOptions);
   }
 
-  async detect(img: RgbImage): Promise<FaceDetection[]> {
+  /**
+   * Finds faces in an image; highest scores first, at most maxFaces. Calls are
+   * serialised (the detector reuses its input buffers), so concurrent callers
+   * simply queue.
+   */
+  detect(img: RgbImage): Promise<FaceDetection[]> {
+    const run = this.queue.then(() => this.detectNow(img));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async detectNow(img: RgbImage): Promise<FaceDetection[]> {
     if (this.closed) throw new Error("BlazeFaceDetector: detect() after close()");
     const { width: W, height: H } = img;
     if (!Number.isInteger(W) || !Number.isInteger(H) || W <= 0 || H <= 0) {
@@ -662,8 +708,11 @@ export class BlazeFaceDetector {
       const S = m.inputSize;
       const scaleX = W / pass.scaledWidth;
       const scaleY = H / pass.scaledHeight;
+      const n = pass.scaledWidth * pass.scaledHeight * 3;
+      if (this.scratch.length < n) this.scratch = new Float32Array(n);
+      const scaled = resampleImage(img, pass.scaledWidth, pass.scaledHeight, MAX_TAPS[pass.model], this.scratch.subarray(0, n));
       for (const tile of pass.tiles) {
-        resampleTile(img, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, MAX_TAPS[pass.model], m.input);
+        copyTile(scaled, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, m.input);
         const out = await m.session.run({ [INPUT_NAME]: new Tensor("float32", m.input, [1, S, S, 3]) });
         const logits = concat(out[OUTPUT_NAMES[0]].data as Float32Array, out[OUTPUT_NAMES[1]].data as Float32Array);
         const regs = concat(out[OUTPUT_NAMES[2]].data as Float32Array, out[OUTPUT_NAMES[3]].data as Float32Array);
@@ -685,9 +734,11 @@ export class BlazeFaceDetector {
       .filter((d) => d.box.width > 0 && d.box.height > 0);
   }
 
+  /** Releases the ONNX Runtime sessions (after any queued detect() calls). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.queue;
     await Promise.all([this.front.session.release(), this.back.session.release()]);
   }
 }

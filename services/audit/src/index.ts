@@ -1,0 +1,4 @@
+export * from './consumer.ts';
+export * from './pglite.ts';
+export * from './records.ts';
+export * from './store.ts';

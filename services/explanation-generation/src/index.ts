@@ -1,0 +1,2 @@
+export * from './explainer.ts';
+export * from './stage.ts';

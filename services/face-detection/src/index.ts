@@ -1,0 +1,2 @@
+export * from './blazeface.ts';
+export * from './stage.ts';
