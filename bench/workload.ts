@@ -1,12 +1,16 @@
 // Reproducible benchmark inputs: 1920x1080 JPEGs with one face of varying size and place,
 // built from the licensed photos in testdata/faces.
 import sharp from 'sharp';
-import { astronautPng, cameraPng } from '@tampertrace/shared/testing';
+import { astronautPng } from '@tampertrace/shared/testing';
 import { rng } from '@tampertrace/forgery-localization/sbi';
 
 export async function oneFace1080p(count: number, seed = 7): Promise<Buffer[]> {
   const rand = rng(seed);
-  const background = await sharp(cameraPng()).resize(1920, 1080, { fit: 'cover' }).blur(6).toColourspace('srgb').png().toBuffer();
+  // A face-free scene: smooth coloured noise (the cameraman photo would add a second face).
+  const background = await sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 120, sigma: 40 } } })
+    .blur(8)
+    .png()
+    .toBuffer();
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) {
     if (i % 2 === 0) {

@@ -20,6 +20,11 @@ export interface ManifestEntry {
   pixelThreshold?: number;
   faceThreshold?: number;
   uncertainBand?: [number, number];
+  /**
+   * forgery-localization only: the levels at which this model's cue maps justify a claim in
+   * an explanation (cue units are the model's own; see its model card).
+   */
+  cueThresholds?: { blurBelow?: number; sharpenAbove?: number; colourAbove?: number; boundaryAbove?: number };
 }
 
 export interface Manifest {

@@ -75,7 +75,7 @@ export async function loadModels(cfg: Config) {
     loadForgeryModel(manifest.root, locEntry, ort),
   ]);
   const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand! }, locEntry.cropScale);
-  return { detector, model, locEntry, localizer, explainer: new TemplateExplainer() };
+  return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
 }
 
 export interface Embedded {
