@@ -1,0 +1,67 @@
+// The embedded HTTP endpoint against the real embedded pipeline.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { pino } from 'pino';
+import sharp from 'sharp';
+import { loadConfig } from '@tampertrace/shared';
+import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
+import { startEmbedded, type Embedded } from './embedded.ts';
+import { serveHttp } from './http.ts';
+
+let embedded: Embedded;
+let server: Server;
+let base: string;
+
+before(async () => {
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-http-')), TAMPERTRACE_HTTP_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '400000' });
+  const log = pino({ level: 'silent' });
+  embedded = await startEmbedded(cfg, log);
+  server = await serveHttp(embedded, cfg, log);
+  const addr = server.address() as { port: number };
+  base = `http://127.0.0.1:${addr.port}`;
+});
+
+after(async () => {
+  await new Promise((r) => server.close(r));
+  await embedded.close();
+});
+
+test('POST an image with wait=true returns the completed analysis; its mask is served', async () => {
+  const res = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: cameraPng(), headers: { 'x-source-name': 'camera.png' } });
+  assert.equal(res.status, 200);
+  const a = await res.json();
+  assert.equal(a.status, 'ANALYSIS_STATUS_COMPLETED');
+  assert.equal(a.sourceName, 'camera.png');
+  assert.equal(a.faces.length, 1);
+  const again = await (await fetch(`${base}/v1/analyses/${a.analysisId}`)).json();
+  assert.equal(again.contentSha256, a.contentSha256);
+  const mask = await fetch(`${base}/v1/analyses/${a.analysisId}/mask.png`);
+  assert.equal(mask.headers.get('content-type'), 'image/png');
+  const meta = await sharp(Buffer.from(await mask.arrayBuffer())).metadata();
+  assert.deepEqual([meta.width, meta.height], [512, 512]);
+});
+
+test('bad input maps to HTTP codes: 422 for garbage, 413 for too many pixels or bytes, 404 for unknown ids', async () => {
+  const garbage = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: 'not an image' });
+  assert.equal(garbage.status, 422);
+  assert.equal((await garbage.json()).error.code, 'ERROR_CODE_UNSUPPORTED_FORMAT');
+  const bomb = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: pngDeclaring(60000, 60000) });
+  assert.equal(bomb.status, 413);
+  const big = await fetch(`${base}/v1/analyses`, { method: 'POST', body: Buffer.alloc(500_000) });
+  assert.equal(big.status, 413);
+  const missing = await fetch(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`);
+  assert.equal(missing.status, 404);
+});
+
+test('without wait the endpoint answers 202 with the analysis id at once', async () => {
+  const res = await fetch(`${base}/v1/analyses`, { method: 'POST', body: cameraPng() });
+  assert.equal(res.status, 202);
+  const { analysisId } = await res.json();
+  assert.match(analysisId, /^[0-9a-f-]{36}$/);
+  const a = await embedded.result(analysisId);
+  assert.equal(a.analysisId, analysisId);
+});
