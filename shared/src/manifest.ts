@@ -20,6 +20,8 @@ export interface ManifestEntry {
   pixelThreshold?: number;
   faceThreshold?: number;
   uncertainBand?: [number, number];
+  /** Share of the highest face pixels averaged into the face score. */
+  faceTopFraction?: number;
   /**
    * forgery-localization only: the levels at which this model's cue maps justify a claim in
    * an explanation (cue units are the model's own; see its model card).

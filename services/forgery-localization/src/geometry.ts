@@ -164,28 +164,30 @@ function samplePos(t: number, size: number): [number, number, number] {
 export const FACE_SCORE_TOP_FRACTION = 0.02;
 
 /**
- * Image-level forgery score of one face: the mean of the top 2 % (FACE_SCORE_TOP_FRACTION,
- * at least one value) of the prob values inside the face area (`faceMask` non-zero; the
+ * Image-level forgery score of one face: the mean of the top `topFraction` (default
+ * FACE_SCORE_TOP_FRACTION; the model's manifest sets its own; at least one value) of the prob values inside the face area (`faceMask` non-zero; the
  * whole map when no mask is given). NaN values are ignored; an empty area scores 0.
  *
  * Rationale: a max is too sensitive to single-pixel noise and a global mean dilutes small
  * local edits (a swapped mouth covers a few % of the crop); the top-k mean sits in between.
  * This is the single place the statistic is defined: change it here only.
  */
-export function faceScore(prob: Float32Array, faceMask?: Uint8Array): number {
+export function faceScore(prob: Float32Array, faceMask?: Uint8Array, topFraction = FACE_SCORE_TOP_FRACTION): number {
   if (faceMask && faceMask.length !== prob.length) {
     throw new RangeError(`faceMask has ${faceMask.length} values, expected ${prob.length}`);
   }
-  const values: number[] = [];
+  const buf = new Float32Array(prob.length);
+  let n = 0;
   for (let i = 0; i < prob.length; i++) {
     if (faceMask && faceMask[i] === 0) continue;
     const v = prob[i];
-    if (!Number.isNaN(v)) values.push(v);
+    if (!Number.isNaN(v)) buf[n++] = v;
   }
-  if (values.length === 0) return 0;
-  const k = Math.max(1, Math.ceil(values.length * FACE_SCORE_TOP_FRACTION));
-  values.sort((a, b) => b - a);
+  if (n === 0) return 0;
+  const k = Math.max(1, Math.ceil(n * topFraction));
+  // Typed-array sort is numeric and ascending: the top k are the last k.
+  const values = buf.subarray(0, n).sort();
   let sum = 0;
-  for (let i = 0; i < k; i++) sum += values[i];
+  for (let i = n - k; i < n; i++) sum += values[i];
   return sum / k;
 }

@@ -27,6 +27,8 @@ export interface Thresholds {
   pixel: number;
   /** Face scores in [lo, hi) are UNCERTAIN; >= hi forged; < lo authentic. */
   band: [number, number];
+  /** Share of the highest face pixels averaged into the face score. */
+  faceTopFraction?: number;
 }
 
 export interface LocalizationResult {
@@ -112,7 +114,7 @@ export class Localizer {
       return {
         ...f,
         crop: rect,
-        forgeryScore: faceScore(out.prob, faceArea),
+        forgeryScore: faceScore(out.prob, faceArea, this.thresholds.faceTopFraction),
         regions: scoreRegions(out.prob, binary, regions, { noise: out.noise, colour: out.colour, boundary: out.boundary }, size),
         maskedFraction: 0,
       };

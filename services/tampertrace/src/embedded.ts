@@ -74,7 +74,7 @@ export async function loadModels(cfg: Config) {
     }),
     loadForgeryModel(manifest.root, locEntry, ort),
   ]);
-  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand! }, locEntry.cropScale);
+  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand!, faceTopFraction: locEntry.faceTopFraction }, locEntry.cropScale);
   return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
 }
 

@@ -31,7 +31,7 @@ after(async () => {
 });
 
 test('POST an image with wait=true returns the completed analysis; its mask is served', async () => {
-  const res = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: cameraPng(), headers: { 'x-source-name': 'camera.png' } });
+  const res = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(cameraPng()), headers: { 'x-source-name': 'camera.png' } });
   assert.equal(res.status, 200);
   const a = await res.json();
   assert.equal(a.status, 'ANALYSIS_STATUS_COMPLETED');
@@ -49,16 +49,16 @@ test('bad input maps to HTTP codes: 422 for garbage, 413 for too many pixels or 
   const garbage = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: 'not an image' });
   assert.equal(garbage.status, 422);
   assert.equal((await garbage.json()).error.code, 'ERROR_CODE_UNSUPPORTED_FORMAT');
-  const bomb = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: pngDeclaring(60000, 60000) });
+  const bomb = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(pngDeclaring(60000, 60000)) });
   assert.equal(bomb.status, 413);
-  const big = await fetch(`${base}/v1/analyses`, { method: 'POST', body: Buffer.alloc(500_000) });
+  const big = await fetch(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(500_000) });
   assert.equal(big.status, 413);
   const missing = await fetch(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`);
   assert.equal(missing.status, 404);
 });
 
 test('without wait the endpoint answers 202 with the analysis id at once', async () => {
-  const res = await fetch(`${base}/v1/analyses`, { method: 'POST', body: cameraPng() });
+  const res = await fetch(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(cameraPng()) });
   assert.equal(res.status, 202);
   const { analysisId } = await res.json();
   assert.match(analysisId, /^[0-9a-f-]{36}$/);
