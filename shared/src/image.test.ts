@@ -62,3 +62,16 @@ test('each kind of bad input fails with its own code', async () => {
 test('a pixel limit below the image size refuses it before decoding', async () => {
   assert.equal(await codeOf(decodeRgb(astronautPng(), { ...limits, maxPixels: 512 * 511 })), ErrorCode.TOO_MANY_PIXELS);
 });
+
+test('grey PNGs stay single-channel and keep their values where they were', async () => {
+  const { encodeGreyPng } = await import('./image.ts');
+  const m = new Uint8Array(64 * 48);
+  m[5 * 64 + 7] = 255;
+  const png = await encodeGreyPng(m, 64, 48);
+  const meta = await sharp(png).metadata();
+  assert.equal(meta.channels, 1);
+  const back = await sharp(png).extractChannel(0).raw().toBuffer();
+  assert.equal(back.length, 64 * 48);
+  assert.equal(back[5 * 64 + 7], 255);
+  assert.equal(back[5 * 64 + 8], 0);
+});

@@ -99,5 +99,6 @@ function expandToRgb(data: Uint8Array, width: number, height: number, channels: 
 
 /** PNG encoding of a single-channel buffer (masks, heatmaps). */
 export async function encodeGreyPng(data: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return sharp(data, { raw: { width, height, channels: 1 } }).png({ compressionLevel: 6 }).toBuffer();
+  // b-w keeps the PNG single-channel; libvips would otherwise widen it to sRGB.
+  return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 6 }).toBuffer();
 }

@@ -57,7 +57,7 @@ export async function makeSelfBlended(src: RgbImage, face: { box: Box; keypoints
   for (const r of regions) for (let i = 0; i < hard.length; i++) if (r.mask[i]) hard[i] = 255;
   // A soft edge, as blending tools make: blur the hard mask by a few percent of the face size.
   const sigma = Math.max(1, face.box.width * (0.02 + rand() * 0.03));
-  const soft = await sharp(hard, { raw: { width, height, channels: 1 } }).blur(sigma).raw().toBuffer();
+  const soft = await sharp(hard, { raw: { width, height, channels: 1 } }).blur(sigma).extractChannel(0).raw().toBuffer();
   const tr = await transformed(src, o.transform, rand);
   const out = new Uint8Array(src.data.length);
   const weight = new Float32Array(width * height);
