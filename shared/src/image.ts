@@ -100,5 +100,5 @@ function expandToRgb(data: Uint8Array, width: number, height: number, channels: 
 /** PNG encoding of a single-channel buffer (masks, heatmaps). */
 export async function encodeGreyPng(data: Uint8Array, width: number, height: number): Promise<Buffer> {
   // b-w keeps the PNG single-channel; libvips would otherwise widen it to sRGB.
-  return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 6 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 6 }) /* masks are mostly flat: small and quick at any level */.toBuffer();
 }

@@ -120,8 +120,15 @@ export class Localizer {
       };
     });
     for (const f of localized) f.maskedFraction = fractionInBox(mask, width, height, f.box);
+    // Only the crops hold probabilities; the rest of a large image stays 0 without a visit.
     const heat = new Uint8Array(width * height);
-    for (let p = 0; p < heat.length; p++) heat[p] = Math.round(Math.min(1, Math.max(0, heatProb[p])) * 255);
+    for (const r of rects) {
+      const x0 = Math.max(0, Math.floor(r.x));
+      const x1 = Math.min(width, Math.ceil(r.x + r.size));
+      for (let y = Math.max(0, Math.floor(r.y)); y < Math.min(height, Math.ceil(r.y + r.size)); y++) {
+        for (let p = y * width + x0; p < y * width + x1; p++) heat[p] = Math.round(Math.min(1, Math.max(0, heatProb[p])) * 255);
+      }
+    }
     return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds) };
   }
 }
@@ -154,6 +161,6 @@ export async function renderOverlay(img: RgbImage, mask: Uint8Array, boxes: Box[
   const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${rects}</svg>`);
   return sharp(img.data, { raw: { width, height, channels: 3 } })
     .composite([{ input: Buffer.from(tint.buffer, tint.byteOffset, tint.byteLength), raw: { width, height, channels: 4 } }, { input: svg }])
-    .png({ compressionLevel: 6 })
+    .png({ compressionLevel: 2 }) // for people to look at: speed over size
     .toBuffer();
 }

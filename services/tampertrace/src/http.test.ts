@@ -26,8 +26,8 @@ before(async () => {
 });
 
 after(async () => {
-  await new Promise((r) => server.close(r));
-  await embedded.close();
+  if (server) await new Promise((r) => server.close(r));
+  await embedded?.close();
 });
 
 test('POST an image with wait=true returns the completed analysis; its mask is served', async () => {
