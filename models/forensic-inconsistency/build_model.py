@@ -11,14 +11,16 @@ Contract
   input  face          float32 [N,3,256,256], RGB in [0,1]; crop = face box expanded
                        1.5x around its centre, resized to 256x256.
   output forgery_prob  float32 [N,1,256,256] in [0,1]
-         cue_noise     float32 [N,1,256,256] signed log-ratio (natural log) of the local
-                       high-frequency energy (relative to the band below it) against
-                       the face's own median level; <0 smoother/blurrier, >0 sharper.
+         cue_noise     float32 [N,1,256,256] signed natural-log ratio of the local
+                       high-frequency noise floor to the face's median floor;
+                       <0 smoother/blurrier than the rest of the face, >0 sharper/noisier
+                       (-0.7 = about half the high-frequency energy).
          cue_colour    float32 [N,1,256,256] distance of the local mean chromaticity
-                       from the face's median chromaticity, in percent points of
-                       (R-G, R+G-2B)/(R+G+B) opponent chromaticity.
-         cue_boundary  float32 [N,1,256,256] blending-boundary strength, in cue units
-                       per 10 px (spatial gradient of the smoothed noise/colour cues).
+                       from the face's median chromaticity, in percent points of the
+                       opponent chromaticity 100*(R-G, R+G-2B)/(R+G+B+0.03).
+         cue_boundary  float32 [N,1,256,256] blending-boundary strength: gradient
+                       magnitude per 10 px of cue_noise (log units) plus 0.25x that of
+                       the hue-deviation map (percent points).
 
 Running this script writes forensic-inconsistency-v1.onnx byte-identically each time
 and prints its sha256.
@@ -39,31 +41,39 @@ MODEL_NAME = "forensic-inconsistency-v1.onnx"
 # ---------------------------------------------------------------------------
 # Fixed design constants (not fitted).
 # ---------------------------------------------------------------------------
-FINE_SIGMA = 1.0      # fine band  = Y - G(1.0)
-MID_SIGMA = 2.0       # mid band   = G(1.0) - G(2.0)
-ENERGY_SIGMA = 4.0    # local energy window (Gaussian)
+FINE_SIGMA = 1.0      # fine band = Y - G(1.0)
+ENERGY_SIGMA = 1.5    # local fine-band energy window (Gaussian)
 EPS_ENERGY = 2e-6     # ~ 8-bit quantisation noise variance (values in [0,1])
+FLOOR_K = 21          # noise floor = min of the local log-energy over 21x21 px
+FLOOR_SMOOTH = 7.0    # smoothing of the noise-floor map
+SHARP_SIGMA, SHARP_K = 0.7, 31  # band / window of the floor used for sharpening evidence
+BLUR_REF_Q = 0.35     # blur evidence: floor below the 35th percentile of the face
 CHROMA_SIGMA = 4.0    # local chromaticity mean
-SURROUND_SIGMA = 16.0 # surroundings for the local colour contrast
-CUE_SMOOTH = 3.0      # smoothing of cue maps before gradients
+CUE_SMOOTH = 3.0      # smoothing of the hue map before its gradient
+BOUNDARY_COLOUR_SCALE = 0.25  # hue-gradient (percent points / 10 px) -> boundary units
+OPEN_K = 9            # morphological opening of the evidence map (drops blobs < ~9 px)
 OUT_SMOOTH = 3.0      # smoothing of the logit map
 # Reference region: central ellipse of the crop (face box is the middle 1/1.5).
-REF_RX, REF_RY, REF_CY = 0.30, 0.33, 0.52   # fractions of the crop size
+REF_RX, REF_RY, REF_CY = 0.27, 0.30, 0.52   # fractions of the crop size
 POOL = 4                                     # reference computed on a 64x64 grid
+# Face gate: ellipse with semi-axes GATE_RX/GATE_RY x half the face box.
+GATE_RX, GATE_RY, GATE_R0, GATE_R1 = 0.85, 0.95, 0.8, 1.0
 
 # ---------------------------------------------------------------------------
-# Fitted combination weights (from `python sbi.py fit`, astronaut seeds 0..).
-# logit = bias + sum_i w_i * feature_i ; prob = sigmoid(G(OUT_SMOOTH) * logit)
+# Fitted combination (from `python sbi.py fit`: calibration split = astronaut.png,
+# seeds 0..119, plus its 24 real variants; see fit_output.json).
+#   feature_i = relu(cue_i - dz_i)       dz_i = 95th percentile of cue_i on the real
+#                                        calibration faces (natural variation)
+#   evidence  = gate * sum_i w_i * feature_i, then a 9x9 morphological opening
+#   prob      = sigmoid(G(OUT_SMOOTH) * (evidence + bias))
+# w_i: class-balanced logistic regression (non-negative), rescaled so that prob = 0.5
+# at the F1-optimal evidence level and bias = logit(0.05) (no evidence -> 0.05).
 # ---------------------------------------------------------------------------
 COMBINE = {
-    "dead_zone_noise": 0.35,
-    "dead_zone_colour": 2.0,
-    "w_blur": 3.0,
-    "w_sharp": 2.0,
-    "w_colour": 0.5,
-    "w_boundary": 0.0,
-    "w_prior": 4.0,
-    "bias": -4.0,
+    "scale_blur": 0.335, "scale_sharp": 0.0536,
+    "dz_blur": 0.2013, "dz_sharp": 1.995, "dz_hue": 2.3409, "dz_chroma": 9.4112, "dz_boundary": 0.8033,
+    "w_blur": 24.4294, "w_sharp": 4.5204, "w_hue": 7.9932, "w_chroma": 0.3623, "w_boundary": 7.6242,
+    "bias": -2.9444,
 }
 
 
@@ -74,22 +84,29 @@ def gauss_kernel(sigma):
     return (k / k.sum()).astype(np.float32)
 
 
-def face_prior_maps():
-    """Constant maps: the reference-region index list and a soft face prior."""
+def ref_indices():
+    """Flat indices (64x64 grid) of the central face ellipse used for reference levels."""
     g = SIZE // POOL
     yy, xx = np.mgrid[0:g, 0:g].astype(np.float64)
     cx, cy = (g - 1) / 2.0, REF_CY * g - 0.5
     d = ((xx - cx) / (REF_RX * g)) ** 2 + ((yy - cy) / (REF_RY * g)) ** 2
-    ref_idx = np.nonzero(d.reshape(-1) <= 1.0)[0].astype(np.int64)
-    # Prior feature at full resolution: 0 inside the face box ellipse, falling
-    # quadratically outside (face box = middle 1/1.5 of the crop).
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64) + 0.5
-    rx = 0.5 * SIZE / CROP_SCALE * 0.95
-    ry = 0.5 * SIZE / CROP_SCALE * 1.15
-    cx, cy = SIZE / 2.0, SIZE * 0.50
-    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
-    prior = -np.clip(r - 0.75, 0.0, None) ** 2  # <= 0
-    return ref_idx, prior.astype(np.float32)[None, None]
+    return np.nonzero(d.reshape(-1) <= 1.0)[0].astype(np.int64)
+
+
+def gate_axes():
+    """Squared normalised coordinates along x and y for the face gate: 1 inside the
+    ellipse inscribed in the face box (r < GATE_R0), falling linearly to 0 at
+    r = GATE_R1. The face box is the middle 1/1.5 of the crop by contract."""
+    half = 0.5 * SIZE / CROP_SCALE
+    t = np.arange(SIZE, dtype=np.float64) + 0.5 - SIZE / 2.0
+    return (t / (GATE_RX * half)) ** 2, (t / (GATE_RY * half)) ** 2
+
+
+def prior_map():
+    """The face gate as a 256x256 float64 map (used by sbi.py for fitting)."""
+    gx, gy = gate_axes()
+    r = np.sqrt(gx[None, :] + gy[:, None])
+    return np.clip((GATE_R1 - r) / (GATE_R1 - GATE_R0), 0.0, 1.0)
 
 
 class G:
@@ -132,23 +149,21 @@ class G:
         y = self.op("Conv", [xp, kh], group=ch)
         return self.op("Conv", [y, kv], group=ch)
 
-    def gauss_big(self, x, sigma, ch=1):
-        """Large-sigma blur on a 4x-downsampled grid, then bilinear upsample."""
-        d = self.op("AveragePool", [x], kernel_shape=[4, 4], strides=[4, 4])
-        b = self.gauss(d, sigma / 4.0, ch)
-        scales = self.const(np.array([1, 1, 4, 4], dtype=np.float32), "scales")
-        return self.op("Resize", [b, "", scales], mode="linear",
-                       coordinate_transformation_mode="half_pixel")
-
-    def ref_median(self, x, ref_idx):
-        """Median of x (one channel) over the central face ellipse -> [N,1,1,1]."""
+    def ref_quantiles(self, x, ref_idx, qs):
+        """Several quantiles of x (one channel) over the central face ellipse, each
+        [N,1,1,1] (one TopK; descending order, so quantile q sits at index (1-q)*n)."""
         p = self.op("AveragePool", [x], kernel_shape=[POOL, POOL], strides=[POOL, POOL])
         flat = self.op("Reshape", [p, self.const(np.array([0, -1], dtype=np.int64), "shape")])
         sel = self.op("Gather", [flat, self.const(ref_idx, "refidx")], axis=1)
-        k = self.const(np.array([(len(ref_idx) + 1) // 2], dtype=np.int64), "k")
+        n = len(ref_idx)
+        k = self.const(np.array([n], dtype=np.int64), "k")
         vals, _ = self.op("TopK", [sel, k], outputs=[self.name("topv"), self.name("topi")], axis=1)
-        med = self.op("ReduceMin", [vals], axes=[1], keepdims=1)
-        return self.op("Reshape", [med, self.const(np.array([-1, 1, 1, 1], dtype=np.int64), "shape")])
+        out = []
+        for q in qs:
+            i = min(n - 1, int(np.ceil((1.0 - q) * n)) - 1)
+            v = self.op("Gather", [vals, self.const(np.array([i], dtype=np.int64), "qi")], axis=1)
+            out.append(self.op("Reshape", [v, self.const(np.array([-1, 1, 1, 1], dtype=np.int64), "shape")]))
+        return out
 
     def grad_mag(self, x, ch=1):
         """Central-difference gradient magnitude (summed over channels), per 10 px."""
@@ -167,11 +182,10 @@ def build(combine=None, debug=False):
     if combine:
         c.update(combine)
     g = G()
-    ref_idx, prior = face_prior_maps()
-    x = "face"
+    ref_idx = ref_indices()
 
-    x = g.op("Clip", [x, g.f(0.0), g.f(1.0)])
-    # Luma and opponent chromaticity (1x1 conv).
+    x = g.op("Clip", ["face", g.f(0.0), g.f(1.0)])
+    # Luma and opponent colour (1x1 conv).
     m = np.array([[0.299, 0.587, 0.114],      # Y
                   [1.0, -1.0, 0.0],           # R-G
                   [1.0, 1.0, -2.0],           # R+G-2B
@@ -181,48 +195,78 @@ def build(combine=None, debug=False):
     split = g.const(np.array([1, 2, 1], dtype=np.int64), "split")
     Y, opp, S = g.op("Split", [yc, split], outputs=[g.name("Y"), g.name("opp"), g.name("S")], axis=1)
 
-    # ---- (1) noise / sharpness cue: local spectral slope --------------------
-    g1 = g.gauss(Y, FINE_SIGMA)
-    g2 = g.gauss(Y, MID_SIGMA)
-    hf = g.sub(Y, g1)
-    mf = g.sub(g1, g2)
-    ef = g.add(g.gauss(g.mul(hf, hf), ENERGY_SIGMA), g.f(EPS_ENERGY))
-    em = g.add(g.gauss(g.mul(mf, mf), ENERGY_SIGMA), g.f(EPS_ENERGY))
-    slope = g.sub(g.op("Log", [ef]), g.op("Log", [em]))        # log(E_fine/E_mid)
-    cue_noise = g.sub(slope, g.ref_median(slope, ref_idx), )
-    g.op("Identity", [cue_noise], outputs=["cue_noise"])
+    # ---- (1) noise / sharpness cue: local noise floor of the fine band -------
+    # variance-stabilised luma (shot noise grows with intensity): 0.5*sqrt(Y+0.01)
+    sy = g.mul(g.op("Sqrt", [g.add(Y, g.f(0.01))]), g.f(0.5))
 
-    # ---- (2) colour cue: local chromaticity vs face median ------------------
+    def noise_floor(band_sigma, k):
+        hf = g.sub(sy, g.gauss(sy, band_sigma))                 # fine band
+        loge = g.op("Log", [g.add(g.gauss(g.mul(hf, hf), ENERGY_SIGMA), g.f(EPS_ENERGY))])
+        floor = g.op("Neg", [g.op("MaxPool", [g.op("Neg", [loge])], kernel_shape=[k, k],
+                                    pads=[k // 2] * 4, strides=[1, 1])])
+        return g.gauss(floor, FLOOR_SMOOTH)
+
+    floor = noise_floor(FINE_SIGMA, FLOOR_K)
+    q25, q35, q50, q75 = g.ref_quantiles(floor, ref_idx, [0.25, BLUR_REF_Q, 0.5, 0.75])
+    cue_noise = g.sub(floor, q50)
+    g.op("Identity", [cue_noise], outputs=["cue_noise"])
+    # Evidence is self-normalised: in units of max(this face's inter-quartile range of
+    # the floor, the calibration face's IQR), so a face with more natural variation
+    # (grain, hair, beard, wrinkles, JPEG blocks) than the calibration face needs a
+    # proportionally larger deviation. "Too smooth" is judged against the smooth-skin
+    # level of this face (a low quantile of the floor), not against the median, which
+    # hair/eyes pull up.
+    smooth_raw = g.sub(floor, q35)
+    iqr = g.mul(g.sub(q75, q50), g.f(2.0))   # upper-half spread: robust to a blurred patch
+    smooth_rel = g.div(smooth_raw, g.op("Max", [iqr, g.f(c["scale_blur"])]))
+    # finer band, wider window: used only for the sharpening evidence
+    fs = noise_floor(SHARP_SIGMA, SHARP_K)
+    s25, s50, s75 = g.ref_quantiles(fs, ref_idx, [0.25, 0.5, 0.75])
+    sharp_raw = g.sub(fs, s50)
+    sharp_iqr = g.sub(s75, s25)
+    noise_sharp = g.div(sharp_raw, g.op("Max", [sharp_iqr, g.f(c["scale_sharp"])]))
+
+    # ---- (2) colour cue: local chromaticity vs the face's median -------------
     chrom = g.mul(g.div(opp, g.add(S, g.f(0.03))), g.f(100.0))  # percent points
     lc = g.gauss(chrom, CHROMA_SIGMA, ch=2)
     split2 = g.const(np.array([1, 1], dtype=np.int64), "split")
     c1, c2 = g.op("Split", [lc, split2], outputs=[g.name("c1"), g.name("c2")], axis=1)
-    ref = g.op("Concat", [g.ref_median(c1, ref_idx), g.ref_median(c2, ref_idx)], axis=1)
-    dcol = g.sub(lc, ref)
-    ax1 = g.const(np.array([1], dtype=np.int64), "ax")
-    cue_colour = g.op("Sqrt", [g.op("ReduceSum", [g.mul(dcol, dcol), ax1], keepdims=1)])
+    r1, = g.ref_quantiles(c1, ref_idx, [0.5])
+    r2, = g.ref_quantiles(c2, ref_idx, [0.5])
+    d1, d2 = g.sub(c1, r1), g.sub(c2, r2)
+    cue_colour = g.op("Sqrt", [g.add(g.mul(d1, d1), g.mul(d2, d2))])
     g.op("Identity", [cue_colour], outputs=["cue_colour"])
-    # local colour contrast vs surroundings (DoG)
-    dog = g.sub(lc, g.gauss_big(lc, SURROUND_SIGMA, ch=2))
-    colour_contrast = g.op("Sqrt", [g.op("ReduceSum", [g.mul(dog, dog), ax1], keepdims=1)])
+    # hue deviation: component of the local chromaticity orthogonal to the face's
+    # own skin-tone direction (lips/eyes/hair/background mostly lie on or near it)
+    rn = g.op("Sqrt", [g.add(g.add(g.mul(r1, r1), g.mul(r2, r2)), g.f(1e-2))])
+    perp = g.op("Abs", [g.div(g.sub(g.mul(c1, r2), g.mul(c2, r1)), rn)])
 
-    # ---- (3) boundary cue ----------------------------------------------------
-    sn = g.gauss(cue_noise, CUE_SMOOTH)
-    cue_boundary = g.add(g.grad_mag(sn), g.mul(g.grad_mag(lc, ch=2), g.f(0.25)))
+    # ---- (3) blending-boundary cue ------------------------------------------
+    cue_boundary = g.add(g.grad_mag(cue_noise),
+                         g.mul(g.grad_mag(g.gauss(perp, CUE_SMOOTH)), g.f(BOUNDARY_COLOUR_SCALE)))
     g.op("Identity", [cue_boundary], outputs=["cue_boundary"])
 
     # ---- combination ---------------------------------------------------------
-    blur_f = g.op("Relu", [g.sub(g.op("Neg", [sn]), g.f(c["dead_zone_noise"]))])
-    sharp_f = g.op("Relu", [g.sub(sn, g.f(c["dead_zone_noise"]))])
-    col_f = g.op("Relu", [g.sub(colour_contrast, g.f(c["dead_zone_colour"]))])
-    prior_c = g.const(prior, "prior")
-    feats = {"blur": blur_f, "sharp": sharp_f, "colour": col_f, "boundary": cue_boundary,
-             "prior": prior_c}
-    logit = g.add(g.mul(blur_f, g.f(c["w_blur"])), g.mul(sharp_f, g.f(c["w_sharp"])))
-    logit = g.add(logit, g.mul(col_f, g.f(c["w_colour"])))
-    logit = g.add(logit, g.mul(cue_boundary, g.f(c["w_boundary"])))
-    logit = g.add(logit, g.mul(prior_c, g.f(c["w_prior"])))
-    logit = g.add(logit, g.f(c["bias"]))
+    feats = {
+        "blur": g.op("Relu", [g.sub(g.op("Neg", [smooth_rel]), g.f(c["dz_blur"]))]),
+        "sharp": g.op("Relu", [g.sub(noise_sharp, g.f(c["dz_sharp"]))]),
+        "hue": g.op("Relu", [g.sub(perp, g.f(c["dz_hue"]))]),
+        "chroma": g.op("Relu", [g.sub(cue_colour, g.f(c["dz_chroma"]))]),
+        "boundary": g.op("Relu", [g.sub(cue_boundary, g.f(c["dz_boundary"]))]),
+    }
+    ev = g.mul(feats["blur"], g.f(c["w_blur"]))
+    for k in ["sharp", "hue", "chroma", "boundary"]:
+        ev = g.add(ev, g.mul(feats[k], g.f(c["w_" + k])))
+    gx, gy = gate_axes()
+    r = g.op("Sqrt", [g.add(g.const(gx.astype(np.float32).reshape(1, 1, 1, SIZE), "gx"),
+                            g.const(gy.astype(np.float32).reshape(1, 1, SIZE, 1), "gy"))])
+    gate = g.op("Clip", [g.mul(g.sub(g.f(GATE_R1), r), g.f(1.0 / (GATE_R1 - GATE_R0))), g.f(0.0), g.f(1.0)])
+    ev = g.mul(ev, gate)
+    if OPEN_K > 1:  # opening = erosion (min-pool) then dilation (max-pool)
+        pk = dict(kernel_shape=[OPEN_K, OPEN_K], pads=[OPEN_K // 2] * 4, strides=[1, 1])
+        ev = g.op("Neg", [g.op("MaxPool", [g.op("Neg", [ev])], **pk)])
+        ev = g.op("MaxPool", [ev], **pk)
+    logit = g.add(ev, g.f(c["bias"]))
     logit = g.gauss(logit, OUT_SMOOTH)
     g.op("Sigmoid", [logit], outputs=["forgery_prob"])
 
@@ -231,16 +275,12 @@ def build(combine=None, debug=False):
 
     outputs = [vi("forgery_prob"), vi("cue_noise"), vi("cue_colour"), vi("cue_boundary")]
     if debug:
-        for k, v in feats.items():
-            if k == "prior":
-                continue
-            nm = "feat_" + k
+        for nm, v in [("dbg_perp", perp), ("dbg_smooth_raw", smooth_raw), ("dbg_sharp_raw", sharp_raw)]:
             g.op("Identity", [v], outputs=[nm])
             outputs.append(vi(nm))
-        for nm, v in [("dbg_slope", slope), ("dbg_colour_contrast", colour_contrast),
-                      ("dbg_logE", g.op("Log", [ef]))]:
+        for nm, v in [("dbg_iqr", iqr), ("dbg_sharp_iqr", sharp_iqr)]:
             g.op("Identity", [v], outputs=[nm])
-            outputs.append(vi(nm))
+            outputs.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["N", 1, 1, 1]))
     graph = helper.make_graph(g.nodes, "forensic_inconsistency_v1", [vi("face", 3)], outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="tampertrace-build_model.py", producer_version="1.0.0")
@@ -249,10 +289,6 @@ def build(combine=None, debug=False):
                         "deepfake data). See MODEL_CARD.md.")
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def prior_map():
-    return face_prior_maps()[1][0, 0]
 
 
 def main():
