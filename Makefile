@@ -1,7 +1,7 @@
 # TamperTrace developer loop. Every target installs what it needs first.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-NODE_TEST := node --import tsx --test --test-reporter=spec
+NODE_TEST := node --import tsx --test
 TESTS = $(shell find shared services -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
