@@ -106,15 +106,14 @@ export class Localizer {
         size,
         size,
       );
-      const faceArea = new Uint8Array(size * size);
-      for (const r of regions) if (r.name !== 'hair') for (let p = 0; p < faceArea.length; p++) faceArea[p] |= r.mask[p];
       const binary = new Uint8Array(size * size);
       for (let p = 0; p < binary.length; p++) binary[p] = out.prob[p] >= this.thresholds.pixel ? 1 : 0;
       pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heatProb);
       return {
         ...f,
         crop: rect,
-        forgeryScore: faceScore(out.prob, faceArea, this.thresholds.faceTopFraction),
+        // The whole crop, as the model's thresholds were calibrated (see its model card).
+        forgeryScore: faceScore(out.prob, undefined, this.thresholds.faceTopFraction),
         regions: scoreRegions(out.prob, binary, regions, { noise: out.noise, colour: out.colour, boundary: out.boundary }, size),
         maskedFraction: 0,
       };
