@@ -117,11 +117,8 @@ export function summaryTable(files: string[], results: Analysis[]): string {
     a.faces.length ? a.maxForgeryScore.toFixed(2) : '-',
     a.error
       ? `${codeName(a.error.code)}: ${a.error.message}`.slice(0, 70)
-      : a.faces
-          .flatMap((f) => f.regions.filter((r) => r.coverage >= 0.15).map((r) => r.name))
-          .filter((n, j, all) => all.indexOf(n) === j)
-          .slice(0, 4)
-          .join(', ') || '-',
+      : // The regions the explanation names, so the table never claims more than the text does.
+        [...new Set(a.explanation?.facts.map((f) => f.region) ?? [])].slice(0, 4).join(', ') || '-',
   ]);
   const header = ['INPUT', 'STATUS', 'VERDICT', 'FACES', 'SCORE', 'REGIONS / ERROR'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
