@@ -12,6 +12,20 @@ export interface ImageLimits {
   minSide: number;
 }
 
+/** Continuous pixel coordinates in the EXIF-oriented image: origin at the top-left corner, y down. */
+export interface Point {
+  x: number;
+  y: number;
+}
+
+/** An axis-aligned rectangle in the same frame as Point. */
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 /** Packed RGB, 3 bytes per pixel, row-major, EXIF orientation applied. */
 export interface RgbImage {
   data: Uint8Array;

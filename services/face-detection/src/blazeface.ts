@@ -20,24 +20,9 @@ import { InferenceSession, Tensor } from "onnxruntime-node";
 // ---------------------------------------------------------------------------
 // Public types
 
-/** Packed RGB, 3 bytes/pixel, row-major, already EXIF-oriented. */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-/** Pixels, top-left origin of the input image. */
-export interface Point {
-  x: number;
-  y: number;
-}
-/** Pixels, top-left origin. */
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+// One definition of pixel geometry and images for the whole project.
+export type { Box, Point, RgbImage } from '@tampertrace/shared';
+import type { Box, Point, RgbImage } from '@tampertrace/shared';
 /**
  * keypoints: 6, in MediaPipe order: right eye, left eye, nose tip, mouth centre,
  * right ear tragion, left ear tragion (subject's right = image left).

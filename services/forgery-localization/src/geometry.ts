@@ -11,17 +11,8 @@
  *    (the "align_corners = false" convention used by sharp / PyTorch resize).
  */
 
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-export interface Point {
-  x: number;
-  y: number;
-}
+export type { Box, Point } from '@tampertrace/shared';
+import type { Box, Point } from '@tampertrace/shared';
 
 /** Square crop in image pixels; may extend past the image borders. */
 export interface CropRect {

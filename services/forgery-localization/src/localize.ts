@@ -2,7 +2,7 @@
 // score the facial regions, paste masks back into the full image and decide a verdict.
 import sharp from 'sharp';
 import type { RgbImage } from '@tampertrace/shared';
-import { cropRectFor, faceScore, pasteMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
+import { cropRectFor, faceScore, pasteMask, thresholdMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
 import type { ForgeryModel } from './model.ts';
 import { buildRegionMasks, scoreRegions, type RegionScore } from './regions.ts';
 
@@ -106,8 +106,7 @@ export class Localizer {
         size,
         size,
       );
-      const binary = new Uint8Array(size * size);
-      for (let p = 0; p < binary.length; p++) binary[p] = out.prob[p] >= this.thresholds.pixel ? 1 : 0;
+      const binary = thresholdMask(out.prob, this.thresholds.pixel);
       pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heatProb);
       return {
         ...f,
