@@ -7,6 +7,8 @@ export interface Config {
   TAMPERTRACE_HOME: string;
   /** Repository root holding models/manifest.json. */
   TAMPERTRACE_MODELS_MANIFEST: string;
+  /** Manifest name of the forgery-localization model to run. */
+  TAMPERTRACE_LOCALIZER_MODEL: string;
   /** Tenant used by the CLI and the embedded HTTP endpoint. */
   TAMPERTRACE_TENANT: string;
   /** Largest accepted input file, bytes. */
@@ -69,6 +71,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     TAMPERTRACE_HOME: path.resolve(str(env, 'TAMPERTRACE_HOME', '.tampertrace')),
     TAMPERTRACE_MODELS_MANIFEST: path.resolve(str(env, 'TAMPERTRACE_MODELS_MANIFEST', path.join(REPO_ROOT, 'models', 'manifest.json'))),
+    TAMPERTRACE_LOCALIZER_MODEL: str(env, 'TAMPERTRACE_LOCALIZER_MODEL', 'forensic-inconsistency'),
     TAMPERTRACE_TENANT: str(env, 'TAMPERTRACE_TENANT', 'default'),
     TAMPERTRACE_MAX_INPUT_BYTES: int(env, 'TAMPERTRACE_MAX_INPUT_BYTES', 50 * 1024 * 1024, 1),
     TAMPERTRACE_MAX_PIXELS: int(env, 'TAMPERTRACE_MAX_PIXELS', 50_000_000, 1),

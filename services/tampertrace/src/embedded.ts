@@ -2,7 +2,7 @@
 // as object store and PGlite as the audit database, all under $TAMPERTRACE_HOME.
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { fromBinary } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import {
   Bucket,
   FsObjectStore,
@@ -16,7 +16,8 @@ import {
   type Logger,
   type Subscription,
 } from '@tampertrace/shared';
-import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { Ingestor, type SubmitResult } from '@tampertrace/ingest';
 import { BlazeFaceDetector } from '@tampertrace/face-detection/blazeface';
@@ -30,8 +31,6 @@ import { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/audit/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 
-export const LOCALIZER_MODEL = 'forensic-inconsistency';
-
 export function limitsOf(cfg: Config): ImageLimits {
   return { maxInputBytes: cfg.TAMPERTRACE_MAX_INPUT_BYTES, maxPixels: cfg.TAMPERTRACE_MAX_PIXELS, minSide: cfg.TAMPERTRACE_MIN_SIDE };
 }
@@ -39,17 +38,24 @@ export function limitsOf(cfg: Config): ImageLimits {
 /** Keeps final results for look-up and hands them to whoever waits for one. */
 class Results {
   private readonly done = new Map<string, Analysis>();
+  /** Submitted and not finished yet, so a look-up can answer PENDING rather than "unknown". */
+  private readonly pending = new Map<string, Analysis>();
   private readonly waiters = new Map<string, Array<(a: Analysis) => void>>();
   constructor(private readonly capacity = 10_000) {}
 
+  submitted(a: Analysis): void {
+    if (!this.done.has(a.analysisId)) this.pending.set(a.analysisId, a);
+  }
+
   add(a: Analysis): void {
+    this.pending.delete(a.analysisId);
     this.done.set(a.analysisId, a);
     if (this.done.size > this.capacity) this.done.delete(this.done.keys().next().value!);
     for (const w of this.waiters.get(a.analysisId) ?? []) w(a);
     this.waiters.delete(a.analysisId);
   }
   get(id: string): Analysis | undefined {
-    return this.done.get(id);
+    return this.done.get(id) ?? this.pending.get(id);
   }
   wait(id: string): Promise<Analysis> {
     const a = this.done.get(id);
@@ -64,7 +70,7 @@ export async function loadModels(cfg: Config) {
   const ort = { executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS, intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined };
   const front = findModel(manifest, 'blazeface-front-128');
   const back = findModel(manifest, 'blazeface-back-256');
-  const locEntry = findModel(manifest, LOCALIZER_MODEL);
+  const locEntry = findModel(manifest, cfg.TAMPERTRACE_LOCALIZER_MODEL);
   const [detector, model] = await Promise.all([
     BlazeFaceDetector.load({
       frontModelPath: path.resolve(manifest.root, front.path),
@@ -85,6 +91,7 @@ export interface Embedded {
   submit(bytes: Uint8Array, sourceName?: string): Promise<SubmitResult>;
   /** Resolves with the final Analysis (completed, no face, rejected or failed). */
   result(analysisId: string): Promise<Analysis>;
+  /** The final Analysis, a PENDING one while it is in flight, or undefined for an unknown id. */
   lookup(analysisId: string): Analysis | undefined;
   analyze(bytes: Uint8Array, sourceName?: string): Promise<Analysis>;
   /** Waits until every stage and the audit have consumed everything, then stops. */
@@ -118,16 +125,21 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
   ];
   const ingestor = new Ingestor({ bus, store, limits });
   const tenantId = cfg.TAMPERTRACE_TENANT;
+  const submit = async (bytes: Uint8Array, sourceName?: string) => {
+    const r = await ingestor.submit(bytes, { tenantId, sourceName });
+    results.submitted(create(AnalysisSchema, { analysisId: r.analysisId, tenantId, contentSha256: r.contentSha256, status: AnalysisStatus.PENDING, sourceName }));
+    return r;
+  };
 
   return {
     store,
     audit,
     bus,
-    submit: (bytes, sourceName) => ingestor.submit(bytes, { tenantId, sourceName }),
+    submit,
     result: (id) => results.wait(id),
     lookup: (id) => results.get(id),
     async analyze(bytes, sourceName) {
-      const { analysisId } = await ingestor.submit(bytes, { tenantId, sourceName });
+      const { analysisId } = await submit(bytes, sourceName);
       return results.wait(analysisId);
     },
     async close() {

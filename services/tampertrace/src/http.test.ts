@@ -62,6 +62,10 @@ test('without wait the endpoint answers 202 with the analysis id at once', async
   assert.equal(res.status, 202);
   const { analysisId } = await res.json();
   assert.match(analysisId, /^[0-9a-f-]{36}$/);
+  // Known at once: PENDING while the stages run (or already final on a fast machine).
+  const early = await fetch(`${base}/v1/analyses/${analysisId}`);
+  assert.equal(early.status, 200);
+  assert.ok(['ANALYSIS_STATUS_PENDING', 'ANALYSIS_STATUS_COMPLETED'].includes((await early.json()).status));
   const a = await embedded.result(analysisId);
   assert.equal(a.analysisId, analysisId);
 });

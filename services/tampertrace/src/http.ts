@@ -49,7 +49,7 @@ export async function serveHttp(embedded: Embedded, cfg: Config, log: Logger): P
       const m = /^\/v1\/analyses\/([0-9a-f-]{36})(?:\/(mask|overlay|heatmap)\.png)?$/.exec(url.pathname);
       if (req.method === 'GET' && m) {
         const a = embedded.lookup(m[1]);
-        if (!a) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such analysis (or not finished)' } });
+        if (!a) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such analysis' } });
         if (!m[2]) return send(res, 200, analysisJson(a));
         const ref = a.artifacts?.[m[2] as 'mask' | 'overlay' | 'heatmap'];
         if (!ref?.key) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no ${m[2]} for this analysis` } });
