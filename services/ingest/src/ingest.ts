@@ -19,8 +19,8 @@ import {
   type ImageLimits,
   type ObjectStore,
 } from '@tampertrace/shared';
-import { AnalysisStatus, Stage, StageTimingSchema, type ErrorInfo } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisCompletedSchema, EventMetaSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { AnalysisStatus, ErrorCode, Stage, StageTimingSchema, type ErrorInfo } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisCompletedSchema, EventMetaSchema, ImageIngestedSchema, type EventMeta } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 
 export const INGEST = 'ingest';
 
@@ -41,32 +41,49 @@ export class Ingestor {
 
   async submit(bytes: Uint8Array, opts: SubmitOptions): Promise<SubmitResult> {
     const started = performance.now();
-    const contentSha256 = sha256Hex(bytes);
-    const analysisId = uuidv7();
-    const meta = create(EventMetaSchema, {
-      eventId: eventId(analysisId, INGEST),
-      analysisId,
-      tenantId: opts.tenantId,
-      contentSha256,
-      occurredAt: timestampNow(),
-      submittedAt: timestampNow(),
-      sourceName: opts.sourceName ?? '',
-    });
+    const meta = newMeta(sha256Hex(bytes), opts);
     let image;
     try {
       image = await probeImage(bytes, this.deps.limits);
     } catch (err) {
       const e = classify(err);
       if (!(e instanceof InvalidInputError)) throw e;
-      const error = toErrorInfo(e, Stage.INGEST);
-      const final = terminalEvent(meta, AnalysisStatus.REJECTED, error, INGEST);
-      await this.deps.bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
-      return { analysisId, contentSha256, rejected: error };
+      return this.reject(meta, e);
     }
-    const original = await this.deps.store.put(Bucket.originals, ObjectKey.original(opts.tenantId, contentSha256), bytes, `image/${image.format}`);
+    const original = await this.deps.store.put(Bucket.originals, ObjectKey.original(opts.tenantId, meta.contentSha256), bytes, `image/${image.format}`);
     meta.timings.push(create(StageTimingSchema, { stage: Stage.INGEST, durationMs: performance.now() - started }));
     const event = create(ImageIngestedSchema, { meta, original, image });
     await this.deps.bus.publish(encodeEvent(Topic.imageIngested, ImageIngestedSchema, event));
-    return { analysisId, contentSha256 };
+    return { analysisId: meta.analysisId, contentSha256: meta.contentSha256 };
   }
+
+  /**
+   * For callers that learn the size before reading (files, streams): refuses an oversized input
+   * without ever holding its bytes. The caller hashes the content as it streams past.
+   */
+  async rejectTooLarge(contentSha256: string, sizeBytes: number, opts: SubmitOptions): Promise<SubmitResult> {
+    const limit = this.deps.limits.maxInputBytes;
+    if (sizeBytes <= limit) throw new Error(`rejectTooLarge called for ${sizeBytes} bytes, within the limit of ${limit}`);
+    return this.reject(newMeta(contentSha256, opts), new InvalidInputError(ErrorCode.TOO_LARGE, `the input has ${sizeBytes} bytes; the limit is ${limit}`));
+  }
+
+  private async reject(meta: EventMeta, e: InvalidInputError): Promise<SubmitResult> {
+    const error = toErrorInfo(e, Stage.INGEST);
+    const final = terminalEvent(meta, AnalysisStatus.REJECTED, error, INGEST);
+    await this.deps.bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
+    return { analysisId: meta.analysisId, contentSha256: meta.contentSha256, rejected: error };
+  }
+}
+
+function newMeta(contentSha256: string, opts: SubmitOptions): EventMeta {
+  const analysisId = uuidv7();
+  return create(EventMetaSchema, {
+    eventId: eventId(analysisId, INGEST),
+    analysisId,
+    tenantId: opts.tenantId,
+    contentSha256,
+    occurredAt: timestampNow(),
+    submittedAt: timestampNow(),
+    sourceName: opts.sourceName ?? '',
+  });
 }

@@ -1,5 +1,5 @@
 // `tampertrace`: analyse files in embedded mode, serve the embedded pipeline, read the audit trail.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, Semaphore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
@@ -84,8 +84,7 @@ async function analyze(args: string[]): Promise<number> {
       files.map(async (file, i) => {
         await inFlight.acquire();
         try {
-          const bytes = await readFile(file);
-          const a = await embedded.analyze(bytes, path.basename(file));
+          const a = await embedded.analyzeFile(file, path.basename(file));
           await writeOutputs(embedded.store, a, values.out!, names[i]);
           results[i] = a;
           progress.tick(file, a);

@@ -3,6 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +30,7 @@ let forgedRegions: Set<string>;
 
 async function tampertrace(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [BIN, ...args], { env: { ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
+    const r = await run(process.execPath, [BIN, ...args], { env: { ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn', TAMPERTRACE_MAX_INPUT_BYTES: '2000000' }, maxBuffer: 1 << 24 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -64,6 +65,8 @@ before(async () => {
   await writeFile(path.join(inDir, 'more', 'text.jpg'), 'just some text that pretends to be a JPEG\n');
   await writeFile(path.join(inDir, 'more', 'empty.jpg'), Buffer.alloc(0));
   await writeFile(path.join(inDir, 'more', 'bomb.png'), pngDeclaring(60000, 60000));
+  // Bigger than the byte limit set below: refused from its size, never read whole.
+  await writeFile(path.join(inDir, 'more', 'huge.jpg'), Buffer.concat([await sharp(astronautPng()).jpeg().toBuffer(), Buffer.alloc(3_000_000)]));
   const r = await tampertrace(['analyze', '--out', outDir, inDir]);
   exitCode = r.code;
   stdout = r.stdout;
@@ -72,7 +75,7 @@ before(async () => {
 
 test('a run with some rejected inputs exits 2 and still analyses every other input', async () => {
   assert.equal(exitCode, 2);
-  for (const name of ['astronaut', 'camera', 'forged', 'noface', 'truncated', 'text', 'empty', 'bomb']) assert.match(stdout, new RegExp(`^${name}\\.`, 'm'));
+  for (const name of ['astronaut', 'camera', 'forged', 'noface', 'truncated', 'text', 'empty', 'bomb', 'huge']) assert.match(stdout, new RegExp(`^${name}\\.`, 'm'));
 });
 
 test('bad inputs are REJECTED with precise codes', async () => {
@@ -81,6 +84,7 @@ test('bad inputs are REJECTED with precise codes', async () => {
     text: 'ERROR_CODE_UNSUPPORTED_FORMAT',
     empty: 'ERROR_CODE_EMPTY_INPUT',
     bomb: 'ERROR_CODE_TOO_MANY_PIXELS',
+    huge: 'ERROR_CODE_TOO_LARGE',
   };
   for (const [name, code] of Object.entries(expected)) {
     const a = await readJson(name);
@@ -89,6 +93,8 @@ test('bad inputs are REJECTED with precise codes', async () => {
     assert.ok(a.error.message.length > 0);
     assert.match(a.contentSha256, /^[0-9a-f]{64}$/);
   }
+  const huge = await readFile(path.join(inDir, 'more', 'huge.jpg'));
+  assert.equal((await readJson('huge')).contentSha256, createHash('sha256').update(huge).digest('hex'), 'the hash is of the whole file');
 });
 
 test('the real photos: one face each, at the known place, with a mask the size of the image', async () => {

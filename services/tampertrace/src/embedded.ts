@@ -1,7 +1,9 @@
 // Embedded mode: every stage in this process, wired by the in-process bus, with a local folder
 // as object store and PGlite as the audit database, all under $TAMPERTRACE_HOME.
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { create, fromBinary } from '@bufbuild/protobuf';
 import {
   Bucket,
@@ -89,6 +91,8 @@ export interface Embedded {
   readonly audit: AuditStore;
   readonly bus: InMemoryBus;
   submit(bytes: Uint8Array, sourceName?: string): Promise<SubmitResult>;
+  /** Analyses a file, reading it only when it is within the size limit (bigger ones are hashed as a stream and refused). */
+  analyzeFile(file: string, sourceName?: string): Promise<Analysis>;
   /** Resolves with the final Analysis (completed, no face, rejected or failed). */
   result(analysisId: string): Promise<Analysis>;
   /** The final Analysis, a PENDING one while it is in flight, or undefined for an unknown id. */
@@ -130,6 +134,7 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
     results.submitted(create(AnalysisSchema, { analysisId: r.analysisId, tenantId, contentSha256: r.contentSha256, status: AnalysisStatus.PENDING, sourceName }));
     return r;
   };
+  const analyze = async (bytes: Uint8Array, sourceName?: string) => results.wait((await submit(bytes, sourceName)).analysisId);
 
   return {
     store,
@@ -138,9 +143,14 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
     submit,
     result: (id) => results.wait(id),
     lookup: (id) => results.get(id),
-    async analyze(bytes, sourceName) {
-      const { analysisId } = await submit(bytes, sourceName);
-      return results.wait(analysisId);
+    analyze,
+    async analyzeFile(file, sourceName) {
+      const size = (await stat(file)).size;
+      if (size <= limits.maxInputBytes) return analyze(await readFile(file), sourceName);
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+      const r = await ingestor.rejectTooLarge(hash.digest('hex'), size, { tenantId, sourceName });
+      return results.wait(r.analysisId);
     },
     async close() {
       await bus.idle();
