@@ -75,3 +75,23 @@ test('grey PNGs stay single-channel and keep their values where they were', asyn
   assert.equal(back[5 * 64 + 7], 255);
   assert.equal(back[5 * 64 + 8], 0);
 });
+
+test('the decoded-image cache decodes once, evicts the least recently used, and does not keep failures', async () => {
+  const { DecodedImageCache } = await import('./image.ts');
+  const cache = new DecodedImageCache(250);
+  let decodes = 0;
+  const img = (n: number) => async () => {
+    decodes++;
+    return { data: new Uint8Array(100), width: n, height: 1 };
+  };
+  assert.equal((await cache.get('a', img(1))).width, 1);
+  assert.equal((await cache.get('a', img(99))).width, 1, 'second get is a hit');
+  await cache.get('b', img(2));
+  await cache.get('a', img(99)); // a is now the most recent
+  await cache.get('c', img(3)); // 300 bytes > 250: b goes
+  assert.equal(decodes, 3);
+  assert.equal((await cache.get('a', img(99))).width, 1);
+  assert.equal((await cache.get('b', img(22))).width, 22, 'b was evicted and decoded again');
+  await assert.rejects(cache.get('bad', async () => { throw new Error('corrupt'); }));
+  assert.equal((await cache.get('bad', img(5))).width, 5, 'a failure is not cached');
+});

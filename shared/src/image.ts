@@ -116,3 +116,45 @@ export async function encodeGreyPng(data: Uint8Array, width: number, height: num
   // b-w keeps the PNG single-channel; libvips would otherwise widen it to sRGB.
   return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 6 }) /* masks are mostly flat: small and quick at any level */.toBuffer();
 }
+
+/**
+ * A small in-process cache of decoded originals, so that stages sharing a process (embedded
+ * mode) decode each image once. Bounded by bytes; least recently used entries go first. In
+ * distributed mode every process has its own and simply misses.
+ */
+export class DecodedImageCache {
+  private readonly entries = new Map<string, Promise<RgbImage>>();
+  private readonly sizes = new Map<string, number>();
+  private bytes = 0;
+  constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
+
+  get(key: string, decode: () => Promise<RgbImage>): Promise<RgbImage> {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const p = decode();
+    this.entries.set(key, p);
+    p.then(
+      (img) => {
+        if (!this.entries.has(key)) return;
+        this.sizes.set(key, img.data.byteLength);
+        this.bytes += img.data.byteLength;
+        for (const k of this.entries.keys()) {
+          if (this.bytes <= this.maxBytes || k === key) break;
+          this.evict(k);
+        }
+      },
+      () => this.entries.delete(key), // failures are not cached: the error is the caller's
+    );
+    return p;
+  }
+
+  private evict(key: string): void {
+    this.entries.delete(key);
+    this.bytes -= this.sizes.get(key) ?? 0;
+    this.sizes.delete(key);
+  }
+}

@@ -10,3 +10,4 @@ export * from './object-store.ts';
 export * from './stage.ts';
 export * from './topics.ts';
 export * from './manifest.ts';
+export * from './originals.ts';

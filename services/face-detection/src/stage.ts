@@ -1,6 +1,6 @@
 // The face-detection stage: fetch the original, decode it (EXIF-oriented), find every face.
 import { create } from '@bufbuild/protobuf';
-import { Topic, decodeRgb, nextMeta, type ImageLimits, type ObjectStore, type RgbImage, type StageDefinition } from '@tampertrace/shared';
+import { Topic, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type RgbImage, type StageDefinition } from '@tampertrace/shared';
 import { BoxSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema, FacesDetectedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { FaceDetection } from './blazeface.ts';
@@ -13,15 +13,14 @@ export interface FaceDetector {
   readonly models: ReadonlyArray<{ name: string; version: string; sha256: string }>;
 }
 
-export function faceDetectionStage(deps: { store: ObjectStore; detector: FaceDetector; limits: ImageLimits }): StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> {
+export function faceDetectionStage(deps: { store: ObjectStore; detector: FaceDetector; limits: ImageLimits; decoded?: DecodedImageCache }): StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> {
   return {
     name: FACE_DETECTION,
     stage: Stage.FACE_DETECTION,
     input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
     output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
     async handle(event) {
-      const bytes = await deps.store.get(event.original!.bucket, event.original!.key);
-      const rgb = await decodeRgb(bytes, deps.limits);
+      const rgb = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
       const faces = await deps.detector.detect(rgb);
       return create(FacesDetectedSchema, {
         meta: nextMeta(event.meta!, Stage.FACE_DETECTION, FACE_DETECTION),

@@ -1,11 +1,11 @@
 // The forgery-localization stage: per-face forgery maps, region scores, full-image mask,
-// heatmap and overlay in object storage, and the image-level verdict.
+// heatmap in object storage, and the image-level verdict.
 import { create } from '@bufbuild/protobuf';
-import { Bucket, ObjectKey, Topic, decodeRgb, encodeGreyPng, nextMeta, type ImageLimits, type ObjectStore, type StageDefinition } from '@tampertrace/shared';
+import { Bucket, ObjectKey, Topic, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition } from '@tampertrace/shared';
 import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { renderOverlay, type Localizer } from './localize.ts';
+import type { Localizer } from './localize.ts';
 
 export const FORGERY_LOCALIZATION = 'forgery-localization';
 
@@ -14,6 +14,7 @@ export function forgeryLocalizationStage(deps: {
   localizer: Localizer;
   model: { name: string; version: string; sha256: string };
   limits: ImageLimits;
+  decoded?: DecodedImageCache;
 }): StageDefinition<typeof FacesDetectedSchema, typeof ForgeryLocalizedSchema> {
   return {
     name: FORGERY_LOCALIZATION,
@@ -23,22 +24,20 @@ export function forgeryLocalizationStage(deps: {
     async handle(event) {
       const meta = nextMeta(event.meta!, Stage.FORGERY_LOCALIZATION, FORGERY_LOCALIZATION);
       const models = event.faces.length === 0 ? event.models : [...event.models, create(ModelRefSchema, deps.model)];
-      const bytes = await deps.store.get(event.original!.bucket, event.original!.key);
-      const img = await decodeRgb(bytes, deps.limits);
+      const img = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
       const result = await deps.localizer.localize(
         img,
         event.faces.map((f) => ({ box: f.box!, score: f.score, keypoints: f.keypoints })),
       );
       const { tenantId, analysisId } = meta;
-      const [mask, heatmap, overlay] = await Promise.all([
+      // No overlay here: it is for people and costs more than the rest of the stage at 1080p,
+      // so it is rendered when someone asks for it (see overlay.ts).
+      const [mask, heatmap] = await Promise.all([
         encodeGreyPng(result.mask, img.width, img.height).then((png) =>
           deps.store.put(Bucket.artifacts, ObjectKey.artifact(tenantId, analysisId, 'mask.png'), png, 'image/png'),
         ),
         encodeGreyPng(result.heat, img.width, img.height).then((png) =>
           deps.store.put(Bucket.artifacts, ObjectKey.artifact(tenantId, analysisId, 'heatmap.png'), png, 'image/png'),
-        ),
-        renderOverlay(img, result.mask, result.faces.map((f) => f.box)).then((png) =>
-          deps.store.put(Bucket.artifacts, ObjectKey.artifact(tenantId, analysisId, 'overlay.png'), png, 'image/png'),
         ),
       ]);
       return create(ForgeryLocalizedSchema, {
@@ -47,7 +46,7 @@ export function forgeryLocalizationStage(deps: {
         // With no face the artefacts still exist (an empty mask, the plain image), so consumers need no special case.
         status: event.faces.length === 0 ? AnalysisStatus.NO_FACE : AnalysisStatus.COMPLETED,
         verdict: result.verdict ? Verdict[result.verdict] : Verdict.UNSPECIFIED,
-        artifacts: create(ArtifactsSchema, { original: event.original, mask, heatmap, overlay }),
+        artifacts: create(ArtifactsSchema, { original: event.original, mask, heatmap }),
         models,
         faces: result.faces.map((f, index) =>
           create(FaceSchema, {

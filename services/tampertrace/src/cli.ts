@@ -85,7 +85,7 @@ async function analyze(args: string[]): Promise<number> {
         await inFlight.acquire();
         try {
           const a = await embedded.analyzeFile(file, path.basename(file));
-          await writeOutputs(embedded.store, a, values.out!, names[i]);
+          await writeOutputs(embedded.store, a, values.out!, names[i], embedded.overlay);
           results[i] = a;
           progress.tick(file, a);
         } finally {

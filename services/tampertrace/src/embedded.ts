@@ -7,6 +7,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { create, fromBinary } from '@bufbuild/protobuf';
 import {
   Bucket,
+  DecodedImageCache,
   FsObjectStore,
   InMemoryBus,
   Topic,
@@ -19,7 +20,7 @@ import {
   type Subscription,
 } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisStatus, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { Ingestor, type SubmitResult } from '@tampertrace/ingest';
 import { BlazeFaceDetector } from '@tampertrace/face-detection/blazeface';
@@ -27,6 +28,7 @@ import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { loadForgeryModel } from '@tampertrace/forgery-localization/model';
 import { Localizer } from '@tampertrace/forgery-localization/localize';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
+import { overlayFor } from '@tampertrace/forgery-localization/overlay';
 import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import { AuditStore } from '@tampertrace/audit/store';
@@ -98,6 +100,8 @@ export interface Embedded {
   /** The final Analysis, a PENDING one while it is in flight, or undefined for an unknown id. */
   lookup(analysisId: string): Analysis | undefined;
   analyze(bytes: Uint8Array, sourceName?: string): Promise<Analysis>;
+  /** The analysis's overlay PNG, rendered and stored on first request. */
+  overlay(a: Analysis): Promise<ObjectRef | undefined>;
   /** Waits until every stage and the audit have consumed everything, then stops. */
   close(): Promise<void>;
 }
@@ -116,9 +120,11 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
 
   const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
   const results = new Results();
+  // Detection and localization run in this one process: decode each original once for both.
+  const decoded = new DecodedImageCache();
   const subs: Subscription[] = [
-    await runStage(bus, faceDetectionStage({ store, detector, limits }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
-    await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
+    await runStage(bus, faceDetectionStage({ store, detector, limits, decoded }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
+    await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
     await runStage(bus, explanationStage({ explainer }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
     await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
     await bus.subscribe({
@@ -144,6 +150,7 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
     result: (id) => results.wait(id),
     lookup: (id) => results.get(id),
     analyze,
+    overlay: (a) => overlayFor(store, a, limits, decoded),
     async analyzeFile(file, sourceName) {
       const size = (await stat(file)).size;
       if (size <= limits.maxInputBytes) return analyze(await readFile(file), sourceName);

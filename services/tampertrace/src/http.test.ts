@@ -43,6 +43,13 @@ test('POST an image with wait=true returns the completed analysis; its mask is s
   assert.equal(mask.headers.get('content-type'), 'image/png');
   const meta = await sharp(Buffer.from(await mask.arrayBuffer())).metadata();
   assert.deepEqual([meta.width, meta.height], [512, 512]);
+  // The overlay is rendered on first request, then served from the store.
+  for (let i = 0; i < 2; i++) {
+    const overlay = await fetch(`${base}/v1/analyses/${a.analysisId}/overlay.png`);
+    assert.equal(overlay.status, 200);
+    const om = await sharp(Buffer.from(await overlay.arrayBuffer())).metadata();
+    assert.deepEqual([om.width, om.height, om.channels], [512, 512, 3]);
+  }
 });
 
 test('bad input maps to HTTP codes: 422 for garbage, 413 for too many pixels or bytes, 404 for unknown ids', async () => {

@@ -51,7 +51,7 @@ export async function serveHttp(embedded: Embedded, cfg: Config, log: Logger): P
         const a = embedded.lookup(m[1]);
         if (!a) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such analysis' } });
         if (!m[2]) return send(res, 200, analysisJson(a));
-        const ref = a.artifacts?.[m[2] as 'mask' | 'overlay' | 'heatmap'];
+        const ref = m[2] === 'overlay' ? await embedded.overlay(a) : a.artifacts?.[m[2] as 'mask' | 'heatmap'];
         if (!ref?.key) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no ${m[2]} for this analysis` } });
         res.writeHead(200, { 'content-type': 'image/png' });
         return res.end(await embedded.store.get(ref.bucket, ref.key));

@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { toJson } from '@bufbuild/protobuf';
 import type { ObjectStore } from '@tampertrace/shared';
+import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 
 export function analysisJson(a: Analysis): unknown {
@@ -21,7 +22,13 @@ export function outputNames(inputs: string[]): string[] {
   });
 }
 
-export async function writeOutputs(store: ObjectStore, a: Analysis, outDir: string, name: string): Promise<string[]> {
+export async function writeOutputs(
+  store: ObjectStore,
+  a: Analysis,
+  outDir: string,
+  name: string,
+  overlay: (a: Analysis) => Promise<ObjectRef | undefined>,
+): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
   const written: string[] = [];
   const json = path.join(outDir, `${name}.json`);
@@ -29,7 +36,7 @@ export async function writeOutputs(store: ObjectStore, a: Analysis, outDir: stri
   written.push(json);
   for (const [ref, suffix] of [
     [a.artifacts?.mask, 'mask.png'],
-    [a.artifacts?.overlay, 'overlay.png'],
+    [await overlay(a), 'overlay.png'],
   ] as const) {
     if (!ref?.key) continue;
     const file = path.join(outDir, `${name}.${suffix}`);

@@ -166,7 +166,8 @@ export type Artifacts = Message<"tampertrace.v1.Artifacts"> & {
   mask?: ObjectRef | undefined;
 
   /**
-   * The oriented image with the mask tinted and face boxes drawn (PNG), for people.
+   * The oriented image with the mask tinted and face boxes drawn (PNG), for people. Rendered on
+   * first request (CLI, HTTP) rather than for every image of a stream; empty until then.
    *
    * @generated from field: tampertrace.v1.ObjectRef overlay = 3;
    */
