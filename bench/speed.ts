@@ -33,9 +33,7 @@ for (const bytes of inputs) {
   stageMs.detect.push(performance.now() - t);
   faces += det.length;
   t = performance.now();
-  // The localization stage decodes the original again (it runs in its own service).
-  const img2 = await decodeRgb(bytes, limits);
-  const loc = await m.localizer.localize(img2, det);
+  const loc = await m.localizer.localize(img, det);
   stageMs.localize.push(performance.now() - t);
   t = performance.now();
   if (loc.faces.length) await m.explainer.explain({ verdict: loc.verdict!, faces: loc.faces.map((f, i) => ({ faceIndex: i, forgeryScore: f.forgeryScore, regions: f.regions })) });
