@@ -43,7 +43,16 @@ bench: install ## Measure speed (images/s, per-stage ms) and localizer quality, 
 	node --import tsx bench/speed.ts
 	node --import tsx bench/quality.ts
 
+infra-up: ## Start Kafka, S3Proxy and PostgreSQL on loopback (no Docker), e.g. `make infra-up` or `make infra-up servers=kafka`
+	deploy/local/infra.sh up $(servers)
+
+infra-down: ## Stop what infra-up started, e.g. `make infra-down`
+	deploy/local/infra.sh down $(servers)
+
+infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, pg), e.g. `make infra-smoke`
+	deploy/local/infra.sh smoke $(servers)
+
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-one typecheck proto proto-check bench clean
+.PHONY: help install models run analyze test test-one typecheck proto proto-check bench infra-up infra-down infra-smoke clean
