@@ -22,11 +22,14 @@ run: install ## Start the whole pipeline on this machine (embedded mode) with it
 analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
 	npx tampertrace analyze $(args)
 
-test: install proto-check typecheck ## Run every test, e.g. `make test`
-	$(NODE_TEST) $(TESTS)
+test: install proto-check typecheck ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
+	deploy/local/infra.sh up
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  $(NODE_TEST) $(TESTS) || status=$$?; \
+	  deploy/local/infra.sh down; exit $$status
 
-test-one: install ## Run one test file, e.g. `make test-one file=shared/src/bus.test.ts`
-	$(NODE_TEST) $(file)
+test-one: install ## Run one test file (integration tests need `make infra-up` first), e.g. `make test-one file=shared/src/bus.test.ts`
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; $(NODE_TEST) $(file)
 
 typecheck: node_modules/.install-stamp ## Strict TypeScript check of the whole tree, e.g. `make typecheck`
 	npx tsc -p .

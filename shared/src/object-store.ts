@@ -28,7 +28,7 @@ export const ObjectKey = {
 
 const SAFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
 
-function checkKey(bucket: string, key: string): void {
+export function checkKey(bucket: string, key: string): void {
   if (!SAFE_SEGMENT.test(bucket)) throw new Error(`invalid bucket name "${bucket}"`);
   const parts = key.split('/');
   if (parts.some((s) => !SAFE_SEGMENT.test(s) || s === '.' || s === '..')) throw new Error(`invalid object key "${key}"`);
