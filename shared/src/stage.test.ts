@@ -22,7 +22,7 @@ async function harness(behaviour: (id: string) => Promise<void>) {
   const out = { detected: [] as BusMessage[], completed: [] as BusMessage[], dlq: [] as BusMessage[] };
   await bus.subscribe({ group: 'obs1', topics: [Topic.facesDetected], handler: async (m) => void out.detected.push(m) });
   await bus.subscribe({ group: 'obs2', topics: [Topic.analysisCompleted], handler: async (m) => void out.completed.push(m) });
-  await bus.subscribe({ group: 'obs3', topics: [deadLetterTopic(Topic.imageIngested)], handler: async (m) => void out.dlq.push(m) });
+  await bus.subscribe({ group: 'obs3', topics: [deadLetterTopic('face-detection')], handler: async (m) => void out.dlq.push(m) });
   const def: StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> = {
     name: 'face-detection',
     stage: Stage.FACE_DETECTION,

@@ -28,10 +28,10 @@ export interface RunStageOptions {
   log: Logger;
 }
 
-/** Sends a message to its topic's dead-letter sibling with provenance headers; original key and value kept. */
+/** Sends a message to the consuming service's dead-letter topic with provenance headers; original key and value kept. */
 export async function deadLetter(bus: EventBus, msg: BusMessage, stage: string, code: string, reason: string): Promise<void> {
   await bus.publish({
-    topic: deadLetterTopic(msg.topic),
+    topic: deadLetterTopic(stage),
     key: msg.key,
     value: msg.value,
     headers: {

@@ -1,5 +1,6 @@
 // Every topic name in one place. Distributed mode prefixes them (TAMPERTRACE_TOPIC_PREFIX);
-// each consumed topic has a dead-letter sibling named `<topic>.dlq`.
+// each consuming service has its own dead-letter topic (several services read one topic, and
+// each must own its failures).
 
 export const Topic = {
   /** ImageIngested: validated bytes are stored and ready for detection. Key: analysis id. */
@@ -14,8 +15,9 @@ export const Topic = {
 
 export type TopicName = (typeof Topic)[keyof typeof Topic];
 
-export function deadLetterTopic(topic: string): string {
-  return `${topic}.dlq`;
+/** Dead letters of one consuming service (its consumer group); the source topic is in a header. */
+export function deadLetterTopic(consumer: string): string {
+  return `tampertrace.dlq.${consumer}.v1`;
 }
 
 export function withPrefix(prefix: string, topic: string): string {

@@ -10,6 +10,8 @@ import {
   DecodedImageCache,
   FsObjectStore,
   InMemoryBus,
+  type EventBus,
+  type ObjectStore,
   Topic,
   findModel,
   readManifest,
@@ -31,7 +33,7 @@ import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stag
 import { overlayFor } from '@tampertrace/forgery-localization/overlay';
 import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
-import { AuditStore } from '@tampertrace/audit/store';
+import { AuditStore, type SqlClient } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/audit/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 
@@ -88,10 +90,19 @@ export async function loadModels(cfg: Config) {
   return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
 }
 
+/** The transports a pipeline runs on: in-process ones for embedded mode, real servers otherwise. */
+export interface Transports {
+  bus: EventBus;
+  store: ObjectStore;
+  sql: SqlClient;
+  /** Resolves once every consumer has caught up (InMemoryBus.idle); absent where that cannot be known. */
+  idle?: () => Promise<void>;
+}
+
 export interface Embedded {
-  readonly store: FsObjectStore;
+  readonly store: ObjectStore;
   readonly audit: AuditStore;
-  readonly bus: InMemoryBus;
+  readonly bus: EventBus;
   submit(bytes: Uint8Array, sourceName?: string): Promise<SubmitResult>;
   /** Analyses a file, reading it only when it is within the size limit (bigger ones are hashed as a stream and refused). */
   analyzeFile(file: string, sourceName?: string): Promise<Analysis>;
@@ -106,16 +117,22 @@ export interface Embedded {
   close(): Promise<void>;
 }
 
+/** Embedded mode: in-process bus, a local folder as object store, PGlite, all under $TAMPERTRACE_HOME. */
 export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded> {
   const home = cfg.TAMPERTRACE_HOME;
   await mkdir(home, { recursive: true });
-  const limits = limitsOf(cfg);
-  const store = new FsObjectStore(path.join(home, 'objects'));
-  await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
   const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
+  const sql = await openPglite(path.join(home, 'db'));
+  return startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() });
+}
 
-  const [{ detector, model, locEntry, localizer, explainer }, db] = await Promise.all([loadModels(cfg), openPglite(path.join(home, 'db'))]);
-  const audit = new AuditStore(db);
+/** Every stage, the audit consumer and a results view in this process, on the given transports. */
+export async function startPipeline(cfg: Config, log: Logger, t: Transports): Promise<Embedded> {
+  const { bus, store } = t;
+  const limits = limitsOf(cfg);
+  await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
+  const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
+  const audit = new AuditStore(t.sql);
   await audit.migrate();
 
   const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
@@ -160,7 +177,7 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
       return results.wait(r.analysisId);
     },
     async close() {
-      await bus.idle();
+      await t.idle?.();
       for (const s of subs) await s.stop();
       await bus.close();
       await Promise.all([detector.close(), model.close()]);
