@@ -30,6 +30,22 @@ export interface Config {
   TAMPERTRACE_HTTP_PORT: number;
   /** Retries of a retriable failure before the message is dead-lettered. */
   TAMPERTRACE_MAX_ATTEMPTS: number;
+  /** Distributed mode: Kafka bootstrap servers (comma separated in the variable). */
+  TAMPERTRACE_KAFKA_BROKERS: string[];
+  /** Distributed mode: prefix of every topic name (lets several deployments share a cluster). */
+  TAMPERTRACE_TOPIC_PREFIX: string;
+  /** Distributed mode: partitions of topics the services create. */
+  TAMPERTRACE_TOPIC_PARTITIONS: number;
+  /** Distributed mode: S3 endpoint URL, region, credentials, bucket name prefix. Never logged. */
+  TAMPERTRACE_S3_ENDPOINT: string;
+  TAMPERTRACE_S3_REGION: string;
+  TAMPERTRACE_S3_ACCESS_KEY: string;
+  TAMPERTRACE_S3_SECRET_KEY: string;
+  TAMPERTRACE_S3_BUCKET_PREFIX: string;
+  /** Distributed mode: PostgreSQL URL of the audit store. Never logged. */
+  TAMPERTRACE_DATABASE_URL: string;
+  /** How long a service may take to finish in-flight work after SIGTERM, ms. */
+  TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: number;
 }
 
 export class ConfigError extends Error {}
@@ -83,5 +99,30 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_HTTP_HOST: str(env, 'TAMPERTRACE_HTTP_HOST', '127.0.0.1'),
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
     TAMPERTRACE_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_MAX_ATTEMPTS', 5, 1, 100),
+    TAMPERTRACE_KAFKA_BROKERS: str(env, 'TAMPERTRACE_KAFKA_BROKERS', '').split(',').map((s) => s.trim()).filter(Boolean),
+    TAMPERTRACE_TOPIC_PREFIX: str(env, 'TAMPERTRACE_TOPIC_PREFIX', ''),
+    TAMPERTRACE_TOPIC_PARTITIONS: int(env, 'TAMPERTRACE_TOPIC_PARTITIONS', 4, 1, 1000),
+    TAMPERTRACE_S3_ENDPOINT: str(env, 'TAMPERTRACE_S3_ENDPOINT', ''),
+    TAMPERTRACE_S3_REGION: str(env, 'TAMPERTRACE_S3_REGION', 'us-east-1'),
+    TAMPERTRACE_S3_ACCESS_KEY: str(env, 'TAMPERTRACE_S3_ACCESS_KEY', ''),
+    TAMPERTRACE_S3_SECRET_KEY: str(env, 'TAMPERTRACE_S3_SECRET_KEY', ''),
+    TAMPERTRACE_S3_BUCKET_PREFIX: str(env, 'TAMPERTRACE_S3_BUCKET_PREFIX', ''),
+    TAMPERTRACE_DATABASE_URL: str(env, 'TAMPERTRACE_DATABASE_URL', ''),
+    TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: int(env, 'TAMPERTRACE_SHUTDOWN_TIMEOUT_MS', 15_000, 100, 600_000),
   };
+}
+
+/** The image limits as the image functions take them. */
+export function limitsOf(cfg: Config): { maxInputBytes: number; maxPixels: number; minSide: number } {
+  return { maxInputBytes: cfg.TAMPERTRACE_MAX_INPUT_BYTES, maxPixels: cfg.TAMPERTRACE_MAX_PIXELS, minSide: cfg.TAMPERTRACE_MIN_SIDE };
+}
+
+/** Fails fast, naming every missing variable, when a distributed-mode service lacks its servers. */
+export function requireDistributed(cfg: Config, needs: { kafka?: boolean; s3?: boolean; database?: boolean }): void {
+  const missing = [
+    ...(needs.kafka && cfg.TAMPERTRACE_KAFKA_BROKERS.length === 0 ? ['TAMPERTRACE_KAFKA_BROKERS'] : []),
+    ...(needs.s3 ? (['TAMPERTRACE_S3_ENDPOINT', 'TAMPERTRACE_S3_ACCESS_KEY', 'TAMPERTRACE_S3_SECRET_KEY'] as const).filter((k) => !cfg[k]) : []),
+    ...(needs.database && !cfg.TAMPERTRACE_DATABASE_URL ? ['TAMPERTRACE_DATABASE_URL'] : []),
+  ];
+  if (missing.length) throw new ConfigError(`distributed mode needs ${missing.join(', ')} (see README, "Configuration")`);
 }

@@ -11,3 +11,6 @@ export * from './stage.ts';
 export * from './topics.ts';
 export * from './manifest.ts';
 export * from './originals.ts';
+export * from './service.ts';
+export * from './kafka-bus.ts';
+export * from './s3-object-store.ts';

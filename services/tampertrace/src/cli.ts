@@ -2,7 +2,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, Semaphore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
+import { ConfigError, REPO_ROOT, Semaphore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
 import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { startEmbedded } from './embedded.ts';
@@ -16,6 +16,8 @@ const USAGE = `Usage:
   tampertrace serve [--port N]                                 run the embedded pipeline with its HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
   tampertrace audit verify                                     check the tenant's audit hash chain
+  tampertrace service <face-detection|forgery-localization|explanation-generation|audit>
+                                                               run one service on Kafka, S3 and PostgreSQL
 
 Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
 Configuration comes from TAMPERTRACE_* environment variables (see README).`;
@@ -30,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case 'audit':
         return await auditCmd(rest);
+      case 'service':
+        return await service(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -163,6 +167,19 @@ async function serve(args: string[]): Promise<number> {
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await embedded.close();
+  return EXIT.ok;
+}
+
+export const SERVICES = ['face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
+
+/** Runs one service's entry point in this process (it exits on SIGTERM/SIGINT). */
+async function service(args: string[]): Promise<number> {
+  const [name] = args;
+  if (!(SERVICES as readonly string[]).includes(name)) {
+    process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
+    return EXIT.failure;
+  }
+  await import(path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
   return EXIT.ok;
 }
 

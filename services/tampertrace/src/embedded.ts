@@ -16,8 +16,8 @@ import {
   findModel,
   readManifest,
   runStage,
+  limitsOf,
   type Config,
-  type ImageLimits,
   type Logger,
   type Subscription,
 } from '@tampertrace/shared';
@@ -25,10 +25,9 @@ import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertra
 import { AnalysisStatus, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { Ingestor, type SubmitResult } from '@tampertrace/ingest';
-import { BlazeFaceDetector } from '@tampertrace/face-detection/blazeface';
+import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
-import { loadForgeryModel } from '@tampertrace/forgery-localization/model';
-import { Localizer } from '@tampertrace/forgery-localization/localize';
+import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
 import { overlayFor } from '@tampertrace/forgery-localization/overlay';
 import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
@@ -37,9 +36,6 @@ import { AuditStore, type SqlClient } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/audit/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 
-export function limitsOf(cfg: Config): ImageLimits {
-  return { maxInputBytes: cfg.TAMPERTRACE_MAX_INPUT_BYTES, maxPixels: cfg.TAMPERTRACE_MAX_PIXELS, minSide: cfg.TAMPERTRACE_MIN_SIDE };
-}
 
 /** Keeps final results for look-up and hands them to whoever waits for one. */
 class Results {
@@ -72,21 +68,7 @@ class Results {
 
 /** The models every analysis needs, loaded and verified against the manifest. */
 export async function loadModels(cfg: Config) {
-  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
-  const ort = { executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS, intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined };
-  const front = findModel(manifest, 'blazeface-front-128');
-  const back = findModel(manifest, 'blazeface-back-256');
-  const locEntry = findModel(manifest, cfg.TAMPERTRACE_LOCALIZER_MODEL);
-  const [detector, model] = await Promise.all([
-    BlazeFaceDetector.load({
-      frontModelPath: path.resolve(manifest.root, front.path),
-      backModelPath: path.resolve(manifest.root, back.path),
-      minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
-      ...ort,
-    }),
-    loadForgeryModel(manifest.root, locEntry, ort),
-  ]);
-  const localizer = new Localizer(model, { pixel: locEntry.pixelThreshold!, band: locEntry.uncertainBand!, faceTopFraction: locEntry.faceTopFraction }, locEntry.cropScale);
+  const [detector, { model, entry: locEntry, localizer }] = await Promise.all([loadDetector(cfg), loadLocalizer(cfg)]);
   return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
 }
 

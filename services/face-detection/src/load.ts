@@ -1,0 +1,18 @@
+// Loads the BlazeFace models named in the manifest, each checked against its sha256.
+import path from 'node:path';
+import { findModel, loadVerifiedModel, readManifest, type Config } from '@tampertrace/shared';
+import { BlazeFaceDetector } from './blazeface.ts';
+
+export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
+  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
+  const front = findModel(manifest, 'blazeface-front-128');
+  const back = findModel(manifest, 'blazeface-back-256');
+  await Promise.all([loadVerifiedModel(manifest.root, front), loadVerifiedModel(manifest.root, back)]);
+  return BlazeFaceDetector.load({
+    frontModelPath: path.resolve(manifest.root, front.path),
+    backModelPath: path.resolve(manifest.root, back.path),
+    minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
+    executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS,
+    intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
+  });
+}

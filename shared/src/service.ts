@@ -1,0 +1,41 @@
+// What every distributed-mode service process shares: its transports, and an orderly exit on
+// SIGTERM/SIGINT within a deadline (stop fetching, finish in-flight work, commit, disconnect).
+import { KafkaBus } from './kafka-bus.ts';
+import { S3ObjectStore } from './s3-object-store.ts';
+import { requireDistributed, type Config } from './config.ts';
+import type { Logger } from './log.ts';
+
+export async function connectBusAndStore(cfg: Config, log: Logger, service: string): Promise<{ bus: KafkaBus; store: S3ObjectStore }> {
+  requireDistributed(cfg, { kafka: true, s3: true });
+  const store = new S3ObjectStore({
+    endpoint: cfg.TAMPERTRACE_S3_ENDPOINT,
+    region: cfg.TAMPERTRACE_S3_REGION,
+    accessKey: cfg.TAMPERTRACE_S3_ACCESS_KEY,
+    secretKey: cfg.TAMPERTRACE_S3_SECRET_KEY,
+    bucketPrefix: cfg.TAMPERTRACE_S3_BUCKET_PREFIX || undefined,
+  });
+  const bus = await KafkaBus.connect({
+    brokers: cfg.TAMPERTRACE_KAFKA_BROKERS,
+    clientId: service,
+    topicPrefix: cfg.TAMPERTRACE_TOPIC_PREFIX,
+    partitions: cfg.TAMPERTRACE_TOPIC_PARTITIONS,
+    log,
+  });
+  return { bus, store };
+}
+
+/** Resolves when the process is asked to stop; then runs `stop` and exits, forcibly after the deadline. */
+export async function runUntilSignal(log: Logger, stop: () => Promise<void>, timeoutMs: number): Promise<void> {
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal, timeoutMs }, 'stopping');
+  const deadline = setTimeout(() => {
+    log.error({ timeoutMs }, 'shutdown deadline passed; exiting with work in flight (it will be redelivered)');
+    process.exit(1);
+  }, timeoutMs);
+  deadline.unref();
+  await stop();
+  log.info('stopped');
+}
