@@ -3,7 +3,7 @@
 // one consumer group per service, at-least-once, and an offset is committed only after the
 // handler resolved. Topic names carry an optional prefix on the wire only; handlers see the
 // unprefixed names they subscribed to.
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type EachBatchPayload, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import type { BusMessage, EventBus, SubscribeOptions, Subscription } from './bus.ts';
 import { createLogger, type Logger } from './log.ts';
 import { withPrefix } from './topics.ts';

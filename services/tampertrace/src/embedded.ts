@@ -1,5 +1,5 @@
-// Embedded mode: every stage in this process, wired by the in-process bus, with a local folder
-// as object store and PGlite as the audit database, all under $TAMPERTRACE_HOME.
+// Every stage in this process: embedded mode (in-process bus, a local folder as object store,
+// PGlite, all under $TAMPERTRACE_HOME) or, through startPipeline, the same on real servers.
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -10,14 +10,12 @@ import {
   DecodedImageCache,
   FsObjectStore,
   InMemoryBus,
+  Topic,
+  limitsOf,
+  runStage,
+  type Config,
   type EventBus,
   type ObjectStore,
-  Topic,
-  findModel,
-  readManifest,
-  runStage,
-  limitsOf,
-  type Config,
   type Logger,
   type Subscription,
 } from '@tampertrace/shared';
@@ -35,7 +33,6 @@ import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import { AuditStore, type SqlClient } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/audit/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
-
 
 /** Keeps final results for look-up and hands them to whoever waits for one. */
 class Results {
