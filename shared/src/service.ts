@@ -4,6 +4,9 @@ import { KafkaBus } from './kafka-bus.ts';
 import { S3ObjectStore } from './s3-object-store.ts';
 import { requireDistributed, type Config } from './config.ts';
 import type { Logger } from './log.ts';
+import type { DescMessage } from '@bufbuild/protobuf';
+import type { EventBus } from './bus.ts';
+import { runStage, type StageDefinition } from './stage.ts';
 
 export async function connectBusAndStore(cfg: Config, log: Logger, service: string): Promise<{ bus: KafkaBus; store: S3ObjectStore }> {
   requireDistributed(cfg, { kafka: true, s3: true });
@@ -38,4 +41,28 @@ export async function runUntilSignal(log: Logger, stop: () => Promise<void>, tim
   deadline.unref();
   await stop();
   log.info('stopped');
+}
+
+/**
+ * The life of a stage service: consume with the stage, say ready, and on a signal stop fetching,
+ * let in-flight work finish and commit, disconnect, then release the stage's own resources.
+ */
+export async function serveStage<I extends DescMessage, O extends DescMessage>(
+  cfg: Config,
+  log: Logger,
+  bus: EventBus,
+  def: StageDefinition<I, O>,
+  release: () => Promise<void> = async () => {},
+): Promise<void> {
+  const sub = await runStage(bus, def, { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS, log });
+  log.info('ready');
+  await runUntilSignal(
+    log,
+    async () => {
+      await sub.stop();
+      await bus.close();
+      await release();
+    },
+    cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS,
+  );
 }

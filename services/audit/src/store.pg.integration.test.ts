@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { classify } from '@tampertrace/shared';
 import { openPostgres } from './pg.ts';
-import { AuditStore, type AuditRecordInput, type SqlClient } from './store.ts';
+import { AuditStore, type SqlClient } from './store.ts';
+import { auditRecord as rec } from './testing.ts';
 
 const URL_ = process.env.TAMPERTRACE_DATABASE_URL;
 const SKIP = URL_ ? false : 'TAMPERTRACE_DATABASE_URL is not set: run `make infra-up` and `eval "$(deploy/local/infra.sh env)"` first';
@@ -19,25 +20,6 @@ const RUN = `it_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 const schemas: string[] = [];
 const open: SqlClient[] = [];
 
-function rec(i: number, tenantId = 't1'): AuditRecordInput {
-  return {
-    eventId: `${tenantId}:a${i}:stage`,
-    tenantId,
-    analysisId: `a${i}`,
-    contentSha256: 'cd'.repeat(32),
-    stage: 'EXPLANATION',
-    status: 'COMPLETED',
-    verdict: 'LIKELY_FORGED',
-    maxForgeryScore: 0.1 * i,
-    models: [{ name: 'm', version: '1' }],
-    faces: [{ box: { x: 1, y: 2, width: 3, height: 4 } }],
-    regions: ['nose', 'mouth'],
-    explanationText: `record ${i}`,
-    explanationFacts: [{ fact: 'f', value: i }],
-    sourceName: 'upload.jpg',
-    eventTime: new Date(1_700_000_000_000 + i),
-  };
-}
 
 /** A fresh, migrated schema; every connection of the returned pool uses it as search_path. */
 async function fresh(max = 5): Promise<{ db: SqlClient; store: AuditStore; schema: string }> {

@@ -1,25 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPglite } from './pglite.ts';
-import { AuditStore, type AuditRecordInput, type SqlClient } from './store.ts';
+import { AuditStore, type SqlClient } from './store.ts';
+import { auditRecord as rec } from './testing.ts';
 
-function rec(i: number, tenantId = 't1'): AuditRecordInput {
-  return {
-    eventId: `a${i}:stage`,
-    tenantId,
-    analysisId: `a${i}`,
-    contentSha256: 'cd'.repeat(32),
-    stage: 'EXPLANATION',
-    status: 'COMPLETED',
-    verdict: 'LIKELY_FORGED',
-    maxForgeryScore: 0.1 * i,
-    models: [{ name: 'm', version: '1' }],
-    faces: [{ box: { x: 1, y: 2, width: 3, height: 4 } }],
-    regions: ['nose', 'mouth'],
-    explanationText: `record ${i}`,
-    eventTime: new Date(1_700_000_000_000 + i),
-  };
-}
 
 async function fresh(): Promise<{ db: SqlClient; store: AuditStore }> {
   const db = await openPglite(undefined);
