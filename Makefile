@@ -46,6 +46,15 @@ bench: install ## Measure speed (images/s, per-stage ms) and localizer quality, 
 	node --import tsx bench/speed.ts
 	node --import tsx bench/quality.ts
 
+up: install ## Start the local servers and all five services as separate processes, e.g. `make up`
+	deploy/local/services.sh up
+
+down: ## Stop what `make up` started, e.g. `make down`
+	deploy/local/services.sh down
+
+logs: ## Show a service's log, e.g. `make logs service=face-detection`
+	tail -n 100 -f .infra/services/$(service).log
+
 infra-up: ## Start Kafka, S3Proxy and PostgreSQL on loopback (no Docker), e.g. `make infra-up` or `make infra-up servers=kafka`
 	deploy/local/infra.sh up $(servers)
 
@@ -58,4 +67,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-one typecheck proto proto-check bench infra-up infra-down infra-smoke clean
+.PHONY: help install models run analyze test test-one typecheck proto proto-check bench up down logs infra-up infra-down infra-smoke clean

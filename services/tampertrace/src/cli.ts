@@ -1,11 +1,12 @@
 // `tampertrace`: analyse files in embedded mode, serve the embedded pipeline, read the audit trail.
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { fromJson } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, REPO_ROOT, Semaphore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
+import { ConfigError, REPO_ROOT, Semaphore, connectBusAndStore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
 import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { startEmbedded } from './embedded.ts';
+import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { startEmbedded, startPipeline } from './embedded.ts';
 import { outputNames, writeOutputs } from './outputs.ts';
 import { serveHttp } from './http.ts';
 
@@ -16,8 +17,9 @@ const USAGE = `Usage:
   tampertrace serve [--port N]                                 run the embedded pipeline with its HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
   tampertrace audit verify                                     check the tenant's audit hash chain
-  tampertrace service <face-detection|forgery-localization|explanation-generation|audit>
+  tampertrace service <ingest|face-detection|forgery-localization|explanation-generation|audit>
                                                                run one service on Kafka, S3 and PostgreSQL
+  tampertrace submit [--server URL] [--out DIR] PATH...        send files to a running gateway and write results
 
 Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
 Configuration comes from TAMPERTRACE_* environment variables (see README).`;
@@ -34,6 +36,8 @@ export async function main(argv: string[]): Promise<number> {
         return await auditCmd(rest);
       case 'service':
         return await service(rest);
+      case 'submit':
+        return await submitCmd(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -108,6 +112,56 @@ async function analyze(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+/** Sends files to a running gateway (`make up`, or `make run`) and writes the same files as `analyze`. */
+async function submitCmd(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { server: { type: 'string', default: 'http://127.0.0.1:8080' }, out: { type: 'string', default: 'tampertrace-out' }, concurrency: { type: 'string', default: '4' } },
+  });
+  if (positionals.length === 0) {
+    process.stderr.write(`submit needs at least one PATH\n${USAGE}\n`);
+    return EXIT.failure;
+  }
+  const server = values.server!.replace(/\/$/, '');
+  const files = await expandInputs(positionals);
+  const names = outputNames(files);
+  const results: Analysis[] = new Array(files.length);
+  const progress = new Progress(files.length);
+  const inFlight = new Semaphore(Math.max(1, Number(values.concurrency) || 4));
+  await mkdir(values.out!, { recursive: true });
+  try {
+    await Promise.all(
+      files.map(async (file, i) => {
+        await inFlight.acquire();
+        try {
+          const res = await fetch(`${server}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await readFile(file)), headers: { 'x-source-name': path.basename(file) } });
+          const body = (await res.json()) as { analysisId?: string; error?: { code: string; message: string } };
+          if (!body.analysisId) throw new Error(`${file}: HTTP ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`);
+          const a = fromJson(AnalysisSchema, body as never);
+          await writeFile(path.join(values.out!, `${names[i]}.json`), JSON.stringify(body, null, 2) + '\n');
+          if (a.artifacts?.mask?.key) {
+            for (const kind of ['mask', 'overlay'] as const) {
+              const png = await fetch(`${server}/v1/analyses/${a.analysisId}/${kind}.png`);
+              if (png.ok) await writeFile(path.join(values.out!, `${names[i]}.${kind}.png`), new Uint8Array(await png.arrayBuffer()));
+            }
+          }
+          results[i] = a;
+          progress.tick(file, a);
+        } finally {
+          inFlight.release();
+        }
+      }),
+    );
+  } finally {
+    progress.done();
+  }
+  process.stdout.write(summaryTable(files, results) + '\n');
+  if (results.some((a) => a.status === AnalysisStatus.FAILED)) return EXIT.failure;
+  if (results.some((a) => a.status === AnalysisStatus.REJECTED)) return EXIT.rejected;
+  return EXIT.ok;
+}
+
 const statusName = (a: Analysis) => AnalysisStatus[a.status];
 const verdictName = (a: Analysis) => (a.verdict ? Verdict[a.verdict] : '-');
 
@@ -147,16 +201,22 @@ class Progress {
   }
 }
 
+/**
+ * Embedded mode by default; with TAMPERTRACE_KAFKA_BROKERS set, the distributed mode's gateway:
+ * ingest and a results view on Kafka and S3, in front of the stage services.
+ */
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { port: { type: 'string' } } });
   const cfg = loadConfig(values.port ? { ...process.env, TAMPERTRACE_HTTP_PORT: values.port } : process.env);
-  const log = createLogger('tampertrace');
-  const embedded = await startEmbedded(cfg, log);
+  const distributed = cfg.TAMPERTRACE_KAFKA_BROKERS.length > 0;
+  const log = createLogger(distributed ? 'ingest' : 'tampertrace');
+  const embedded = distributed ? await startPipeline(cfg, log, await connectBusAndStore(cfg, log, 'ingest')) : await startEmbedded(cfg, log);
   const server = await serveHttp(embedded, cfg, log);
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://${cfg.TAMPERTRACE_HTTP_HOST}:${addr.port}` : '';
+  log.info({ url }, 'ready');
   process.stdout.write(
-    `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
+    (distributed ? `TamperTrace gateway is running (distributed mode).\n` : `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n`) +
       `  Analyse an image:  curl --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
       `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,
   );
@@ -172,11 +232,12 @@ async function serve(args: string[]): Promise<number> {
 
 export const SERVICES = ['face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
 
-/** Runs one service's entry point in this process (it exits on SIGTERM/SIGINT). */
+/** Runs one service in this process until SIGTERM/SIGINT; `ingest` is the gateway (`serve` on real servers). */
 async function service(args: string[]): Promise<number> {
   const [name] = args;
+  if (name === 'ingest') return serve(args.slice(1));
   if (!(SERVICES as readonly string[]).includes(name)) {
-    process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
+    process.stderr.write(`unknown service "${name ?? ''}"; one of: ingest, ${SERVICES.join(', ')}\n`);
     return EXIT.failure;
   }
   await import(path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));

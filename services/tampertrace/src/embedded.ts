@@ -73,14 +73,16 @@ export async function loadModels(cfg: Config) {
 export interface Transports {
   bus: EventBus;
   store: ObjectStore;
-  sql: SqlClient;
+  /** The audit database; absent for a gateway that runs no stages. */
+  sql?: SqlClient;
   /** Resolves once every consumer has caught up (InMemoryBus.idle); absent where that cannot be known. */
   idle?: () => Promise<void>;
 }
 
 export interface Embedded {
   readonly store: ObjectStore;
-  readonly audit: AuditStore;
+  /** Absent for a gateway that runs no stages. */
+  readonly audit?: AuditStore;
   readonly bus: EventBus;
   submit(bytes: Uint8Array, sourceName?: string): Promise<SubmitResult>;
   /** Analyses a file, reading it only when it is within the size limit (bigger ones are hashed as a stream and refused). */
@@ -105,30 +107,45 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
   return startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() });
 }
 
-/** Every stage, the audit consumer and a results view in this process, on the given transports. */
+/**
+ * Ingest and a results view in this process, on the given transports; with `t.sql`, also every
+ * stage and the audit consumer (embedded mode, or all-in-one on real servers). Without it, this is
+ * the gateway of the distributed mode, in front of stage services running elsewhere.
+ */
 export async function startPipeline(cfg: Config, log: Logger, t: Transports): Promise<Embedded> {
   const { bus, store } = t;
   const limits = limitsOf(cfg);
   await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
-  const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
-  const audit = new AuditStore(t.sql);
-  await audit.migrate();
-
-  const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
   const results = new Results();
   // Detection and localization run in this one process: decode each original once for both.
   const decoded = new DecodedImageCache();
-  const subs: Subscription[] = [
-    await runStage(bus, faceDetectionStage({ store, detector, limits, decoded }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
-    await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
-    await runStage(bus, explanationStage({ explainer }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
-    await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
+  const subs: Subscription[] = [];
+  let audit: AuditStore | undefined;
+  let release = async () => {};
+  if (t.sql) {
+    const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
+    audit = new AuditStore(t.sql);
+    await audit.migrate();
+    const opts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
+    subs.push(
+      await runStage(bus, faceDetectionStage({ store, detector, limits, decoded }), { ...opts, log: log.child({ stage: 'face-detection' }) }),
+      await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...opts, log: log.child({ stage: 'forgery-localization' }) }),
+      await runStage(bus, explanationStage({ explainer }), { ...opts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
+    );
+    release = async () => {
+      await Promise.all([detector.close(), model.close()]);
+      await audit!.close();
+    };
+  }
+  subs.push(
     await bus.subscribe({
-      group: 'embedded-results',
+      // Every gateway keeps its own complete view, so its group is its own.
+      group: t.sql ? 'embedded-results' : `results-view-${process.pid}-${Date.now()}`,
       topics: [Topic.analysisCompleted],
       handler: async (msg) => results.add(fromBinary(AnalysisCompletedSchema, msg.value).analysis!),
     }),
-  ];
+  );
   const ingestor = new Ingestor({ bus, store, limits });
   const tenantId = cfg.TAMPERTRACE_TENANT;
   const submit = async (bytes: Uint8Array, sourceName?: string) => {
@@ -159,8 +176,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports): Pr
       await t.idle?.();
       for (const s of subs) await s.stop();
       await bus.close();
-      await Promise.all([detector.close(), model.close()]);
-      await audit.close();
+      await release();
     },
   };
 }

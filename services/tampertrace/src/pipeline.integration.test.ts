@@ -54,13 +54,13 @@ if (!ready) {
     const mask = await pipeline.store.get(a.artifacts!.mask!.bucket, a.artifacts!.mask!.key);
     assert.equal(mask.subarray(1, 4).toString('latin1'), 'PNG');
     // The audit consumer is its own group: wait until it has recorded all four stages.
-    let trail = await pipeline.audit.trail(a.tenantId, { analysisId: a.analysisId });
+    let trail = await pipeline.audit!.trail(a.tenantId, { analysisId: a.analysisId });
     for (let i = 0; i < 100 && trail.length < 4; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      trail = await pipeline.audit.trail(a.tenantId, { analysisId: a.analysisId });
+      trail = await pipeline.audit!.trail(a.tenantId, { analysisId: a.analysisId });
     }
     assert.deepEqual(trail.map((r) => r.stage), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
-    assert.deepEqual(await pipeline.audit.verify(a.tenantId), { ok: true, count: 4 });
+    assert.deepEqual(await pipeline.audit!.verify(a.tenantId), { ok: true, count: 4 });
   });
 
   test('a truncated image is REJECTED by the detection stage on the real bus', async () => {

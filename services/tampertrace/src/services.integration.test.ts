@@ -3,7 +3,9 @@
 // PostgreSQL; the test submits through the ingest logic and reads the results topic.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import pg from 'pg';
@@ -15,6 +17,8 @@ import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { Ingestor } from '@tampertrace/ingest';
 import { SERVICES } from './cli.ts';
+
+const BIN = path.join(REPO_ROOT, 'services', 'tampertrace', 'bin', 'tampertrace.mjs');
 
 const env = process.env;
 const ready = env.TAMPERTRACE_KAFKA_BROKERS && env.TAMPERTRACE_S3_ENDPOINT && env.TAMPERTRACE_DATABASE_URL;
@@ -32,6 +36,7 @@ if (!ready) {
     TAMPERTRACE_DATABASE_URL: `${env.TAMPERTRACE_DATABASE_URL}?options=-c%20search_path%3D${schema}`,
     TAMPERTRACE_LOG_LEVEL: 'info',
     TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: '10000',
+    TAMPERTRACE_HTTP_PORT: String(18000 + (process.pid % 1000)),
   };
   const cfg: Config = loadConfig(serviceEnv);
   const procs = new Map<string, ChildProcess>();
@@ -40,7 +45,8 @@ if (!ready) {
   let ingestor: Ingestor;
 
   function start(name: string): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services', name, 'src', 'main.ts')], { env: serviceEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Each service through the command users run: `tampertrace service <name>`.
+    const child = spawn(process.execPath, [BIN, 'service', name], { env: serviceEnv, stdio: ['ignore', 'ignore', 'pipe'] });
     procs.set(name, child);
     return new Promise((resolve, reject) => {
       let log = '';
@@ -65,7 +71,7 @@ if (!ready) {
     await admin.connect();
     await admin.query(`CREATE SCHEMA ${schema}`);
     await admin.end();
-    await Promise.all(SERVICES.map(start));
+    await Promise.all([...SERVICES, 'ingest'].map(start));
     bus = await KafkaBus.connect({ brokers: cfg.TAMPERTRACE_KAFKA_BROKERS, clientId: `${run}-test`, topicPrefix: run, log: pino({ level: 'silent' }), sessionTimeoutMs: 6000, heartbeatIntervalMs: 300, maxWaitTimeInMs: 200 });
     const store = new S3ObjectStore({ endpoint: cfg.TAMPERTRACE_S3_ENDPOINT, region: cfg.TAMPERTRACE_S3_REGION, accessKey: cfg.TAMPERTRACE_S3_ACCESS_KEY, secretKey: cfg.TAMPERTRACE_S3_SECRET_KEY, bucketPrefix: `${run}-` });
     await store.ensureBuckets(['originals', 'artifacts']);
@@ -146,5 +152,28 @@ if (!ready) {
     await db.end();
     assert.equal(rows.length, ids.length * 4);
     assert.ok(rows.every((r) => r.n === 1), 'no stage recorded twice');
+  });
+
+  test('tampertrace submit sends files to the gateway process and writes the same outputs as analyze', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tt-submit-'));
+    await mkdir(path.join(dir, 'in'));
+    await writeFile(path.join(dir, 'in', 'astronaut.png'), astronautPng());
+    await writeFile(path.join(dir, 'in', 'text.jpg'), 'not an image');
+    const out = path.join(dir, 'out');
+    const server = `http://127.0.0.1:${serviceEnv.TAMPERTRACE_HTTP_PORT}`;
+    const code = await new Promise<number>((resolve) => {
+      execFile(process.execPath, [BIN, 'submit', '--server', server, '--out', out, path.join(dir, 'in')], { env: serviceEnv }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0));
+    });
+    assert.equal(code, 2, 'one input rejected');
+    const a = JSON.parse(await readFile(path.join(out, 'astronaut.json'), 'utf8'));
+    assert.equal(a.status, 'ANALYSIS_STATUS_COMPLETED');
+    assert.equal(a.faces.length, 1);
+    const mask = await sharp(path.join(out, 'astronaut.mask.png')).metadata();
+    assert.deepEqual([mask.width, mask.height], [512, 512]);
+    const overlay = await sharp(path.join(out, 'astronaut.overlay.png')).metadata();
+    assert.deepEqual([overlay.width, overlay.height], [512, 512]);
+    const t = JSON.parse(await readFile(path.join(out, 'text.json'), 'utf8'));
+    assert.equal(t.status, 'ANALYSIS_STATUS_REJECTED');
+    assert.equal(t.error.code, 'ERROR_CODE_UNSUPPORTED_FORMAT');
   });
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Starts or stops the five TamperTrace services as separate processes on the local servers
+# (deploy/local/infra.sh): `make up` / `make down`. Logs and pid files under .infra/services.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+state="${TAMPERTRACE_INFRA_DIR:-$repo/.infra}/services"
+services=(ingest face-detection forgery-localization explanation-generation audit)
+mkdir -p "$state"
+
+up() {
+  "$repo/deploy/local/infra.sh" up
+  eval "$("$repo/deploy/local/infra.sh" env)"
+  export TAMPERTRACE_KAFKA_BROKERS TAMPERTRACE_S3_ENDPOINT TAMPERTRACE_S3_REGION TAMPERTRACE_S3_ACCESS_KEY \
+    TAMPERTRACE_S3_SECRET_KEY TAMPERTRACE_S3_FORCE_PATH_STYLE TAMPERTRACE_DATABASE_URL
+  for s in "${services[@]}"; do
+    if [[ -f "$state/$s.pid" ]] && kill -0 "$(cat "$state/$s.pid")" 2>/dev/null; then continue; fi
+    : >"$state/$s.log"
+    nohup node "$repo/services/tampertrace/bin/tampertrace.mjs" service "$s" >>"$state/$s.log" 2>&1 &
+    echo $! >"$state/$s.pid"
+  done
+  for s in "${services[@]}"; do
+    for _ in $(seq 1 600); do
+      grep -q '"msg":"ready"' "$state/$s.log" && break
+      if ! kill -0 "$(cat "$state/$s.pid")" 2>/dev/null; then
+        echo "[services] $s exited; last lines of $state/$s.log:" >&2
+        tail -n 20 "$state/$s.log" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
+    grep -q '"msg":"ready"' "$state/$s.log" || { echo "[services] $s not ready after 60 s; see $state/$s.log" >&2; exit 1; }
+    echo "[services] $s ready (pid $(cat "$state/$s.pid"))"
+  done
+  echo "[services] up. Try: npx tampertrace submit --server http://127.0.0.1:${TAMPERTRACE_HTTP_PORT:-8080} testdata/faces"
+}
+
+down() {
+  for s in "${services[@]}"; do
+    [[ -f "$state/$s.pid" ]] || continue
+    pid=$(cat "$state/$s.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for s in "${services[@]}"; do
+    [[ -f "$state/$s.pid" ]] || continue
+    pid=$(cat "$state/$s.pid")
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$state/$s.pid"
+  done
+  "$repo/deploy/local/infra.sh" down
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
