@@ -3,6 +3,8 @@
 // one consumer group per service, at-least-once, and an offset is committed only after the
 // handler resolved. Topic names carry an optional prefix on the wire only; handlers see the
 // unprefixed names they subscribed to.
+import { RetriableError } from './errors.ts';
+import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
 import { Kafka, Partitioners, logLevel, type Admin, type EachBatchPayload, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import type { BusMessage, EventBus, SubscribeOptions, Subscription } from './bus.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -138,7 +140,10 @@ export class KafkaBus implements EventBus {
         await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
         for (const p of batch) p.resolve();
       } catch (err) {
-        for (const p of batch) p.reject(err);
+        // Whatever kafkajs says (connection lost, retries exhausted, no leader), the message is
+        // fine and the broker is not: classified once, here, as a dependency outage.
+        const e = new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `Kafka publish failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+        for (const p of batch) p.reject(e);
       }
     }
     this.flushing = null;

@@ -82,21 +82,24 @@ test('invalid input becomes a REJECTED final result with its code, not a dead le
   await bus.close();
 });
 
-test('a retriable failure is retried and then succeeds; a persistent one ends FAILED and dead-lettered', async () => {
+test('a dependency outage is waited out past maxAttempts; a message that keeps timing out ends FAILED and dead-lettered', async () => {
   let calls = 0;
   const { bus, out } = await harness(async (id) => {
     calls++;
-    if (id === 'flaky' && calls < 3) throw new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, 'store down');
-    if (id === 'down') throw new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, 'store down');
+    // maxAttempts is 3: the store is down for 6 attempts, then back.
+    if (id === 'outage' && calls <= 6) throw new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, 'store down');
+    if (id === 'slow') throw new RetriableError(ErrorCode.TIMEOUT, 'inference timed out');
   });
-  await bus.publish(ingested('flaky'));
+  await bus.publish(ingested('outage'));
   await bus.idle();
-  assert.equal(calls, 3);
+  assert.equal(calls, 7);
   assert.equal(out.detected.length, 1);
-  await bus.publish(ingested('down'));
+  assert.equal(out.dlq.length, 0);
+  await bus.publish(ingested('slow'));
   await bus.idle();
+  assert.equal(calls, 10, 'three attempts for the timing-out message');
   assert.equal(out.dlq.length, 1);
-  assert.equal(out.dlq[0].headers[Header.dlqCode], 'DEPENDENCY_UNAVAILABLE');
+  assert.equal(out.dlq[0].headers[Header.dlqCode], 'TIMEOUT');
   const a = fromBinary(AnalysisCompletedSchema, out.completed[0].value).analysis!;
   assert.equal(a.status, AnalysisStatus.FAILED);
   await bus.close();

@@ -2,7 +2,7 @@
 // once. The stage function never sees the bus; the bus never sees the stage's types.
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type { BusMessage, EventBus, Subscription } from './bus.ts';
-import { AnalysisStatus, type Stage, StageTimingSchema } from './gen/tampertrace/v1/common_pb.ts';
+import { AnalysisStatus, ErrorCode, type Stage, StageTimingSchema } from './gen/tampertrace/v1/common_pb.ts';
 import { AnalysisCompletedSchema, type EventMeta } from './gen/tampertrace/v1/events_pb.ts';
 import { classify, codeName, toErrorInfo } from './errors.ts';
 import { decodeEvent, encodeEvent, terminalEvent } from './events.ts';
@@ -23,7 +23,7 @@ export interface StageDefinition<I extends DescMessage, O extends DescMessage> {
 
 export interface RunStageOptions {
   concurrency: number;
-  /** Attempts for a retriable failure before the event is dead-lettered and the analysis failed. */
+  /** Attempts for a retriable failure other than a dependency outage before the event is dead-lettered and the analysis failed. */
   maxAttempts: number;
   log: Logger;
 }
@@ -78,7 +78,10 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
       }
       const n = (attempts.get(meta.eventId) ?? 0) + 1;
       attempts.set(meta.eventId, n);
-      if (e.errorClass === 'retriable' && n < opts.maxAttempts) {
+      // A dependency outage (bus, store, database down) is waited out however long it lasts: the
+      // bus redelivers with capped backoff. Only other retriable errors, such as timeouts that a
+      // message itself may cause, count against maxAttempts.
+      if (e.errorClass === 'retriable' && (e.code === ErrorCode.DEPENDENCY_UNAVAILABLE || n < opts.maxAttempts)) {
         log.warn({ ...ctx, attempt: n, err: e.message }, 'retriable failure; the message will be redelivered');
         throw e; // not committed: the bus redelivers after a backoff
       }
