@@ -28,6 +28,12 @@ test: install proto-check typecheck ## Run every test, with real Kafka, S3Proxy 
 	  $(NODE_TEST) $(TESTS) || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
 
+test-outages: install ## Kafka restart and S3 outage under the service processes (not yet in make test, see the file), e.g. `make test-outages`
+	deploy/local/infra.sh up
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  $(NODE_TEST) services/tampertrace/src/outage.soak.ts || status=$$?; \
+	  deploy/local/infra.sh down; exit $$status
+
 test-one: install ## Run one test file (integration tests need `make infra-up` first), e.g. `make test-one file=shared/src/bus.test.ts`
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; $(NODE_TEST) $(file)
 
@@ -67,4 +73,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-one typecheck proto proto-check bench up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models run analyze test test-outages test-one typecheck proto proto-check bench up down logs infra-up infra-down infra-smoke clean

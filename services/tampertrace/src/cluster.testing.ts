@@ -19,6 +19,8 @@ export interface Result {
   deliveries: number;
   status: AnalysisStatus;
   faces: number;
+  /** Date.now() at the first delivery. */
+  at: number;
 }
 
 export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -87,7 +89,7 @@ export class Cluster {
       handler: async (m) => {
         const e = fromBinary(AnalysisCompletedSchema, m.value);
         const a = e.analysis!;
-        const r = this.results.get(a.analysisId) ?? { eventIds: new Set<string>(), deliveries: 0, status: a.status, faces: a.faces.length };
+        const r = this.results.get(a.analysisId) ?? { eventIds: new Set<string>(), deliveries: 0, status: a.status, faces: a.faces.length, at: Date.now() };
         r.eventIds.add(e.meta!.eventId);
         r.deliveries++;
         this.results.set(a.analysisId, r);

@@ -1,5 +1,9 @@
 // Server outages in the middle of a stream, with every service as its own process: a Kafka
-// broker restart. Nothing may be lost, nothing may come out twice.
+// broker restart, a 20 s S3 outage. Nothing may be lost, nothing may come out twice.
+// Not part of `make test` yet: each passed alone (twice and once), but one run of both in a row
+// hung for more than 400 s before reporting anything (suspected: a publish through the test's own
+// producer after the broker restart never settling). Run with `make test-outages`; every test has
+// a deadline so a hang fails instead of blocking.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -20,7 +24,7 @@ if (!serversReady) {
   before(() => cluster.up([...SERVICES]));
   after(() => cluster.down());
 
-  test('a Kafka broker restart mid-stream: the pipeline recovers by itself and completes every image once', async () => {
+  test('a Kafka broker restart mid-stream: the pipeline recovers by itself and completes every image once', { timeout: 240_000 }, async () => {
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
       const bytes = await sharp(astronautPng()).extract({ left: i * 6, top: i * 5, width: 450, height: 450 }).png().toBuffer();
@@ -41,5 +45,26 @@ if (!serversReady) {
       assert.equal(r.status, AnalysisStatus.COMPLETED);
       assert.equal(r.eventIds.size, 1);
     }
+  });
+
+  test('the S3 server stopped for 20 s mid-stream: work waits and retries, nothing is lost', { timeout: 200_000 }, async () => {
+    const ids: string[] = [];
+    // Enough work that the stages are still busy when S3 goes away (about 1 s to stop it).
+    const inputs = await Promise.all(Array.from({ length: 24 }, (_, i) => sharp(astronautPng()).extract({ left: 60 - (i % 12) * 5, top: i * 2, width: 440, height: 440 }).png().toBuffer()));
+    for (const [i, bytes] of inputs.entries()) {
+      ids.push((await cluster.ingestor.submit(bytes, { tenantId: 'outage', sourceName: `s3-${i}` })).analysisId);
+    }
+    // Down as soon as the originals are stored, so the stages meet the outage.
+    execFileSync(INFRA, ['down', 's3'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 20_000));
+    const back = Date.now();
+    execFileSync(INFRA, ['up', 's3'], { stdio: 'ignore' });
+    await waitFor(() => ids.every((id) => cluster.results.has(id)), 120_000, 'every result after the S3 outage');
+    for (const id of ids) {
+      const r = cluster.results.get(id)!;
+      assert.equal(r.status, AnalysisStatus.COMPLETED);
+      assert.equal(r.eventIds.size, 1);
+    }
+    assert.ok(ids.some((id) => cluster.results.get(id)!.at >= back), 'work really waited for S3');
   });
 }
