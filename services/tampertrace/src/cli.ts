@@ -82,20 +82,34 @@ async function analyze(args: string[]): Promise<number> {
   const cfg = loadConfig();
   const log = createLogger('tampertrace', process.env.TAMPERTRACE_LOG_LEVEL ?? 'warn');
   const files = await expandInputs(positionals);
-  const names = outputNames(files);
   const embedded = await startEmbedded(cfg, log);
+  try {
+    return await runBatch(files, values.out!, Number(values.concurrency), async (file, name) => {
+      const a = await embedded.analyzeFile(file, path.basename(file));
+      await writeOutputs(embedded.store, a, values.out!, name, embedded.overlay);
+      return a;
+    });
+  } finally {
+    await embedded.close();
+  }
+}
+
+/**
+ * The part `analyze` and `submit` share: a bounded number of inputs in flight, progress, the
+ * summary table and the exit code. `one` analyses a file and writes its output files.
+ */
+async function runBatch(files: string[], outDir: string, concurrency: number, one: (file: string, name: string) => Promise<Analysis>): Promise<number> {
+  const names = outputNames(files);
   const progress = new Progress(files.length);
   const results: Analysis[] = new Array(files.length);
-  const inFlight = new Semaphore(Math.max(1, Number(values.concurrency) || 4));
+  const inFlight = new Semaphore(Math.max(1, concurrency || 4));
   try {
     await Promise.all(
       files.map(async (file, i) => {
         await inFlight.acquire();
         try {
-          const a = await embedded.analyzeFile(file, path.basename(file));
-          await writeOutputs(embedded.store, a, values.out!, names[i], embedded.overlay);
-          results[i] = a;
-          progress.tick(file, a);
+          results[i] = await one(file, names[i]);
+          progress.tick(file, results[i]);
         } finally {
           inFlight.release();
         }
@@ -103,10 +117,9 @@ async function analyze(args: string[]): Promise<number> {
     );
   } finally {
     progress.done();
-    await embedded.close();
   }
   process.stdout.write(summaryTable(files, results) + '\n');
-  process.stdout.write(`Results written to ${path.resolve(values.out!)}\n`);
+  process.stdout.write(`Results written to ${path.resolve(outDir)}\n`);
   if (results.some((a) => a.status === AnalysisStatus.FAILED)) return EXIT.failure;
   if (results.some((a) => a.status === AnalysisStatus.REJECTED)) return EXIT.rejected;
   return EXIT.ok;
@@ -125,41 +138,22 @@ async function submitCmd(args: string[]): Promise<number> {
   }
   const server = values.server!.replace(/\/$/, '');
   const files = await expandInputs(positionals);
-  const names = outputNames(files);
-  const results: Analysis[] = new Array(files.length);
-  const progress = new Progress(files.length);
-  const inFlight = new Semaphore(Math.max(1, Number(values.concurrency) || 4));
-  await mkdir(values.out!, { recursive: true });
-  try {
-    await Promise.all(
-      files.map(async (file, i) => {
-        await inFlight.acquire();
-        try {
-          const res = await fetch(`${server}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await readFile(file)), headers: { 'x-source-name': path.basename(file) } });
-          const body = (await res.json()) as { analysisId?: string; error?: { code: string; message: string } };
-          if (!body.analysisId) throw new Error(`${file}: HTTP ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`);
-          const a = fromJson(AnalysisSchema, body as never);
-          await writeFile(path.join(values.out!, `${names[i]}.json`), JSON.stringify(body, null, 2) + '\n');
-          if (a.artifacts?.mask?.key) {
-            for (const kind of ['mask', 'overlay'] as const) {
-              const png = await fetch(`${server}/v1/analyses/${a.analysisId}/${kind}.png`);
-              if (png.ok) await writeFile(path.join(values.out!, `${names[i]}.${kind}.png`), new Uint8Array(await png.arrayBuffer()));
-            }
-          }
-          results[i] = a;
-          progress.tick(file, a);
-        } finally {
-          inFlight.release();
-        }
-      }),
-    );
-  } finally {
-    progress.done();
-  }
-  process.stdout.write(summaryTable(files, results) + '\n');
-  if (results.some((a) => a.status === AnalysisStatus.FAILED)) return EXIT.failure;
-  if (results.some((a) => a.status === AnalysisStatus.REJECTED)) return EXIT.rejected;
-  return EXIT.ok;
+  const out = values.out!;
+  await mkdir(out, { recursive: true });
+  return runBatch(files, out, Number(values.concurrency), async (file, name) => {
+    const res = await fetch(`${server}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await readFile(file)), headers: { 'x-source-name': path.basename(file) } });
+    const body = (await res.json()) as { analysisId?: string; error?: { code: string; message: string } };
+    if (!body.analysisId) throw new Error(`${file}: HTTP ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`);
+    const a = fromJson(AnalysisSchema, body as never);
+    await writeFile(path.join(out, `${name}.json`), JSON.stringify(body, null, 2) + '\n');
+    if (a.artifacts?.mask?.key) {
+      for (const kind of ['mask', 'overlay'] as const) {
+        const png = await fetch(`${server}/v1/analyses/${a.analysisId}/${kind}.png`);
+        if (png.ok) await writeFile(path.join(out, `${name}.${kind}.png`), new Uint8Array(await png.arrayBuffer()));
+      }
+    }
+    return a;
+  });
 }
 
 const statusName = (a: Analysis) => AnalysisStatus[a.status];
