@@ -103,13 +103,33 @@ export class KafkaBus implements EventBus {
               // Without this, the first produce/fetch races the leader election and fails.
               waitForLeaders: true,
             })
-            .then(() => undefined);
+            .then(() => this.waitForLeaders(t));
           p.catch(() => this.topicsReady.delete(t));
           this.topicsReady.set(t, p);
         }
         return p;
       }),
     );
+  }
+
+  /**
+   * waitForLeaders above covers only topics this client created. When several services start
+   * together, another one may have created the topic a moment ago and its partitions may not be
+   * served yet ("does not host this topic-partition"): wait until every partition has a leader.
+   */
+  private async waitForLeaders(topic: string, deadlineMs = 30_000): Promise<void> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        const meta = await this.admin.fetchTopicMetadata({ topics: [topic] });
+        const parts = meta.topics[0]?.partitions ?? [];
+        if (parts.length > 0 && parts.every((p) => p.leader >= 0)) return;
+      } catch (err) {
+        if (Date.now() > end) throw err;
+      }
+      if (Date.now() > end) throw new Error(`topic ${topic} has no leader for every partition after ${deadlineMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   publish(msg: BusMessage): Promise<void> {
