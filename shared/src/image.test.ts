@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
 import { InvalidInputError } from './errors.ts';
-import { decodeRgb, probeImage, type ImageLimits } from './image.ts';
+import { decodeRgb, endsEarly, probeImage, type ImageLimits } from './image.ts';
 import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg } from './testing.ts';
 
 const limits: ImageLimits = { maxInputBytes: 5_000_000, maxPixels: 50_000_000, minSide: 32 };
@@ -57,6 +57,27 @@ test('each kind of bad input fails with its own code', async () => {
   const cut = await truncatedJpeg();
   assert.equal((await probeImage(cut, limits)).width, 512);
   assert.equal(await codeOf(decodeRgb(cut, limits)), ErrorCode.TRUNCATED_IMAGE);
+});
+
+test('truncation is read from the container itself, for every accepted format', async () => {
+  const src = sharp(astronautPng());
+  for (const [name, full] of [
+    ['jpeg', await src.clone().jpeg().toBuffer()],
+    ['png', astronautPng()],
+    ['webp', await src.clone().webp().toBuffer()],
+    ['gif', await src.clone().gif().toBuffer()],
+  ] as const) {
+    assert.equal(endsEarly(full), false, `${name} complete`);
+    assert.equal(endsEarly(full.subarray(0, Math.floor(full.length * 0.7))), true, `${name} cut at 70%`);
+  }
+  // A whole JPEG with a few bytes of trailing data after its end marker is not truncated.
+  const jpg = await src.clone().jpeg().toBuffer();
+  assert.equal(endsEarly(Buffer.concat([jpg, Buffer.from('trailer')])), false);
+  // Many truncated JPEGs decoded at once: every one is TRUNCATED_IMAGE, never CORRUPT_IMAGE
+  // (libvips' message under concurrency was once "Unknown error").
+  const cut = await truncatedJpeg();
+  const codes = await Promise.all(Array.from({ length: 16 }, () => codeOf(decodeRgb(cut, limits))));
+  assert.deepEqual(new Set(codes), new Set([ErrorCode.TRUNCATED_IMAGE]));
 });
 
 test('a pixel limit below the image size refuses it before decoding', async () => {

@@ -35,9 +35,36 @@ export interface RgbImage {
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif'] as const;
 
+/**
+ * Whether the container visibly stops before its end marker. libvips' error text says
+ * "truncated" only sometimes (under concurrent decodes it has come back as "Unknown error"),
+ * so a failed decode is classified by looking at the bytes themselves first.
+ */
+export function endsEarly(b: Uint8Array): boolean {
+  const n = b.byteLength;
+  if (n >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
+    // JPEG: an end-of-image marker (FFD9); writers may append a little trailing data after it.
+    for (let i = n - 2; i >= Math.max(0, n - 4096); i--) if (b[i] === 0xff && b[i + 1] === 0xd9) return false;
+    return true;
+  }
+  if (n >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    // PNG: the IEND chunk type near the end.
+    const tail = Buffer.from(b.buffer, b.byteOffset + Math.max(0, n - 64), Math.min(n, 64));
+    return !tail.includes('IEND');
+  }
+  if (n >= 12 && Buffer.from(b.buffer, b.byteOffset, 4).toString('latin1') === 'RIFF') {
+    // WebP: the RIFF header declares the file size.
+    const declared = new DataView(b.buffer, b.byteOffset, n).getUint32(4, true) + 8;
+    return declared > n;
+  }
+  if (n >= 6 && Buffer.from(b.buffer, b.byteOffset, 3).toString('latin1') === 'GIF') return b[n - 1] !== 0x3b;
+  return false;
+}
+
 // sharp reports failures as messages only; this is the one place that maps them to codes.
-function mapSharpError(err: unknown): InvalidInputError {
+function mapSharpError(err: unknown, bytes?: Uint8Array): InvalidInputError {
   const msg = err instanceof Error ? err.message : String(err);
+  if (bytes && !/exceeds pixel limit/i.test(msg) && endsEarly(bytes)) return new InvalidInputError(ErrorCode.TRUNCATED_IMAGE, `image data ends early (${msg})`, { cause: err });
   if (/exceeds pixel limit/i.test(msg)) return new InvalidInputError(ErrorCode.TOO_MANY_PIXELS, `image has too many pixels (${msg})`, { cause: err });
   if (/unsupported image format|Input Buffer is empty/i.test(msg)) return new InvalidInputError(ErrorCode.UNSUPPORTED_FORMAT, 'not an image in an accepted format (JPEG, PNG, WebP, GIF)', { cause: err });
   if (/premature end|truncated|unexpected end|not enough data|read error|end of (file|stream)/i.test(msg)) return new InvalidInputError(ErrorCode.TRUNCATED_IMAGE, `image data ends early (${msg})`, { cause: err });
@@ -59,7 +86,7 @@ export async function probeImage(bytes: Uint8Array, limits: ImageLimits): Promis
   try {
     meta = await sharp(bytes, { limitInputPixels: limits.maxPixels, pages: 1 }).metadata();
   } catch (err) {
-    throw mapSharpError(err);
+    throw mapSharpError(err, bytes);
   }
   const format = meta.format as string | undefined;
   if (!format || !(ACCEPTED_FORMATS as readonly string[]).includes(format)) {
@@ -96,7 +123,7 @@ export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits): Promise
     }
     return { data, width: info.width, height: info.height };
   } catch (err) {
-    throw mapSharpError(err);
+    throw mapSharpError(err, bytes);
   }
 }
 
