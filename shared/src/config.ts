@@ -28,6 +28,11 @@ export interface Config {
   /** Embedded HTTP endpoint. */
   TAMPERTRACE_HTTP_HOST: string;
   TAMPERTRACE_HTTP_PORT: number;
+  /** gRPC API of the ingest service (IngestService). */
+  TAMPERTRACE_GRPC_HOST: string;
+  TAMPERTRACE_GRPC_PORT: number;
+  /** Lifetime of the presigned artefact URLs in results (distributed mode), seconds. */
+  TAMPERTRACE_PRESIGN_TTL_S: number;
   /** Retries of a retriable failure before the message is dead-lettered. */
   TAMPERTRACE_MAX_ATTEMPTS: number;
   /** Distributed mode: Kafka bootstrap servers (comma separated in the variable). */
@@ -98,6 +103,10 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_ORT_THREADS: int(env, 'TAMPERTRACE_ORT_THREADS', 0, 0, 64),
     TAMPERTRACE_HTTP_HOST: str(env, 'TAMPERTRACE_HTTP_HOST', '127.0.0.1'),
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
+    TAMPERTRACE_GRPC_HOST: str(env, 'TAMPERTRACE_GRPC_HOST', '127.0.0.1'),
+    TAMPERTRACE_GRPC_PORT: int(env, 'TAMPERTRACE_GRPC_PORT', 50051, 0, 65535),
+    // S3 caps presigned URLs at 7 days.
+    TAMPERTRACE_PRESIGN_TTL_S: int(env, 'TAMPERTRACE_PRESIGN_TTL_S', 3600, 1, 7 * 24 * 3600),
     TAMPERTRACE_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_MAX_ATTEMPTS', 5, 1, 100),
     TAMPERTRACE_KAFKA_BROKERS: str(env, 'TAMPERTRACE_KAFKA_BROKERS', '').split(',').map((s) => s.trim()).filter(Boolean),
     TAMPERTRACE_TOPIC_PREFIX: str(env, 'TAMPERTRACE_TOPIC_PREFIX', ''),

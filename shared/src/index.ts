@@ -14,3 +14,5 @@ export * from './originals.ts';
 export * from './service.ts';
 export * from './kafka-bus.ts';
 export * from './s3-object-store.ts';
+export * from './sql.ts';
+export * from './grpc.ts';

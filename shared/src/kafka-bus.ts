@@ -132,6 +132,11 @@ export class KafkaBus implements EventBus {
     }
   }
 
+  /** Creates these topics (unprefixed names) with the configured partitions, where missing; for start-up. */
+  provision(topics: string[]): Promise<void> {
+    return this.ensureTopics(topics.map((t) => this.wire(t)));
+  }
+
   publish(msg: BusMessage): Promise<void> {
     if (this.closed) return Promise.reject(new Error('bus is closed'));
     return new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type ObjectRef, ObjectRefSchema } from './gen/tampertrace/v1/common_pb.ts';
 import { sha256Hex } from './ids.ts';
 
@@ -16,6 +17,24 @@ export interface ObjectStore {
   get(bucket: string, key: string): Promise<Buffer>;
   exists(bucket: string, key: string): Promise<boolean>;
   ensureBuckets(buckets: string[]): Promise<void>;
+  /** A time-limited GET URL for consumers outside the process; absent where objects are local files. */
+  presignedGetUrl?(bucket: string, key: string, expirySeconds: number): Promise<string>;
+}
+
+/** Sets `url` and `url_expires_at` on each ref that names an object. */
+export async function presignRefs(
+  presign: (bucket: string, key: string, expirySeconds: number) => Promise<string>,
+  refs: Array<ObjectRef | undefined>,
+  ttlSeconds: number,
+): Promise<void> {
+  const expires = timestampFromDate(new Date(Date.now() + ttlSeconds * 1000));
+  await Promise.all(
+    refs.map(async (ref) => {
+      if (!ref?.key) return;
+      ref.url = await presign(ref.bucket, ref.key, ttlSeconds);
+      ref.urlExpiresAt = expires;
+    }),
+  );
 }
 
 export class ObjectNotFoundError extends Error {}

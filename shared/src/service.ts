@@ -7,6 +7,8 @@ import type { Logger } from './log.ts';
 import type { DescMessage } from '@bufbuild/protobuf';
 import type { EventBus } from './bus.ts';
 import { runStage, type StageDefinition } from './stage.ts';
+import { allTopics } from './topics.ts';
+import { Bucket } from './object-store.ts';
 
 export async function connectBusAndStore(cfg: Config, log: Logger, service: string): Promise<{ bus: KafkaBus; store: S3ObjectStore }> {
   requireDistributed(cfg, { kafka: true, s3: true });
@@ -24,6 +26,10 @@ export async function connectBusAndStore(cfg: Config, log: Logger, service: stri
     partitions: cfg.TAMPERTRACE_TOPIC_PARTITIONS,
     log,
   });
+  // Every service creates every topic it could touch, dead-letter topics included, so that none
+  // is born by accident with broker defaults, and a DLQ exists before its first message.
+  await bus.provision(allTopics());
+  await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
   return { bus, store };
 }
 

@@ -20,6 +20,24 @@ export function deadLetterTopic(consumer: string): string {
   return `tampertrace.dlq.${consumer}.v1`;
 }
 
+/**
+ * Every consumer group, i.e. every owner of a dead-letter topic: the stages, the audit service and
+ * the ingest service's results view. Names must match the groups the services subscribe with.
+ */
+export const ConsumerGroup = {
+  faceDetection: 'face-detection',
+  forgeryLocalization: 'forgery-localization',
+  explanationGeneration: 'explanation-generation',
+  audit: 'audit',
+  /** The ingest service's results view (shared by its replicas). */
+  ingestResults: 'ingest-results',
+} as const;
+
+/** Every topic the pipeline uses, dead-letter topics included: what provisioning creates. */
+export function allTopics(): string[] {
+  return [...Object.values(Topic), ...Object.values(ConsumerGroup).map(deadLetterTopic)];
+}
+
 export function withPrefix(prefix: string, topic: string): string {
   return prefix ? `${prefix}.${topic}` : topic;
 }

@@ -1,10 +1,10 @@
 // The audit service's consumer: records every stage event once (group "audit").
 import type { DescMessage } from '@bufbuild/protobuf';
-import { classify, codeName, deadLetter, decodeEvent, type BusMessage, type EventBus, type Logger, type Subscription } from '@tampertrace/shared';
+import { classify, codeName, deadLetter, decodeEvent, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
 import { AUDITED, toAuditRecord } from './records.ts';
 import type { AuditStore } from './store.ts';
 
-export const AUDIT_GROUP = 'audit';
+export const AUDIT_GROUP = ConsumerGroup.audit;
 
 export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Logger, concurrency = 1): Promise<Subscription> {
   const schemas = new Map<string, DescMessage>(AUDITED.map((a) => [a.topic, a.schema]));

@@ -1,4 +1,3 @@
 export * from './consumer.ts';
-export * from './pglite.ts';
 export * from './records.ts';
 export * from './store.ts';

@@ -1,7 +1,7 @@
 // audit service: records every stage event in PostgreSQL (distributed mode).
 import { connectBusAndStore, createLogger, loadConfig, requireDistributed, runUntilSignal } from '@tampertrace/shared';
 import { AUDIT_GROUP, runAuditConsumer } from './consumer.ts';
-import { openPostgres } from './pg.ts';
+import { openPostgres } from '@tampertrace/shared/pg';
 import { AuditStore } from './store.ts';
 
 const cfg = loadConfig();

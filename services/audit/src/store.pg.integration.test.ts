@@ -9,8 +9,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { classify } from '@tampertrace/shared';
-import { openPostgres } from './pg.ts';
-import { AuditStore, type SqlClient } from './store.ts';
+import { openPostgres } from '@tampertrace/shared/pg';
+import type { SqlClient } from '@tampertrace/shared';
+import { AuditStore } from './store.ts';
 import { auditRecord as rec } from './testing.ts';
 
 const URL_ = process.env.TAMPERTRACE_DATABASE_URL;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openPglite } from './pglite.ts';
-import { AuditStore, type SqlClient } from './store.ts';
+import { openPglite } from '@tampertrace/shared/pglite';
+import type { SqlClient } from '@tampertrace/shared';
+import { AuditStore } from './store.ts';
 import { auditRecord as rec } from './testing.ts';
 
 

@@ -1,17 +1,7 @@
 // The audit store: append-only, hash-chained per tenant, idempotent on event id. One SQL schema
 // (migrations/) for PGlite in embedded mode and PostgreSQL in distributed mode.
-import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256Hex } from '@tampertrace/shared';
-
-/** The little that both PGlite and node-postgres offer alike. */
-export interface SqlClient {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>;
-  exec(sql: string): Promise<unknown>;
-  /** Runs fn in one transaction on one connection. */
-  transaction<R>(fn: (tx: Pick<SqlClient, 'query'>) => Promise<R>): Promise<R>;
-  close(): Promise<void>;
-}
+import { runMigrations, sha256Hex, type SqlClient } from '@tampertrace/shared';
 
 export interface AuditRecordInput {
   eventId: string;
@@ -65,10 +55,8 @@ export function recordHash(prevHash: string, r: AuditRecordInput, sequence: numb
 export class AuditStore {
   constructor(private readonly db: SqlClient) {}
 
-  async migrate(): Promise<void> {
-    for (const f of (await readdir(MIGRATIONS)).filter((n) => n.endsWith('.sql')).sort()) {
-      await this.db.exec(await readFile(path.join(MIGRATIONS, f), 'utf8'));
-    }
+  migrate(): Promise<void> {
+    return runMigrations(this.db, MIGRATIONS);
   }
 
   /** Appends one record; returns false when the event was recorded before (redelivery). */

@@ -7,5 +7,5 @@ import { EXPLANATION, explanationStage } from './stage.ts';
 const cfg = loadConfig();
 const log = createLogger(EXPLANATION);
 // Cue thresholds are in the localizer's units, so they come with the localizer's manifest entry.
-const [entry, { bus }] = await Promise.all([localizerEntry(cfg), connectBusAndStore(cfg, log, EXPLANATION)]);
-await serveStage(cfg, log, bus, explanationStage({ explainer: new TemplateExplainer(entry.cueThresholds) }));
+const [entry, { bus, store }] = await Promise.all([localizerEntry(cfg), connectBusAndStore(cfg, log, EXPLANATION)]);
+await serveStage(cfg, log, bus, explanationStage({ explainer: new TemplateExplainer(entry.cueThresholds), store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S }));

@@ -2,13 +2,13 @@
 // assembles the final Analysis.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { Topic, nextMeta, type StageDefinition } from '@tampertrace/shared';
+import { Topic, nextMeta, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import { AnalysisSchema, Cue, ExplanationSchema, FactSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { Explainer, Fact } from './explainer.ts';
 
-export const EXPLANATION = 'explanation-generation';
+export const EXPLANATION = ConsumerGroup.explanationGeneration;
 
 const CUE: Record<Fact['cue'], Cue> = {
   coverage: Cue.COVERAGE,
@@ -18,7 +18,14 @@ const CUE: Record<Fact['cue'], Cue> = {
   boundary: Cue.BOUNDARY,
 };
 
-export function explanationStage(deps: { explainer: Explainer }): StageDefinition<typeof ForgeryLocalizedSchema, typeof AnalysisCompletedSchema> {
+export interface ExplanationDeps {
+  explainer: Explainer;
+  /** Where the artefacts are; when it can presign (S3), the final event carries expiring URLs for downstream consumers. */
+  store?: ObjectStore;
+  presignTtlS?: number;
+}
+
+export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof ForgeryLocalizedSchema, typeof AnalysisCompletedSchema> {
   return {
     name: EXPLANATION,
     stage: Stage.EXPLANATION,
@@ -60,6 +67,9 @@ export function explanationStage(deps: { explainer: Explainer }): StageDefinitio
       analysis.completedAt = timestampNow();
       // The explanation stage's own timing is appended by the runner to meta; copy the total in.
       analysis.timings = meta.timings;
+      const presign = deps.store?.presignedGetUrl?.bind(deps.store);
+      const arts = analysis.artifacts;
+      if (presign && arts) await presignRefs(presign, [arts.original, arts.mask, arts.heatmap], deps.presignTtlS ?? 3600);
       return create(AnalysisCompletedSchema, { meta, analysis });
     },
   };

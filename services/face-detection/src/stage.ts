@@ -1,11 +1,11 @@
 // The face-detection stage: fetch the original, decode it (EXIF-oriented), find every face.
 import { create } from '@bufbuild/protobuf';
-import { Topic, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type RgbImage, type StageDefinition } from '@tampertrace/shared';
+import { Topic, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type RgbImage, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import { BoxSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema, FacesDetectedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { FaceDetection } from './blazeface.ts';
 
-export const FACE_DETECTION = 'face-detection';
+export const FACE_DETECTION = ConsumerGroup.faceDetection;
 
 /** What the stage needs from a detector; BlazeFaceDetector is the real one. */
 export interface FaceDetector {

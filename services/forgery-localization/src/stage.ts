@@ -1,13 +1,13 @@
 // The forgery-localization stage: per-face forgery maps, region scores, full-image mask,
 // heatmap in object storage, and the image-level verdict.
 import { create } from '@bufbuild/protobuf';
-import { Bucket, ObjectKey, Topic, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition } from '@tampertrace/shared';
+import { Bucket, ObjectKey, Topic, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { Localizer } from './localize.ts';
 
-export const FORGERY_LOCALIZATION = 'forgery-localization';
+export const FORGERY_LOCALIZATION = ConsumerGroup.forgeryLocalization;
 
 export function forgeryLocalizationStage(deps: {
   store: ObjectStore;

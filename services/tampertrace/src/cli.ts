@@ -1,25 +1,38 @@
 // `tampertrace`: analyse files in embedded mode, serve the embedded pipeline, read the audit trail.
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { fromJson } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, REPO_ROOT, Semaphore, connectBusAndStore, createLogger, loadConfig, codeName } from '@tampertrace/shared';
-import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { ConfigError, REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, codeName, serviceClient, unary } from '@tampertrace/shared';
+import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { startEmbedded, startPipeline } from './embedded.ts';
-import { outputNames, writeOutputs } from './outputs.ts';
-import { serveHttp } from './http.ts';
+import {
+  ArtifactKind,
+  GetArtifactRequestSchema,
+  IngestService,
+  SubmitRequestSchema,
+  WatchAnalysisRequestSchema,
+  type GetArtifactResponse,
+  type SubmitResponse,
+  type WatchAnalysisResponse,
+} from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { serveHttp } from '@tampertrace/ingest/http';
+import { serveGrpc, stopGrpc } from '@tampertrace/ingest/grpc';
+import { startEmbedded } from './embedded.ts';
+import { analysisJson, outputNames, writeOutputs } from './outputs.ts';
 
 export const EXIT = { ok: 0, failure: 1, rejected: 2 } as const;
 
 const USAGE = `Usage:
   tampertrace analyze [--out DIR] [--concurrency N] PATH...   analyse image files and folders (embedded mode)
-  tampertrace serve [--port N]                                 run the embedded pipeline with its HTTP endpoint
+  tampertrace serve [--port N] [--grpc-port N]                 run the embedded pipeline with its gRPC API and HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
   tampertrace audit verify                                     check the tenant's audit hash chain
   tampertrace service <ingest|face-detection|forgery-localization|explanation-generation|audit>
                                                                run one service on Kafka, S3 and PostgreSQL
-  tampertrace submit [--server URL] [--out DIR] PATH...        send files to a running gateway and write results
+  tampertrace submit [--server HOST:PORT] [--out DIR] [--reanalyze] PATH...
+                                                               send files to a running ingest service (gRPC,
+                                                               default 127.0.0.1:50051) and write the results
 
 Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
 Configuration comes from TAMPERTRACE_* environment variables (see README).`;
@@ -125,35 +138,65 @@ async function runBatch(files: string[], outDir: string, concurrency: number, on
   return EXIT.ok;
 }
 
-/** Sends files to a running gateway (`make up`, or `make run`) and writes the same files as `analyze`. */
+/**
+ * Sends files to a running ingest service over gRPC (`make up`, or `make run`) and writes the
+ * same files as `analyze`: Submit, WatchAnalysis until the final state, GetArtifact for the PNGs.
+ */
 async function submitCmd(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { server: { type: 'string', default: 'http://127.0.0.1:8080' }, out: { type: 'string', default: 'tampertrace-out' }, concurrency: { type: 'string', default: '4' } },
+    options: {
+      server: { type: 'string', default: '127.0.0.1:50051' },
+      out: { type: 'string', default: 'tampertrace-out' },
+      concurrency: { type: 'string', default: '4' },
+      reanalyze: { type: 'boolean', default: false },
+    },
   });
   if (positionals.length === 0) {
     process.stderr.write(`submit needs at least one PATH\n${USAGE}\n`);
     return EXIT.failure;
   }
-  const server = values.server!.replace(/\/$/, '');
   const files = await expandInputs(positionals);
   const out = values.out!;
   await mkdir(out, { recursive: true });
-  return runBatch(files, out, Number(values.concurrency), async (file, name) => {
-    const res = await fetch(`${server}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await readFile(file)), headers: { 'x-source-name': path.basename(file) } });
-    const body = (await res.json()) as { analysisId?: string; error?: { code: string; message: string } };
-    if (!body.analysisId) throw new Error(`${file}: HTTP ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`);
-    const a = fromJson(AnalysisSchema, body as never);
-    await writeFile(path.join(out, `${name}.json`), JSON.stringify(body, null, 2) + '\n');
-    if (a.artifacts?.mask?.key) {
-      for (const kind of ['mask', 'overlay'] as const) {
-        const png = await fetch(`${server}/v1/analyses/${a.analysisId}/${kind}.png`);
-        if (png.ok) await writeFile(path.join(out, `${name}.${kind}.png`), new Uint8Array(await png.arrayBuffer()));
+  const client = serviceClient(IngestService, values.server!.replace(/^[a-z]+:\/\//, ''), { 'grpc.max_receive_message_length': -1 });
+  try {
+    return await runBatch(files, out, Number(values.concurrency), async (file, name) => {
+      const sourceName = path.basename(file);
+      let submitted: SubmitResponse;
+      try {
+        const content = await readFile(file);
+        submitted = await unary<SubmitResponse>(client, 'submit', create(SubmitRequestSchema, { source: { case: 'content', value: content }, sourceName, reanalyze: values.reanalyze }));
+      } catch (err) {
+        // The server refuses an over-limit message before reading it; that is this input's
+        // rejection, said by the server, not a system failure.
+        if ((err as grpc.ServiceError).code !== grpc.status.RESOURCE_EXHAUSTED) throw err;
+        const a = create(AnalysisSchema, { status: AnalysisStatus.REJECTED, sourceName, error: create(ErrorInfoSchema, { code: ErrorCode.TOO_LARGE, stage: Stage.INGEST, message: (err as grpc.ServiceError).details }) });
+        await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
+        return a;
       }
-    }
-    return a;
-  });
+      let a: Analysis | undefined;
+      const stream = (client as unknown as { watchAnalysis(req: unknown): grpc.ClientReadableStream<WatchAnalysisResponse> }).watchAnalysis(
+        create(WatchAnalysisRequestSchema, { analysisId: submitted.analysisId }),
+      );
+      for await (const step of stream as AsyncIterable<WatchAnalysisResponse>) a = step.analysis;
+      if (!a || a.status === AnalysisStatus.PENDING) throw new Error(`${file}: the watch of ${submitted.analysisId} ended before its final state`);
+      await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
+      if (a.artifacts?.mask?.key) {
+        for (const [kind, suffix] of [
+          [ArtifactKind.MASK, 'mask'],
+          [ArtifactKind.OVERLAY, 'overlay'],
+        ] as const) {
+          const art = await unary<GetArtifactResponse>(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: a.analysisId, kind }));
+          await writeFile(path.join(out, `${name}.${suffix}.png`), art.content);
+        }
+      }
+      return a;
+    });
+  } finally {
+    client.close();
+  }
 }
 
 const statusName = (a: Analysis) => AnalysisStatus[a.status];
@@ -195,23 +238,26 @@ class Progress {
   }
 }
 
-/**
- * Embedded mode by default; with TAMPERTRACE_KAFKA_BROKERS set, the distributed mode's gateway:
- * ingest and a results view on Kafka and S3, in front of the stage services.
- */
+/** The embedded pipeline with the ingest service's gRPC API and HTTP endpoint, until SIGINT/SIGTERM. */
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' } } });
-  const cfg = loadConfig(values.port ? { ...process.env, TAMPERTRACE_HTTP_PORT: values.port } : process.env);
-  const distributed = cfg.TAMPERTRACE_KAFKA_BROKERS.length > 0;
-  const log = createLogger(distributed ? 'ingest' : 'tampertrace');
-  const embedded = distributed ? await startPipeline(cfg, log, await connectBusAndStore(cfg, log, 'ingest')) : await startEmbedded(cfg, log);
-  const server = await serveHttp(embedded, cfg, log);
+  const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'grpc-port': { type: 'string' } } });
+  const cfg = loadConfig({
+    ...process.env,
+    ...(values.port ? { TAMPERTRACE_HTTP_PORT: values.port } : {}),
+    ...(values['grpc-port'] ? { TAMPERTRACE_GRPC_PORT: values['grpc-port'] } : {}),
+  });
+  const log = createLogger('tampertrace');
+  const embedded = await startEmbedded(cfg, log);
+  const server = await serveHttp(embedded.gateway, cfg, log);
+  const { server: grpcServer, port: grpcPort } = await serveGrpc(embedded.gateway, cfg, log);
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://${cfg.TAMPERTRACE_HTTP_HOST}:${addr.port}` : '';
-  log.info({ url }, 'ready');
+  const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${grpcPort}`;
+  log.info({ url, grpc: grpcAddr }, 'ready');
   process.stdout.write(
-    (distributed ? `TamperTrace gateway is running (distributed mode).\n` : `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n`) +
-      `  Analyse an image:  curl --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
+    `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
+      `  Analyse files:     npx tampertrace submit --server ${grpcAddr} photo.jpg\n` +
+      `  Or over HTTP:      curl --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
       `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,
   );
   await new Promise<void>((resolve) => {
@@ -219,19 +265,18 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await Promise.all([stopGrpc(grpcServer), new Promise<void>((resolve) => server.close(() => resolve()))]);
   await embedded.close();
   return EXIT.ok;
 }
 
-export const SERVICES = ['face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
+export const SERVICES = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
 
-/** Runs one service in this process until SIGTERM/SIGINT; `ingest` is the gateway (`serve` on real servers). */
+/** Runs one service's entry point (services/<name>/src/main.ts) in this process until SIGTERM/SIGINT. */
 async function service(args: string[]): Promise<number> {
   const [name] = args;
-  if (name === 'ingest') return serve(args.slice(1));
   if (!(SERVICES as readonly string[]).includes(name)) {
-    process.stderr.write(`unknown service "${name ?? ''}"; one of: ingest, ${SERVICES.join(', ')}\n`);
+    process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
     return EXIT.failure;
   }
   await import(path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
@@ -242,7 +287,7 @@ async function auditCmd(args: string[]): Promise<number> {
   const [sub, key] = args;
   const cfg = loadConfig();
   const { AuditStore } = await import('@tampertrace/audit/store');
-  const { openPglite } = await import('@tampertrace/audit/pglite');
+  const { openPglite } = await import('@tampertrace/shared/pglite');
   const audit = new AuditStore(await openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db')));
   try {
     await audit.migrate();

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { loadConfig } from '@tampertrace/shared';
 import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { startEmbedded, type Embedded } from './embedded.ts';
-import { serveHttp } from './http.ts';
+import { serveHttp } from '@tampertrace/ingest/http';
 
 let embedded: Embedded;
 let server: Server;
@@ -20,7 +20,7 @@ before(async () => {
   const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-http-')), TAMPERTRACE_HTTP_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '400000' });
   const log = pino({ level: 'silent' });
   embedded = await startEmbedded(cfg, log);
-  server = await serveHttp(embedded, cfg, log);
+  server = await serveHttp(embedded.gateway, cfg, log);
   const addr = server.address() as { port: number };
   base = `http://127.0.0.1:${addr.port}`;
 });

@@ -2,14 +2,12 @@
 // <name>.mask.png and <name>.overlay.png.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { toJson } from '@bufbuild/protobuf';
 import type { ObjectStore } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { analysisJson } from '@tampertrace/ingest/http';
 
-export function analysisJson(a: Analysis): unknown {
-  return toJson(AnalysisSchema, a, { alwaysEmitImplicit: true });
-}
+export { analysisJson };
 
 /** Output base names: the input's name without extension, made unique within one run. */
 export function outputNames(inputs: string[]): string[] {

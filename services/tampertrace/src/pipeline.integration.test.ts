@@ -9,7 +9,7 @@ import { Header, Topic, deadLetterTopic, loadConfig, type BusMessage } from '@ta
 import { KafkaBus } from '@tampertrace/shared/kafka-bus';
 import { S3ObjectStore } from '@tampertrace/shared/s3-object-store';
 import { astronautPng, truncatedJpeg } from '@tampertrace/shared/testing';
-import { openPostgres } from '@tampertrace/audit/pg';
+import { openPostgres } from '@tampertrace/shared/pg';
 import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { startPipeline, type Embedded } from './embedded.ts';
 

@@ -4,8 +4,8 @@
 
 // The public submission API, served by the ingest service.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Analysis } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
 import type { ErrorInfo, ObjectRef, Stage } from "./common_pb.ts";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/ingest.proto.
  */
 export const file_tampertrace_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIoACCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzMuoCCg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIoACCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzIlUKEkdldEFydGlmYWN0UmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RLaW5kIk4KE0dldEFydGlmYWN0UmVzcG9uc2USJgoDcmVmGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEg8KB2NvbnRlbnQYAiABKAwqlwEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWQVJUSUZBQ1RfS0lORF9PUklHSU5BTBABEhYKEkFSVElGQUNUX0tJTkRfTUFTSxACEhkKFUFSVElGQUNUX0tJTkRfSEVBVE1BUBADEhkKFUFSVElGQUNUX0tJTkRfT1ZFUkxBWRAEMsIDCg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAESVgoLR2V0QXJ0aWZhY3QSIi50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIy50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlYgZwcm90bzM", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * One image to analyse.
@@ -288,6 +288,110 @@ export const WatchAnalysisResponseSchema: GenMessage<WatchAnalysisResponse> = /*
   messageDesc(file_tampertrace_v1_ingest, 8);
 
 /**
+ * Which artefact to read.
+ *
+ * @generated from message tampertrace.v1.GetArtifactRequest
+ */
+export type GetArtifactRequest = Message<"tampertrace.v1.GetArtifactRequest"> & {
+  /**
+   * The id returned by Submit.
+   *
+   * @generated from field: string analysis_id = 1;
+   */
+  analysisId: string;
+
+  /**
+   * Which artefact.
+   *
+   * @generated from field: tampertrace.v1.ArtifactKind kind = 2;
+   */
+  kind: ArtifactKind;
+};
+
+/**
+ * Describes the message tampertrace.v1.GetArtifactRequest.
+ * Use `create(GetArtifactRequestSchema)` to create a new message.
+ */
+export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 9);
+
+/**
+ * One artefact.
+ *
+ * @generated from message tampertrace.v1.GetArtifactResponse
+ */
+export type GetArtifactResponse = Message<"tampertrace.v1.GetArtifactResponse"> & {
+  /**
+   * Where it is stored, with its sha256 and content type.
+   *
+   * @generated from field: tampertrace.v1.ObjectRef ref = 1;
+   */
+  ref?: ObjectRef | undefined;
+
+  /**
+   * Its bytes (bounded by the input size limit, so one message suffices).
+   *
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message tampertrace.v1.GetArtifactResponse.
+ * Use `create(GetArtifactResponseSchema)` to create a new message.
+ */
+export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 10);
+
+/**
+ * The artefacts an analysis can have.
+ *
+ * @generated from enum tampertrace.v1.ArtifactKind
+ */
+export enum ArtifactKind {
+  /**
+   * Never set on purpose.
+   *
+   * @generated from enum value: ARTIFACT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The submitted bytes, as received.
+   *
+   * @generated from enum value: ARTIFACT_KIND_ORIGINAL = 1;
+   */
+  ORIGINAL = 1,
+
+  /**
+   * Binary mask PNG (255 = forged pixel).
+   *
+   * @generated from enum value: ARTIFACT_KIND_MASK = 2;
+   */
+  MASK = 2,
+
+  /**
+   * Forgery probability PNG (grey level = 255 x probability).
+   *
+   * @generated from enum value: ARTIFACT_KIND_HEATMAP = 3;
+   */
+  HEATMAP = 3,
+
+  /**
+   * The image with the mask tinted and face boxes drawn (PNG).
+   *
+   * @generated from enum value: ARTIFACT_KIND_OVERLAY = 4;
+   */
+  OVERLAY = 4,
+}
+
+/**
+ * Describes the enum tampertrace.v1.ArtifactKind.
+ */
+export const ArtifactKindSchema: GenEnum<ArtifactKind> = /*@__PURE__*/
+  enumDesc(file_tampertrace_v1_ingest, 0);
+
+/**
  * Accepts images for analysis and answers with their results. Every call is scoped to the
  * caller's tenant (from its API key); another tenant's analysis answers NOT_FOUND.
  *
@@ -334,6 +438,17 @@ export const IngestService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchAnalysisRequestSchema;
     output: typeof WatchAnalysisResponseSchema;
+  },
+  /**
+   * One stored artefact of a finished analysis as bytes (the overlay is rendered on first
+   * request). NOT_FOUND when the analysis has no such artefact (no face, rejected).
+   *
+   * @generated from rpc tampertrace.v1.IngestService.GetArtifact
+   */
+  getArtifact: {
+    methodKind: "unary";
+    input: typeof GetArtifactRequestSchema;
+    output: typeof GetArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tampertrace_v1_ingest, 0);

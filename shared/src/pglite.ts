@@ -1,14 +1,14 @@
 // Embedded PostgreSQL (PGlite) behind the SqlClient interface, stored under $TAMPERTRACE_HOME/db.
 import { PGlite } from '@electric-sql/pglite';
-import type { SqlClient } from './store.ts';
+import type { SqlClient, SqlTx } from './sql.ts';
 
 export async function openPglite(dataDir: string | undefined): Promise<SqlClient> {
   const db = await PGlite.create(dataDir);
   const client: SqlClient = {
     query: async <T>(sql: string, params?: unknown[]) => db.query<T>(sql, params),
     exec: (sql: string) => db.exec(sql),
-    transaction: <R>(fn: (tx: Pick<SqlClient, 'query'>) => Promise<R>) =>
-      db.transaction((tx) => fn({ query: async <T>(sql: string, params?: unknown[]) => tx.query<T>(sql, params) })),
+    transaction: <R>(fn: (tx: SqlTx) => Promise<R>) =>
+      db.transaction((tx) => fn({ query: async <T>(sql: string, params?: unknown[]) => tx.query<T>(sql, params), exec: (sql: string) => tx.exec(sql) })),
     close: () => db.close(),
   };
   return client;

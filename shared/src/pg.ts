@@ -2,7 +2,7 @@
 // Connection failures surface as pg's own errors with err.code ECONNREFUSED etc., which
 // classify() in @tampertrace/shared treats as retriable.
 import pg from 'pg';
-import type { SqlClient } from './store.ts';
+import type { SqlClient, SqlTx } from './sql.ts';
 
 export interface PostgresOptions {
   /** Pool size (default 5). */
@@ -40,13 +40,14 @@ export async function openPostgres(url: string, opts: PostgresOptions = {}): Pro
     // Without parameters node-postgres uses the simple query protocol, which runs several
     // statements (and $$-quoted function bodies) in one call, like a migration file.
     exec: (sql: string) => pool.query(sql),
-    transaction: async <R>(fn: (tx: Pick<SqlClient, 'query'>) => Promise<R>): Promise<R> => {
+    transaction: async <R>(fn: (tx: SqlTx) => Promise<R>): Promise<R> => {
       const conn = await pool.connect();
       let broken = false;
       try {
         await conn.query('BEGIN');
         const result = await fn({
           query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await conn.query(sql, params)).rows as T[] }),
+          exec: (sql: string) => conn.query(sql),
         });
         await conn.query('COMMIT');
         return result;

@@ -1,10 +1,17 @@
-// The embedded HTTP endpoint: submit image bytes, read results and artefacts. (The full
-// authenticated API with tenants is the gRPC/HTTP gateway of the ingest service.)
+// The HTTP endpoint of the ingest service: submit image bytes, read results and artefacts, for
+// curl and browsers. Same Gateway and tenant scoping as the gRPC API.
 import http from 'node:http';
+import { toJson } from '@bufbuild/protobuf';
 import { httpStatusOf, type Config, type Logger } from '@tampertrace/shared';
+import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import type { Embedded } from './embedded.ts';
-import { analysisJson } from './outputs.ts';
+import { ArtifactKind } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import type { Gateway } from './gateway.ts';
+
+/** proto3 JSON of an Analysis, with every field present so that readers need no defaults. */
+export function analysisJson(a: Analysis): unknown {
+  return toJson(AnalysisSchema, a, { alwaysEmitImplicit: true });
+}
 
 class BodyTooLarge extends Error {}
 
@@ -26,7 +33,10 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body, null, 2) + '\n');
 }
 
-export async function serveHttp(embedded: Embedded, cfg: Config, log: Logger): Promise<http.Server> {
+const KIND = { mask: ArtifactKind.MASK, overlay: ArtifactKind.OVERLAY, heatmap: ArtifactKind.HEATMAP } as const;
+
+export async function serveHttp(gateway: Gateway, cfg: Config, log: Logger): Promise<http.Server> {
+  const tenantId = cfg.TAMPERTRACE_TENANT;
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
@@ -40,21 +50,22 @@ export async function serveHttp(embedded: Embedded, cfg: Config, log: Logger): P
           throw err;
         }
         const sourceName = String(req.headers['x-source-name'] ?? '').slice(0, 200);
-        const submitted = await embedded.submit(bytes, sourceName);
-        if (url.searchParams.get('wait') !== 'true') return send(res, 202, submitted);
-        const a = await embedded.result(submitted.analysisId);
+        const submitted = await gateway.submit(bytes, { tenantId, sourceName });
+        if (url.searchParams.get('wait') !== 'true') return send(res, 202, { analysisId: submitted.analysisId, contentSha256: submitted.contentSha256 });
+        const a = await gateway.wait(tenantId, submitted.analysisId);
         const status = a.status === AnalysisStatus.REJECTED && a.error ? httpStatusOf(a.error.code) : 200;
         return send(res, status, analysisJson(a));
       }
       const m = /^\/v1\/analyses\/([0-9a-f-]{36})(?:\/(mask|overlay|heatmap)\.png)?$/.exec(url.pathname);
       if (req.method === 'GET' && m) {
-        const a = embedded.lookup(m[1]);
-        if (!a) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such analysis' } });
-        if (!m[2]) return send(res, 200, analysisJson(a));
-        const ref = m[2] === 'overlay' ? await embedded.overlay(a) : a.artifacts?.[m[2] as 'mask' | 'heatmap'];
-        if (!ref?.key) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no ${m[2]} for this analysis` } });
+        if (!m[2]) {
+          const a = await gateway.get(tenantId, m[1]);
+          return a ? send(res, 200, analysisJson(a)) : send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such analysis' } });
+        }
+        const art = await gateway.artifact(tenantId, m[1], KIND[m[2] as keyof typeof KIND]);
+        if (!art) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no ${m[2]} for this analysis` } });
         res.writeHead(200, { 'content-type': 'image/png' });
-        return res.end(await embedded.store.get(ref.bucket, ref.key));
+        return res.end(art.content);
       }
       send(res, 404, { error: { code: 'NOT_FOUND', message: `${req.method} ${url.pathname}` } });
     } catch (err) {

@@ -1,0 +1,73 @@
+// The analyses table (migrations/): what GetAnalysis answers from. Writes are idempotent so the
+// results consumer can see an event twice, and the final state can arrive before the PENDING
+// row (a rejection is published before Submit returns).
+import path from 'node:path';
+import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { runMigrations, type SqlClient } from '@tampertrace/shared';
+import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+
+const MIGRATIONS = path.resolve(import.meta.dirname, '..', 'migrations');
+
+export class AnalysesStore {
+  constructor(private readonly db: SqlClient) {}
+
+  migrate(): Promise<void> {
+    return runMigrations(this.db, MIGRATIONS);
+  }
+
+  /** Records a submission; a row that already exists (final or not) is left alone. */
+  async pending(a: Analysis): Promise<void> {
+    await this.write(a, 'DO NOTHING');
+  }
+
+  /** Records the final state; only a PENDING row is replaced, so a redelivered final is a no-op. */
+  async final(a: Analysis): Promise<void> {
+    await this.write(
+      a,
+      `DO UPDATE SET status = EXCLUDED.status, analysis = EXCLUDED.analysis, updated_at = now() WHERE analyses.status = ${AnalysisStatus.PENDING}`,
+    );
+  }
+
+  /** The analysis, if it belongs to this tenant. */
+  async get(tenantId: string, analysisId: string): Promise<Analysis | undefined> {
+    if (!UUID.test(analysisId)) return undefined;
+    const res = await this.db.query<{ analysis: Uint8Array }>('SELECT analysis FROM analyses WHERE analysis_id = $1 AND tenant_id = $2', [analysisId, tenantId]);
+    return res.rows[0] ? fromBinary(AnalysisSchema, res.rows[0].analysis) : undefined;
+  }
+
+  /** The newest analysis of these bytes for this tenant that did not fail, for deduplication. */
+  async latestOf(tenantId: string, contentSha256: string): Promise<Analysis | undefined> {
+    const res = await this.db.query<{ analysis: Uint8Array }>(
+      `SELECT analysis FROM analyses WHERE tenant_id = $1 AND content_sha256 = $2 AND status <> ${AnalysisStatus.FAILED}
+       ORDER BY submitted_at DESC LIMIT 1`,
+      [tenantId, contentSha256],
+    );
+    return res.rows[0] ? fromBinary(AnalysisSchema, res.rows[0].analysis) : undefined;
+  }
+
+  private async write(a: Analysis, onConflict: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (analysis_id) ${onConflict}`,
+      [a.analysisId, a.tenantId, a.contentSha256, a.status, toBinary(AnalysisSchema, withoutUrls(a)), (a.submittedAt ? timestampDate(a.submittedAt) : new Date()).toISOString()],
+    );
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A copy with every presigned URL removed: they are bearer credentials and expire. */
+export function withoutUrls(a: Analysis): Analysis {
+  if (!a.artifacts) return a;
+  const copy = clone(AnalysisSchema, a);
+  const { original, mask, heatmap, overlay } = copy.artifacts!;
+  for (const ref of [original, mask, heatmap, overlay]) {
+    if (ref) {
+      ref.url = '';
+      ref.urlExpiresAt = undefined;
+    }
+  }
+  return copy;
+}

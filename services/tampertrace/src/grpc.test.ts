@@ -1,0 +1,115 @@
+// IngestService over real gRPC (grpc-js client and server on loopback) against the embedded pipeline.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { pino } from 'pino';
+import sharp from 'sharp';
+import { grpc, loadConfig, serviceClient, sha256Hex, unary } from '@tampertrace/shared';
+import { cameraPng } from '@tampertrace/shared/testing';
+import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import {
+  ArtifactKind,
+  GetAnalysisRequestSchema,
+  GetArtifactRequestSchema,
+  IngestService,
+  SubmitRequestSchema,
+  WatchAnalysisRequestSchema,
+  type GetAnalysisResponse,
+  type GetArtifactResponse,
+  type SubmitResponse,
+  type WatchAnalysisResponse,
+} from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { serveGrpc, stopGrpc } from '@tampertrace/ingest/grpc';
+import { startEmbedded, type Embedded } from './embedded.ts';
+
+let embedded: Embedded;
+let server: grpc.Server;
+let client: grpc.Client;
+
+before(async () => {
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-grpc-')), TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '400000' });
+  const log = pino({ level: 'silent' });
+  embedded = await startEmbedded(cfg, log);
+  const s = await serveGrpc(embedded.gateway, cfg, log);
+  server = s.server;
+  client = serviceClient(IngestService, `127.0.0.1:${s.port}`);
+});
+
+after(async () => {
+  client?.close();
+  if (server) await stopGrpc(server);
+  await embedded?.close();
+});
+
+const submit = (content: Uint8Array, extra: { reanalyze?: boolean; sourceName?: string } = {}) =>
+  unary<SubmitResponse>(client, 'submit', create(SubmitRequestSchema, { source: { case: 'content', value: content }, ...extra }));
+
+async function watch(analysisId: string): Promise<WatchAnalysisResponse[]> {
+  const stream = (client as unknown as { watchAnalysis(r: unknown): AsyncIterable<WatchAnalysisResponse> }).watchAnalysis(create(WatchAnalysisRequestSchema, { analysisId }));
+  const steps: WatchAnalysisResponse[] = [];
+  for await (const s of stream) steps.push(s);
+  return steps;
+}
+
+async function statusOf(p: Promise<unknown>): Promise<grpc.status> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as grpc.ServiceError).code;
+  }
+  assert.fail('expected the call to fail');
+}
+
+test('Submit, WatchAnalysis to the final state, GetAnalysis and the mask through GetArtifact', async () => {
+  const png = cameraPng();
+  const r = await submit(png, { sourceName: 'camera.png', reanalyze: true });
+  assert.match(r.analysisId, /^[0-9a-f-]{36}$/);
+  assert.equal(r.contentSha256, sha256Hex(png));
+  assert.equal(r.deduplicated, false);
+  const steps = await watch(r.analysisId);
+  const final: Analysis = steps.at(-1)!.analysis!;
+  assert.equal(final.status, AnalysisStatus.COMPLETED);
+  assert.equal(final.faces.length, 1);
+  assert.equal(final.sourceName, 'camera.png');
+  const got = (await unary<GetAnalysisResponse>(client, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: r.analysisId }))).analysis!;
+  assert.equal(got.status, AnalysisStatus.COMPLETED);
+  assert.equal(got.artifacts?.mask?.sha256, final.artifacts?.mask?.sha256);
+  const mask = await unary<GetArtifactResponse>(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: r.analysisId, kind: ArtifactKind.MASK }));
+  assert.equal(sha256Hex(mask.content), final.artifacts!.mask!.sha256);
+  const meta = await sharp(mask.content).metadata();
+  assert.deepEqual([meta.width, meta.height], [512, 512]);
+  const overlay = await unary<GetArtifactResponse>(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: r.analysisId, kind: ArtifactKind.OVERLAY }));
+  assert.equal((await sharp(overlay.content).metadata()).channels, 3);
+});
+
+test('the same bytes again return the existing analysis unless reanalysis is asked for', async () => {
+  const png = await sharp(cameraPng()).flop().png().toBuffer();
+  const first = await submit(png);
+  const again = await submit(png);
+  assert.equal(again.deduplicated, true);
+  assert.equal(again.analysisId, first.analysisId);
+  const fresh = await submit(png, { reanalyze: true });
+  assert.equal(fresh.deduplicated, false);
+  assert.notEqual(fresh.analysisId, first.analysisId);
+  for (const id of [first.analysisId, fresh.analysisId]) assert.equal((await watch(id)).at(-1)!.analysis!.status, AnalysisStatus.COMPLETED);
+});
+
+test('bad input ends REJECTED with its code; unknown ids, oversized messages and unserved sources get gRPC status codes', async () => {
+  const garbage = await submit(Buffer.from('not an image at all'), { reanalyze: true });
+  const final = (await watch(garbage.analysisId)).at(-1)!.analysis!;
+  assert.equal(final.status, AnalysisStatus.REJECTED);
+  assert.equal(final.error?.code, ErrorCode.UNSUPPORTED_FORMAT);
+  assert.equal(await statusOf(unary(client, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: '01a21cbd-0000-7000-8000-000000000000' }))), grpc.status.NOT_FOUND);
+  assert.equal(await statusOf(unary(client, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: "'; DROP TABLE analyses; --" }))), grpc.status.NOT_FOUND);
+  // Over the input limit plus the envelope allowance: refused by grpc-js before our code runs.
+  assert.equal(await statusOf(submit(new Uint8Array(400_000 + 2 * 1024 * 1024))), grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(
+    await statusOf(unary(client, 'submit', create(SubmitRequestSchema, { source: { case: 'url', value: 'https://example.com/a.jpg' } }))),
+    grpc.status.UNIMPLEMENTED,
+  );
+  assert.equal(await statusOf(unary(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: garbage.analysisId, kind: ArtifactKind.MASK }))), grpc.status.NOT_FOUND);
+});
