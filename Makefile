@@ -28,11 +28,14 @@ test: install proto-check typecheck ## Run every test, with real Kafka, S3Proxy 
 	  $(NODE_TEST) $(TESTS) || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
 
-test-outages: install ## Kafka restart and S3 outage under the service processes (not yet in make test, see the file), e.g. `make test-outages`
+test-outages: install ## Only the Kafka-restart and S3-outage tests (also part of make test), e.g. `make test-outages`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  $(NODE_TEST) services/tampertrace/src/outage.soak.ts || status=$$?; \
+	  $(NODE_TEST) services/tampertrace/src/outage.integration.test.ts || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
+
+test-containers: install ## Run every test against throwaway Kafka, MinIO and PostgreSQL containers (needs Docker), e.g. `make test-containers`
+	node --import tsx deploy/testcontainers/with-servers.ts -- $(NODE_TEST) $(TESTS)
 
 test-one: install ## Run one test file (integration tests need `make infra-up` first), e.g. `make test-one file=shared/src/bus.test.ts`
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; $(NODE_TEST) $(file)
@@ -48,9 +51,14 @@ proto-check: proto ## Fail when the committed generated code is stale, e.g. `mak
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-bench: install ## Measure speed (images/s, per-stage ms) and localizer quality, e.g. `make bench`
-	node --import tsx bench/speed.ts
-	node --import tsx bench/quality.ts
+bench: install ## Speed of the raw loop, embedded and distributed mode (local servers) and localizer quality, e.g. `make bench` or `BENCH_OUT=/tmp/s.json make bench count=8`
+	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
+	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
+	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  node --import tsx bench/speed.ts $(count) || status=$$?; \
+	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
+	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
+	  exit $$status
 
 up: install ## Start the local servers and all five services as separate processes, e.g. `make up`
 	deploy/local/services.sh up
@@ -73,4 +81,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-outages test-one typecheck proto proto-check bench up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models run analyze test test-outages test-containers test-one typecheck proto proto-check bench up down logs infra-up infra-down infra-smoke clean

@@ -31,7 +31,7 @@ up() {
     grep -q '"msg":"ready"' "$state/$s.log" || { echo "[services] $s not ready after 60 s; see $state/$s.log" >&2; exit 1; }
     echo "[services] $s ready (pid $(cat "$state/$s.pid"))"
   done
-  echo "[services] up. Try: npx tampertrace submit --server http://127.0.0.1:${TAMPERTRACE_HTTP_PORT:-8080} testdata/faces"
+  echo "[services] up. Try: npx tampertrace submit --server 127.0.0.1:${TAMPERTRACE_GRPC_PORT:-50051} testdata/faces"
 }
 
 down() {

@@ -13,7 +13,7 @@ import { withPrefix } from './topics.ts';
 export interface KafkaBusOptions {
   brokers: string[];
   clientId: string;
-  /** Prepended as `<prefix>.<topic>` on the wire (TAMPERTRACE_TOPIC_PREFIX). */
+  /** Prepended as `<prefix>.<name>` to topics and consumer groups on the wire (TAMPERTRACE_TOPIC_PREFIX). */
   topicPrefix?: string;
   /** Partitions of topics this bus creates (default 4); existing topics are left as they are. */
   partitions?: number;
@@ -30,6 +30,8 @@ export interface KafkaBusOptions {
   retryBackoffMs?: number;
   /** Cap of that backoff (default 5 000 ms). */
   maxRetryBackoffMs?: number;
+  /** A publish not acknowledged within this long fails as a dependency outage (default 60 000 ms). */
+  publishTimeoutMs?: number;
   /** How long subscribe() waits for the consumer to join its group (default 60 000 ms). */
   joinTimeoutMs?: number;
 }
@@ -49,12 +51,13 @@ export class KafkaBus implements EventBus {
   private readonly subscriptions = new Set<Subscription>();
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
+  private producerBroken = false;
   private closed = false;
 
   private constructor(
     private readonly opts: KafkaBusOptions,
     private readonly admin: Admin,
-    private readonly producer: Producer,
+    private producer: Producer,
     kafka: Kafka,
     log: Logger,
   ) {
@@ -72,11 +75,7 @@ export class KafkaBus implements EventBus {
       logCreator: () => (entry: LogEntry) => kafkaLog(log, entry),
     });
     const admin = kafka.admin();
-    // Idempotent + acks=-1: a retried produce request cannot duplicate or reorder a partition,
-    // and an acknowledged message survives the leader. kafkajs insists on one request in flight.
-    // The default (Java-compatible murmur2) partitioner is named explicitly to silence kafkajs'
-    // v2 partitioner-change warning and to place keys where Java/Go clients would.
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = newProducer(kafka);
     await admin.connect();
     try {
       await producer.connect();
@@ -162,9 +161,18 @@ export class KafkaBus implements EventBus {
           list.push({ key: msg.key, value: Buffer.from(msg.value), headers: { ...msg.headers } });
         }
         await this.ensureTopics([...byTopic.keys()]);
-        await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        if (this.producerBroken) await this.renewProducer();
+        await withTimeout(
+          this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }),
+          this.opts.publishTimeoutMs ?? 60_000,
+          'Kafka publish',
+        );
         for (const p of batch) p.resolve();
       } catch (err) {
+        // After a broker restart kafkajs' idempotent producer can be left with a sequence the
+        // broker no longer knows (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID) and then fails
+        // or hangs for good; the next attempt starts a new producer session instead.
+        this.producerBroken = true;
         // Whatever kafkajs says (connection lost, retries exhausted, no leader), the message is
         // fine and the broker is not: classified once, here, as a dependency outage.
         const e = new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `Kafka publish failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -172,6 +180,16 @@ export class KafkaBus implements EventBus {
       }
     }
     this.flushing = null;
+  }
+
+  private async renewProducer(): Promise<void> {
+    const old = this.producer;
+    await old.disconnect().catch(() => {});
+    const fresh = newProducer(this.kafka);
+    await fresh.connect(); // a failure leaves producerBroken set; the next publish tries again
+    this.producer = fresh;
+    this.producerBroken = false;
+    this.log.info('Kafka producer renewed after a failed publish');
   }
 
   async subscribe(o: SubscribeOptions): Promise<Subscription> {
@@ -182,7 +200,8 @@ export class KafkaBus implements EventBus {
 
     const heartbeatMs = this.opts.heartbeatIntervalMs ?? 3000;
     const consumer = this.kafka.consumer({
-      groupId: o.group,
+      // Prefixed like the topics, so that deployments sharing a cluster never share a group.
+      groupId: this.wire(o.group),
       sessionTimeout: this.opts.sessionTimeoutMs ?? 30000,
       heartbeatInterval: heartbeatMs,
       maxWaitTimeInMs: this.opts.maxWaitTimeInMs ?? 1000,
@@ -285,6 +304,22 @@ export class KafkaBus implements EventBus {
     await this.producer.disconnect();
     await this.admin.disconnect();
   }
+}
+
+/**
+ * Idempotent + acks=-1 (set per send): a retried produce request cannot duplicate or reorder a
+ * partition, and an acknowledged message survives the leader. kafkajs insists on one request in
+ * flight. The default (Java-compatible murmur2) partitioner is named explicitly to silence
+ * kafkajs' partitioner-change warning and to place keys where Java/Go clients would.
+ */
+function newProducer(kafka: Kafka): Producer {
+  return kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} not acknowledged within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
 /**

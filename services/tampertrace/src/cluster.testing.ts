@@ -1,12 +1,16 @@
 // For integration tests: the five services as separate processes on the local servers, with
 // this run's own topic prefix, bucket prefix and database schema, and a view of the results topic.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import pg from 'pg';
+import sharp from 'sharp';
 import { pino } from 'pino';
 import { KafkaBus, REPO_ROOT, S3ObjectStore, Topic, limitsOf, loadConfig, type Config } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { Ingestor } from '@tampertrace/ingest';
 
@@ -21,6 +25,8 @@ export interface Result {
   faces: number;
   /** Date.now() at the first delivery. */
   at: number;
+  /** The analysis as first delivered (with its presigned URLs). */
+  analysis: Analysis;
 }
 
 export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -38,6 +44,8 @@ export class Cluster {
   readonly cfg: Config;
   readonly results = new Map<string, Result>();
   readonly procs = new Map<string, ChildProcess>();
+  /** Where the services' logs go (kept after the run). */
+  readonly logDir = path.join(os.tmpdir(), 'tampertrace-it', this.run);
   bus!: KafkaBus;
   ingestor!: Ingestor;
 
@@ -51,22 +59,53 @@ export class Cluster {
       TAMPERTRACE_LOG_LEVEL: 'info',
       TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: '10000',
       TAMPERTRACE_HTTP_PORT: String(httpPort),
+      TAMPERTRACE_GRPC_PORT: String(httpPort + 1),
     };
     this.cfg = loadConfig(this.env);
   }
 
-  /** One service through the command users run: `tampertrace service <name>`; resolves when it says ready. */
-  start(name: string): Promise<void> {
-    const child = spawn(process.execPath, [BIN, 'service', name], { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  /** The ingest service's gRPC address. */
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.env.TAMPERTRACE_GRPC_PORT}`;
+  }
+
+  /**
+   * One service through the command users run: `tampertrace service <service>`, known here as
+   * `name` (a second instance of a stage needs a name of its own); resolves when it says ready.
+   */
+  start(name: string, service = name): Promise<void> {
+    // Each service's log goes to a file that outlives the run, for reading after a failure.
+    mkdirSync(this.logDir, { recursive: true });
+    const logFile = path.join(this.logDir, `${name}.log`);
+    const out = openSync(logFile, 'a');
+    // A restarted service appends to its log: only what this process writes counts.
+    const from = statSync(logFile).size;
+    const child = spawn(process.execPath, [BIN, 'service', service], { env: this.env, stdio: ['ignore', out, out] });
+    closeSync(out);
     this.procs.set(name, child);
     return new Promise((resolve, reject) => {
-      let log = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        log += d.toString();
-        if (/"msg":"ready"/.test(log)) resolve();
+      const started = Date.now();
+      const poll = setInterval(() => {
+        if (/"msg":"ready"/.test(readFileSync(logFile).subarray(from).toString())) {
+          clearInterval(poll);
+          resolve();
+        } else if (Date.now() - started > 120_000) {
+          clearInterval(poll);
+          reject(new Error(`${name} not ready after 120 s; its log: ${logFile}`));
+        }
+      }, 100);
+      child.once('exit', (code) => {
+        clearInterval(poll);
+        reject(new Error(`${name} exited with ${code}; its log: ${logFile}\n${readFileSync(logFile, 'utf8').slice(-2000)}`));
       });
-      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${log.slice(-2000)}`)));
     });
+  }
+
+  /** SIGTERM, and resolves when the process has exited. */
+  async stop(name: string): Promise<void> {
+    const p = this.procs.get(name)!;
+    p.kill('SIGTERM');
+    if (p.exitCode === null && p.signalCode === null) await new Promise((r) => p.once('exit', r));
   }
 
   async kill9(name: string): Promise<void> {
@@ -89,7 +128,7 @@ export class Cluster {
       handler: async (m) => {
         const e = fromBinary(AnalysisCompletedSchema, m.value);
         const a = e.analysis!;
-        const r = this.results.get(a.analysisId) ?? { eventIds: new Set<string>(), deliveries: 0, status: a.status, faces: a.faces.length, at: Date.now() };
+        const r = this.results.get(a.analysisId) ?? { eventIds: new Set<string>(), deliveries: 0, status: a.status, faces: a.faces.length, at: Date.now(), analysis: a };
         r.eventIds.add(e.meta!.eventId);
         r.deliveries++;
         this.results.set(a.analysisId, r);
@@ -113,4 +152,58 @@ export class Cluster {
       await db.end();
     }
   }
+}
+
+/**
+ * A deterministic mixed workload of `count` distinct inputs: real photos and variants of them,
+ * self-blended forgeries of their faces, face-free pictures and bad inputs of every kind.
+ */
+export async function mixedInputs(cfg: Config, count = 100): Promise<Array<{ name: string; bytes: Buffer }>> {
+  const { loadDetector } = await import('@tampertrace/face-detection/load');
+  const { makeSelfBlended, toPng, SBI_TRANSFORMS } = await import('@tampertrace/forgery-localization/sbi');
+  const { REGION_NAMES } = await import('@tampertrace/forgery-localization/regions');
+  const { decodeRgb } = await import('@tampertrace/shared');
+  const { astronautPng, cameraPng, truncatedJpeg, pngDeclaring } = await import('@tampertrace/shared/testing');
+  const detector = await loadDetector(cfg);
+  const photos = [astronautPng(), cameraPng()];
+  const out: Array<{ name: string; bytes: Buffer }> = [];
+  const bad: Array<[string, Buffer]> = [
+    ['truncated-jpeg', await truncatedJpeg()],
+    ['truncated-png', astronautPng().subarray(0, 30_000)],
+    ['text', Buffer.from('this is not an image')],
+    ['empty', Buffer.alloc(0)],
+    ['tiny', await sharp({ create: { width: 10, height: 10, channels: 3, background: '#888' } }).png().toBuffer()],
+    ['bomb', pngDeclaring(60000, 60000)],
+    ['html', Buffer.from('<!doctype html><html><body>hello</body></html>')],
+    ['random', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256))],
+  ];
+  try {
+    for (let i = 0; out.length < count; i++) {
+      const k = i % 10;
+      const photo = photos[i % 2];
+      if (k < 4) {
+        // A photo variant: crop, scale and re-encoding differ per item.
+        const side = 380 + ((i * 13) % 120);
+        const img = sharp(photo).extract({ left: (i * 7) % (512 - side), top: (i * 3) % (512 - side), width: side, height: side });
+        out.push({ name: `photo-${i}`, bytes: await (i % 3 === 0 ? img.jpeg({ quality: 80 + (i % 15) }) : img.png()).toBuffer() });
+      } else if (k < 7) {
+        const src = await decodeRgb(photo, limitsOf(cfg));
+        const [face] = await detector.detect(src);
+        const regions = [REGION_NAMES[(i * 5) % REGION_NAMES.length], REGION_NAMES[(i * 11 + 3) % REGION_NAMES.length]];
+        const sample = await makeSelfBlended(src, face, { regions, transform: SBI_TRANSFORMS[i % SBI_TRANSFORMS.length], seed: 1000 + i });
+        out.push({ name: `forged-${i}`, bytes: await toPng(sample.rgb) });
+      } else if (k < 9) {
+        const w = 200 + ((i * 37) % 400);
+        const h = 160 + ((i * 53) % 300);
+        const bytes = await sharp({ create: { width: w, height: h, channels: 3, background: { r: (i * 40) % 256, g: 90, b: (i * 17) % 256 }, noise: { type: 'gaussian', mean: 128, sigma: 10 + (i % 30) } } }).jpeg().toBuffer();
+        out.push({ name: `noface-${i}`, bytes });
+      } else {
+        const [name, bytes] = bad[Math.floor(i / 10) % bad.length];
+        out.push({ name: `bad-${name}-${i}`, bytes });
+      }
+    }
+  } finally {
+    await detector.close();
+  }
+  return out;
 }
