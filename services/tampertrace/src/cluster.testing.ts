@@ -59,6 +59,7 @@ export class Cluster {
       TAMPERTRACE_LOG_LEVEL: 'info',
       TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: '10000',
       TAMPERTRACE_HTTP_PORT: String(httpPort),
+      // The first of the services' gRPC ports (grpcPortOf).
       TAMPERTRACE_GRPC_PORT: String(httpPort + 1),
     };
     this.cfg = loadConfig(this.env);
@@ -66,7 +67,15 @@ export class Cluster {
 
   /** The ingest service's gRPC address. */
   get grpcAddress(): string {
-    return `127.0.0.1:${this.env.TAMPERTRACE_GRPC_PORT}`;
+    return `127.0.0.1:${this.grpcPortOf('ingest')}`;
+  }
+
+  /** Every service process serves gRPC; each gets a port of its own, ingest the first. */
+  grpcPortOf(name: string): number {
+    const order = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit', 'face-detection-2'];
+    const i = order.indexOf(name);
+    if (i < 0) throw new Error(`no gRPC port planned for ${name}`);
+    return Number(this.env.TAMPERTRACE_GRPC_PORT) + i;
   }
 
   /**
@@ -80,7 +89,7 @@ export class Cluster {
     const out = openSync(logFile, 'a');
     // A restarted service appends to its log: only what this process writes counts.
     const from = statSync(logFile).size;
-    const child = spawn(process.execPath, [BIN, 'service', service], { env: this.env, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, [BIN, 'service', service], { env: { ...this.env, TAMPERTRACE_GRPC_PORT: String(this.grpcPortOf(name)) }, stdio: ['ignore', out, out] });
     closeSync(out);
     this.procs.set(name, child);
     return new Promise((resolve, reject) => {

@@ -24,7 +24,8 @@ import { startEmbedded } from './embedded.ts';
 if (!serversReady) {
   test('services as separate processes', { skip: SKIP_REASON }, () => {});
 } else {
-  const cluster = new Cluster(18000 + (process.pid % 1000));
+  // Ports below 19000: the local S3 server listens there, Kafka on 19092-19093.
+  const cluster = new Cluster(17000 + (process.pid % 900) * 2);
   const { results, env: serviceEnv } = cluster;
 
   let client: grpc.Client;
