@@ -1,31 +1,60 @@
-// Speed of the analysis on 1920x1080 one-face JPEGs: the raw loop (stage functions back to
-// back, no bus, no storage) against the embedded pipeline, in one run on the same inputs.
-// Writes bench/results/speed.json. Usage: `make bench` or `node --import tsx bench/speed.ts [count]`.
+// Speed of the analysis on 1920x1080 one-face JPEGs, in one run on the same inputs: the raw loop
+// (stage functions back to back, no bus, no storage), the embedded pipeline, and, when the server
+// addresses are in the environment (TAMPERTRACE_KAFKA_BROKERS, _S3_ENDPOINT, _DATABASE_URL; `make
+// bench` starts the local servers), the distributed mode: every service its own process on Kafka,
+// S3 and PostgreSQL (bench/distributed.ts). Each pipeline mode is warmed up, then measured twice:
+// all images offered through the same bounded in-flight window (throughput, latency under load),
+// and one image at a time (idle latency: submit to AnalysisCompleted seen).
+//
+// Usage: `make bench` or `node --import tsx bench/speed.ts [count]` (default 24 images).
+// BENCH_WINDOW: images in flight at saturation (default 8). BENCH_OUT: where the JSON goes
+// (default bench/results/speed.json; point it elsewhere for trial runs).
+import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { REPO_ROOT, createLogger, decodeRgb, loadConfig } from '@tampertrace/shared';
-import { Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { REPO_ROOT, Semaphore, createLogger, decodeRgb, loadConfig } from '@tampertrace/shared';
+import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { loadModels, startEmbedded } from '../services/tampertrace/src/embedded.ts';
+import { DISTRIBUTED_SKIP_REASON, distributedReady, startDistributed, type Driver, type Seen } from './distributed.ts';
 import { oneFace1080p } from './workload.ts';
 
 const N = Number(process.argv[2] ?? 24);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 8);
+/** Warm-up per pipeline mode, never counted: this many images one at a time, then one full window. */
+const WARM_SINGLES = 2;
+const OUT = path.resolve(process.env.BENCH_OUT || path.join(REPO_ROOT, 'bench', 'results', 'speed.json'));
+if (!Number.isInteger(N) || N < 1) throw new Error(`image count must be a positive integer, got ${process.argv[2]}`);
+if (!Number.isInteger(WINDOW) || WINDOW < 1) throw new Error(`BENCH_WINDOW must be a positive integer, got ${process.env.BENCH_WINDOW}`);
+
+const note = (what: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
+note(`building ${N} inputs`);
+const loadAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
 const inputs = await oneFace1080p(N);
 const limits = { maxInputBytes: 50e6, maxPixels: 50e6, minSide: 32 };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const pcts = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99) });
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
-// Raw loop.
+// ---- Raw loop ----
+note('raw loop');
 const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-bench-')) });
 const m = await loadModels(cfg);
 const stageMs = { decode: [] as number[], detect: [] as number[], localize: [] as number[], explain: [] as number[] };
+const rawLatency: number[] = [];
 let faces = 0;
 const warm = await decodeRgb(inputs[0], limits);
 await m.localizer.localize(warm, await m.detector.detect(warm)); // warm-up: first ONNX runs allocate
+const rawCpu0 = cpuNow();
 const rawStart = performance.now();
 for (const bytes of inputs) {
-  let t = performance.now();
+  const t0 = performance.now();
+  let t = t0;
   const img = await decodeRgb(bytes, limits);
   stageMs.decode.push(performance.now() - t);
   t = performance.now();
@@ -38,57 +67,205 @@ for (const bytes of inputs) {
   t = performance.now();
   if (loc.faces.length) await m.explainer.explain({ verdict: loc.verdict!, faces: loc.faces.map((f, i) => ({ faceIndex: i, forgeryScore: f.forgeryScore, regions: f.regions })) });
   stageMs.explain.push(performance.now() - t);
+  rawLatency.push(performance.now() - t0);
 }
 const rawSeconds = (performance.now() - rawStart) / 1000;
+const rawCpuMsPerImage = ((cpuNow() - rawCpu0) * 1000) / N;
 await Promise.all([m.detector.close(), m.model.close()]);
 
-// Embedded pipeline: all inputs offered at once; stage concurrency from config (default 2).
-const embedded = await startEmbedded(cfg, createLogger('bench', 'warn'));
-await embedded.analyze(inputs[0], 'warm-up.jpg');
-const embStart = performance.now();
-const analyses = await Promise.all(inputs.map((b, i) => embedded.analyze(b, `in-${i}.jpg`)));
-const embSeconds = (performance.now() - embStart) / 1000;
-const latencies = analyses.map((a) => timestampDate(a.completedAt!).getTime() - timestampDate(a.submittedAt!).getTime());
-// One image at a time: the latency of an idle pipeline.
-const single: number[] = [];
-for (const b of inputs.slice(0, 8)) {
-  const t = performance.now();
-  await embedded.analyze(b, 'single.jpg');
-  single.push(performance.now() - t);
+// ---- The pipeline modes, measured the same way ----
+
+interface ModeRun {
+  seconds: number;
+  loaded: Seen[];
+  idle: Seen[];
 }
-const perStage = (s: Stage) => mean(analyses.map((a) => a.timings.find((t) => t.stage === s)?.durationMs ?? 0));
+
+async function warmUp(d: Driver): Promise<void> {
+  for (let i = 0; i < WARM_SINGLES; i++) await d.analyze(inputs[i % N], 'warm-up.jpg');
+  await Promise.all(Array.from({ length: WINDOW }, (_, i) => d.analyze(inputs[i % N], 'warm-up.jpg')));
+}
+
+/** Every input offered, at most WINDOW in flight; the clock runs from the first submit to the last result. */
+async function saturate(d: Driver): Promise<{ seconds: number; loaded: Seen[] }> {
+  const slots = new Semaphore(WINDOW);
+  const start = performance.now();
+  const loaded = await Promise.all(
+    inputs.map(async (b, i) => {
+      await slots.acquire();
+      try {
+        return await d.analyze(b, `in-${i}.jpg`);
+      } finally {
+        slots.release();
+      }
+    }),
+  );
+  return { seconds: (performance.now() - start) / 1000, loaded };
+}
+
+async function oneAtATime(d: Driver): Promise<Seen[]> {
+  const out: Seen[] = [];
+  for (const [i, b] of inputs.entries()) out.push(await d.analyze(b, `single-${i}.jpg`));
+  return out;
+}
+
+const STAGES = { ingest: Stage.INGEST, faceDetection: Stage.FACE_DETECTION, forgeryLocalization: Stage.FORGERY_LOCALIZATION, explanation: Stage.EXPLANATION };
+const stageOf = (a: Analysis, s: Stage) => a.timings.find((t) => t.stage === s)?.durationMs ?? 0;
+const stageMeans = (seen: Seen[]) => Object.fromEntries(Object.entries(STAGES).map(([k, s]) => [k, mean(seen.map((x) => stageOf(x.analysis, s)))])) as Record<keyof typeof STAGES, number>;
+/** Latency minus the stages' own handler time: the bus hops, queueing, commits and result delivery. */
+const outsideStages = (seen: Seen[]) => seen.map((x) => x.ms - x.analysis.timings.reduce((a, t) => a + t.durationMs, 0));
+const statusCounts = (seen: Seen[]) => {
+  const c: Record<string, number> = {};
+  for (const x of seen) c[AnalysisStatus[x.analysis.status]] = (c[AnalysisStatus[x.analysis.status]] ?? 0) + 1;
+  return c;
+};
+
+function figures(r: ModeRun, cpuSecondsUnderLoad: number) {
+  return {
+    imagesPerSecond: N / r.seconds,
+    latencyMsUnderLoad: pcts(r.loaded.map((x) => x.ms)),
+    latencyMsIdle: { ...pcts(r.idle.map((x) => x.ms)), max: Math.max(...r.idle.map((x) => x.ms)) },
+    /** Handler time per stage, mean over the images under load. */
+    stageMsMean: stageMeans(r.loaded),
+    /** The same, one image at a time. */
+    stageMsMeanIdle: stageMeans(r.idle),
+    /** Idle latency minus the stage handlers' time: hops, fetch waits, commits, result delivery. */
+    outsideStagesMsIdle: { p50: pct(outsideStages(r.idle), 50), mean: mean(outsideStages(r.idle)) },
+    cpuMsPerImageUnderLoad: (cpuSecondsUnderLoad * 1000) / N,
+    statuses: statusCounts([...r.loaded, ...r.idle]),
+  };
+}
+
+// Embedded pipeline: stage concurrency from config (default 2), in this process.
+const embedded = await startEmbedded(cfg, createLogger('bench', 'warn'));
+const embDriver: Driver = {
+  async analyze(bytes, name) {
+    const t0 = performance.now();
+    const analysis = await embedded.analyze(bytes, name);
+    return { ms: performance.now() - t0, analysis };
+  },
+};
+note('embedded: warm-up, saturation, one at a time');
+await warmUp(embDriver);
+const embCpu0 = cpuNow();
+const embSat = await saturate(embDriver);
+const embCpu = cpuNow() - embCpu0;
+const embRun: ModeRun = { ...embSat, idle: await oneAtATime(embDriver) };
 await embedded.close();
 await rm(cfg.TAMPERTRACE_HOME, { recursive: true, force: true });
+const emb = figures(embRun, embCpu);
 
+// Distributed mode: every service its own process on Kafka, S3 and PostgreSQL; images submitted through the Ingestor here.
+let dist: (ReturnType<typeof figures> & { run: string; cpuMsPerImageUnderLoadByProcess: Record<string, number>; peakRssMiB: Record<string, number> }) | undefined;
+if (distributedReady) {
+  note('distributed: starting the services');
+  const d = await startDistributed();
+  note(`distributed (run ${d.run}): warm-up, saturation, one at a time`);
+  let stopped: Awaited<ReturnType<typeof d.stop>> | undefined;
+  try {
+    await warmUp(d);
+    const cpu0 = await d.cpuSeconds();
+    const sat = await saturate(d);
+    const cpu1 = await d.cpuSeconds();
+    const run: ModeRun = { ...sat, idle: await oneAtATime(d) };
+    note('distributed: stopping the services and removing the run\'s topics, buckets and schema');
+    stopped = await d.stop();
+    const cpuSeconds = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k] - (cpu0[k] ?? 0)]));
+    dist = {
+      // CPU of every process involved: the services, Kafka, S3Proxy, PostgreSQL and this one.
+      ...figures(run, Object.values(cpuSeconds).reduce((a, b) => a + b, 0)),
+      run: d.run,
+      cpuMsPerImageUnderLoadByProcess: Object.fromEntries(Object.entries(cpuSeconds).map(([k, v]) => [k, (v * 1000) / N])),
+      peakRssMiB: stopped.peakRssMiB,
+    };
+  } finally {
+    if (!stopped) await d.stop();
+  }
+}
+
+// ---- Results ----
+const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'cpu';
+const ramGiB = Math.round(os.totalmem() / 2 ** 30);
+const rawIps = N / rawSeconds;
+const rawLat = pcts(rawLatency);
 const result = {
   date: new Date().toISOString(),
-  machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${process.platform}/${process.arch}, node ${process.version}`,
+  machine: `${os.cpus().length} x ${cpuModel}, ${ramGiB} GiB, ${process.platform}/${process.arch}, node ${process.version}`,
+  machineDetail: { cpuModel, cores: os.cpus().length, ramGiB, os: `${os.type()} ${os.release()}`, arch: process.arch, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
   workload: `${N} JPEGs 1920x1080, one face each (90-350 px), quality 90`,
+  window: WINDOW,
+  warmUp: `${WARM_SINGLES} images one at a time, then ${WINDOW} at once, per pipeline mode (not counted)`,
   facesFound: faces,
   raw: {
-    imagesPerSecond: N / rawSeconds,
+    imagesPerSecond: rawIps,
     msPerImage: (rawSeconds * 1000) / N,
     stageMsMean: Object.fromEntries(Object.entries(stageMs).map(([k, v]) => [k, mean(v)])),
     stageMsP95: Object.fromEntries(Object.entries(stageMs).map(([k, v]) => [k, pct(v, 95)])),
+    cpuMsPerImage: rawCpuMsPerImage,
   },
-  embedded: {
-    imagesPerSecond: N / embSeconds,
-    latencyMsUnderLoad: { p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99) },
-    latencyMsIdle: { p50: pct(single, 50), max: Math.max(...single) },
-    stageMsMean: {
-      ingest: perStage(Stage.INGEST),
-      faceDetection: perStage(Stage.FACE_DETECTION),
-      forgeryLocalization: perStage(Stage.FORGERY_LOCALIZATION),
-      explanation: perStage(Stage.EXPLANATION),
-    },
+  embedded: emb,
+  distributed: dist ?? null,
+  ...(dist ? {} : { distributedSkipped: DISTRIBUTED_SKIP_REASON }),
+  ratios: {
+    embeddedOverRaw: emb.imagesPerSecond / rawIps,
+    distributedOverRaw: dist ? dist.imagesPerSecond / rawIps : null,
+    distributedOverEmbedded: dist ? dist.imagesPerSecond / emb.imagesPerSecond : null,
   },
-  ratios: { embeddedOverRaw: N / embSeconds / (N / rawSeconds) },
+  /** One image at a time (raw: one loop iteration). */
+  latencyMs: {
+    raw: rawLat,
+    embedded: pcts(embRun.idle.map((x) => x.ms)),
+    distributed: dist ? { p50: dist.latencyMsIdle.p50, p95: dist.latencyMsIdle.p95, p99: dist.latencyMsIdle.p99 } : null,
+  },
+  /** Idle p50 latency, distributed minus embedded. */
+  addedP50Ms: dist ? dist.latencyMsIdle.p50 - emb.latencyMsIdle.p50 : null,
+  aims: { distributedOverEmbeddedAtLeast: 0.6, addedP50MsBelow: 30 },
 };
-await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-await writeFile(path.join(REPO_ROOT, 'bench', 'results', 'speed.json'), JSON.stringify(result, null, 2) + '\n');
-const f = (x: number) => x.toFixed(1);
-console.log(`Speed on ${result.machine}; ${result.workload}; faces found ${faces}/${N}`);
-console.log(`raw loop:  ${f(result.raw.imagesPerSecond)} img/s, ${f(result.raw.msPerImage)} ms/img  (decode ${f(result.raw.stageMsMean.decode)}, detect ${f(result.raw.stageMsMean.detect)}, localize ${f(result.raw.stageMsMean.localize)}, explain ${f(result.raw.stageMsMean.explain)} ms)`);
-console.log(`embedded:  ${f(result.embedded.imagesPerSecond)} img/s; latency under load p50 ${f(result.embedded.latencyMsUnderLoad.p50)} p95 ${f(result.embedded.latencyMsUnderLoad.p95)} p99 ${f(result.embedded.latencyMsUnderLoad.p99)} ms; idle p50 ${f(result.embedded.latencyMsIdle.p50)} ms`);
-console.log(`           stages: ingest ${f(result.embedded.stageMsMean.ingest)}, detection ${f(result.embedded.stageMsMean.faceDetection)}, localization ${f(result.embedded.stageMsMean.forgeryLocalization)}, explanation ${f(result.embedded.stageMsMean.explanation)} ms`);
-console.log(`ratio embedded/raw throughput: ${result.ratios.embeddedOverRaw.toFixed(2)}`);
+await mkdir(path.dirname(OUT), { recursive: true });
+await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
+
+// ---- Table ----
+const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+const W = [12, 6, 6, 6, 8, 8, 8, 8, 8, 8, 9];
+console.log(`\nSpeed on ${result.machine}`);
+console.log(`${result.workload}; faces found ${faces}/${N}; window ${WINDOW} in flight; warm-up: ${result.warmUp}`);
+if (loadAtStart[0] > 0.5) console.log(`NOTE: load average ${loadAtStart.join(' ')} at the start: the machine was not idle, so these figures are not final`);
+console.log('');
+console.log(row(['', 'img/s', 'x raw', 'x emb', 'idle p50', 'p95', 'p99', 'load p50', 'p95', 'p99', 'CPU ms/img'], W));
+console.log(row(['raw loop', f(rawIps), '1.00', '', f(rawLat.p50, 0), f(rawLat.p95, 0), f(rawLat.p99, 0), '', '', '', f(rawCpuMsPerImage, 0)], W));
+for (const [name, x] of [['embedded', emb], ['distributed', dist]] as const) {
+  if (!x) {
+    console.log(row([name, 'skipped: ' + DISTRIBUTED_SKIP_REASON], [12, 0]));
+    continue;
+  }
+  const L = x.latencyMsIdle;
+  const U = x.latencyMsUnderLoad;
+  console.log(row([name, f(x.imagesPerSecond), f(x.imagesPerSecond / rawIps, 2), f(x.imagesPerSecond / emb.imagesPerSecond, 2), f(L.p50, 0), f(L.p95, 0), f(L.p99, 0), f(U.p50, 0), f(U.p95, 0), f(U.p99, 0), f(x.cpuMsPerImageUnderLoad, 0)], W));
+}
+console.log('(latency in ms: idle = one image at a time, load = all offered through the window; submit to AnalysisCompleted seen)');
+console.log('');
+const S = [12, 7, 10, 13, 12, 8, 15];
+console.log(row(['stage ms', 'ingest', 'detection', 'localization', 'explanation', 'sum', 'outside stages'], S));
+console.log(row(['raw loop', '', f(result.raw.stageMsMean.decode + result.raw.stageMsMean.detect), f(result.raw.stageMsMean.localize), f(result.raw.stageMsMean.explain), f(mean(rawLatency)), ''], S));
+for (const [name, x] of [['embedded', emb], ['distributed', dist]] as const) {
+  if (!x) continue;
+  const s = x.stageMsMeanIdle;
+  console.log(row([name, f(s.ingest), f(s.faceDetection), f(s.forgeryLocalization), f(s.explanation), f(s.ingest + s.faceDetection + s.forgeryLocalization + s.explanation), `${f(x.outsideStagesMsIdle.mean)} (p50 ${f(x.outsideStagesMsIdle.p50)})`], S));
+}
+console.log('(mean handler time per stage, one image at a time; raw detection includes the decode, which the embedded pipeline does once for both stages)');
+if (dist) {
+  console.log('');
+  console.log(row(['distributed processes', 'peak RSS MiB', 'CPU ms/img under load'], [26, 13, 22]));
+  const names = [...new Set([...Object.keys(dist.peakRssMiB), ...Object.keys(dist.cpuMsPerImageUnderLoadByProcess)])];
+  for (const k of names) console.log(row([k, f(dist.peakRssMiB[k], 0), f(dist.cpuMsPerImageUnderLoadByProcess[k], 1)], [26, 13, 22]));
+  const statuses = Object.entries(dist.statuses).map(([k, v]) => `${k} ${v}`).join(', ');
+  console.log(`distributed results: ${statuses}`);
+  console.log('');
+  const ratio = result.ratios.distributedOverEmbedded!;
+  const added = result.addedP50Ms!;
+  console.log(`distributed/embedded throughput: ${ratio.toFixed(3)} (aim >= 0.6: ${ratio >= 0.6 ? 'met' : 'NOT met'})`);
+  console.log(`added p50 latency, one image (distributed - embedded): ${added >= 0 ? '+' : ''}${added.toFixed(1)} ms (aim < 30 ms: ${added < 30 ? 'met' : 'NOT met'})`);
+}
+console.log(`embedded/raw throughput: ${result.ratios.embeddedOverRaw.toFixed(2)}; embedded results: ${Object.entries(emb.statuses).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(`written to ${path.relative(process.cwd(), OUT) || OUT}`);

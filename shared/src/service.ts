@@ -28,7 +28,17 @@ export async function connectBusAndStore(cfg: Config, log: Logger, service: stri
   });
   // Every service creates every topic it could touch, dead-letter topics included, so that none
   // is born by accident with broker defaults, and a DLQ exists before its first message.
-  await bus.provision(allTopics());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await bus.provision(allTopics());
+      break;
+    } catch (err) {
+      // A broker that has just started may still refuse ("does not host this topic-partition").
+      if (attempt >= 5) throw err;
+      log.warn({ attempt, err: String(err) }, 'topic provisioning failed; retrying');
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
   await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
   return { bus, store };
 }

@@ -279,7 +279,14 @@ async function service(args: string[]): Promise<number> {
     process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
     return EXIT.failure;
   }
-  await import(path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
+  try {
+    await import(path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
+  } catch (err) {
+    // A service that cannot start must die, not linger half-connected (its Kafka and database
+    // handles would keep the process alive): the supervisor restarts it.
+    process.stderr.write(`${name} failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(EXIT.failure);
+  }
   return EXIT.ok;
 }
 
