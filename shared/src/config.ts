@@ -51,6 +51,20 @@ export interface Config {
   TAMPERTRACE_DATABASE_URL: string;
   /** How long a service may take to finish in-flight work after SIGTERM, ms. */
   TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: number;
+  /**
+   * Secret mixed into every stored API-key hash and the key that encrypts tenants' signing
+   * secrets. Required by the distributed ingest service; embedded mode keeps one under
+   * $TAMPERTRACE_HOME when unset. Never logged.
+   */
+  TAMPERTRACE_API_KEY_PEPPER: string;
+  /** URL submissions and webhooks: also allow http:// (development only). */
+  TAMPERTRACE_URL_ALLOW_HTTP: boolean;
+  /** URL submissions and webhooks: non-public CIDRs that may still be reached (comma separated). */
+  TAMPERTRACE_URL_ALLOW_PRIVATE: string[];
+  /** URL submissions: total download time limit, ms. */
+  TAMPERTRACE_URL_TIMEOUT_MS: number;
+  /** Webhooks: attempts per delivery (network errors, 5xx and 429 are retried with backoff). */
+  TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS: number;
 }
 
 export class ConfigError extends Error {}
@@ -71,6 +85,14 @@ function num(env: Env, key: string, def: number, min: number, max: number): numb
   const v = Number(raw);
   if (!Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${key} must be a number in [${min}, ${max}], got "${raw}"`);
   return v;
+}
+
+function bool(env: Env, key: string, def: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  if (['1', 'true', 'yes'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${key} must be true or false, got "${raw}"`);
 }
 
 function str(env: Env, key: string, def: string): string {
@@ -118,6 +140,11 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_S3_BUCKET_PREFIX: str(env, 'TAMPERTRACE_S3_BUCKET_PREFIX', ''),
     TAMPERTRACE_DATABASE_URL: str(env, 'TAMPERTRACE_DATABASE_URL', ''),
     TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: int(env, 'TAMPERTRACE_SHUTDOWN_TIMEOUT_MS', 15_000, 100, 600_000),
+    TAMPERTRACE_API_KEY_PEPPER: str(env, 'TAMPERTRACE_API_KEY_PEPPER', ''),
+    TAMPERTRACE_URL_ALLOW_HTTP: bool(env, 'TAMPERTRACE_URL_ALLOW_HTTP', false),
+    TAMPERTRACE_URL_ALLOW_PRIVATE: str(env, 'TAMPERTRACE_URL_ALLOW_PRIVATE', '').split(',').map((s) => s.trim()).filter(Boolean),
+    TAMPERTRACE_URL_TIMEOUT_MS: int(env, 'TAMPERTRACE_URL_TIMEOUT_MS', 10_000, 100, 600_000),
+    TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS', 6, 1, 50),
   };
 }
 
@@ -127,11 +154,12 @@ export function limitsOf(cfg: Config): { maxInputBytes: number; maxPixels: numbe
 }
 
 /** Fails fast, naming every missing variable, when a distributed-mode service lacks its servers. */
-export function requireDistributed(cfg: Config, needs: { kafka?: boolean; s3?: boolean; database?: boolean }): void {
+export function requireDistributed(cfg: Config, needs: { kafka?: boolean; s3?: boolean; database?: boolean; pepper?: boolean }): void {
   const missing = [
     ...(needs.kafka && cfg.TAMPERTRACE_KAFKA_BROKERS.length === 0 ? ['TAMPERTRACE_KAFKA_BROKERS'] : []),
     ...(needs.s3 ? (['TAMPERTRACE_S3_ENDPOINT', 'TAMPERTRACE_S3_ACCESS_KEY', 'TAMPERTRACE_S3_SECRET_KEY'] as const).filter((k) => !cfg[k]) : []),
     ...(needs.database && !cfg.TAMPERTRACE_DATABASE_URL ? ['TAMPERTRACE_DATABASE_URL'] : []),
+    ...(needs.pepper && cfg.TAMPERTRACE_API_KEY_PEPPER.length < 16 ? ['TAMPERTRACE_API_KEY_PEPPER (16+ characters)'] : []),
   ];
   if (missing.length) throw new ConfigError(`distributed mode needs ${missing.join(', ')} (see README, "Configuration")`);
 }

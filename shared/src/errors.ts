@@ -3,7 +3,7 @@
 import { ErrorCode, Stage, type ErrorInfo, ErrorInfoSchema } from './gen/tampertrace/v1/common_pb.ts';
 import { create } from '@bufbuild/protobuf';
 
-export type ErrorClass = 'invalid-input' | 'retriable' | 'internal';
+export type ErrorClass = 'invalid-input' | 'retriable' | 'internal' | 'caller';
 
 export class TamperTraceError extends Error {
   constructor(
@@ -25,6 +25,19 @@ export class InvalidInputError extends TamperTraceError {}
 export class RetriableError extends TamperTraceError {}
 /** A bug or an impossible state. */
 export class InternalError extends TamperTraceError {}
+/**
+ * The caller may not do this now: no valid key, not its analysis, over its quota. Raised by the
+ * API layers only, never inside the pipeline. `retryAfterMs` is the hint for quota errors.
+ */
+export class CallerError extends TamperTraceError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(code, message);
+  }
+}
 
 const INVALID: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.EMPTY_INPUT,
@@ -35,12 +48,16 @@ const INVALID: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.TOO_SMALL,
   ErrorCode.CORRUPT_IMAGE,
   ErrorCode.INVALID_MESSAGE,
+  ErrorCode.URL_REFUSED,
+  ErrorCode.URL_FETCH_FAILED,
 ]);
+const CALLER: ReadonlySet<ErrorCode> = new Set([ErrorCode.QUOTA_EXCEEDED, ErrorCode.UNAUTHENTICATED, ErrorCode.NOT_FOUND, ErrorCode.PERMISSION_DENIED]);
 const RETRIABLE: ReadonlySet<ErrorCode> = new Set([ErrorCode.DEPENDENCY_UNAVAILABLE, ErrorCode.TIMEOUT]);
 
 export function classOf(code: ErrorCode): ErrorClass {
   if (INVALID.has(code)) return 'invalid-input';
   if (RETRIABLE.has(code)) return 'retriable';
+  if (CALLER.has(code)) return 'caller';
   return 'internal';
 }
 
@@ -60,6 +77,20 @@ export function codeName(code: ErrorCode): string {
 }
 
 export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.QUOTA_EXCEEDED:
+      return 429;
+    case ErrorCode.UNAUTHENTICATED:
+      return 401;
+    case ErrorCode.NOT_FOUND:
+      return 404;
+    case ErrorCode.PERMISSION_DENIED:
+      return 403;
+    case ErrorCode.TIMEOUT:
+      return 504;
+    default:
+      break;
+  }
   switch (classOf(code)) {
     case 'invalid-input':
       return code === ErrorCode.TOO_LARGE || code === ErrorCode.TOO_MANY_PIXELS ? 413 : 422;

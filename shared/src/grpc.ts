@@ -1,10 +1,16 @@
 // gRPC with @grpc/grpc-js on the protobuf-es types: the service definition (paths, streaming
 // kinds, serializers) is derived from the generated descriptor, so the protos stay the only
 // contract and nothing is hand-listed per method.
+import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
-import { fromBinary, toBinary, type DescMessage, type DescService } from '@bufbuild/protobuf';
+import type { ReflectionService } from '@grpc/reflection';
+import { fromBinary, toBinary, type DescFile, type DescMessage, type DescService } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import type { Config } from './config.ts';
+import { HEALTH_SERVICE_NAME, ServiceHealth, healthFileDescriptors } from './health.ts';
+import type { Logger } from './log.ts';
 import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
-import { classOf, classify, codeName } from './errors.ts';
+import { CallerError, classOf, classify, codeName } from './errors.ts';
 
 /** grpc-js' service definition for a protobuf-es service descriptor; method keys are the rpc's localName (`submit`). */
 export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
@@ -31,10 +37,24 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
   return def;
 }
 
-/** A client for `service` at host:port (plaintext; TLS terminates at the ingress in a cluster). */
-export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions = {}): grpc.Client {
+/** Client keepalive: finds a dead connection (peer gone without a FIN) in well under a minute, only while calls are open. */
+export const CLIENT_KEEPALIVE: grpc.ClientOptions = { 'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000 };
+
+/**
+ * A client for `service` at host:port (plaintext; TLS terminates at the ingress in a cluster).
+ * With `apiKey`, every call carries `authorization: Bearer <key>`.
+ */
+export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions & { apiKey?: string } = {}): grpc.Client {
+  const { apiKey, ...rest } = options;
   const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service), service.name);
-  return new Ctor(address, grpc.credentials.createInsecure(), options);
+  const auth: grpc.Interceptor = (opts, next) =>
+    new grpc.InterceptingCall(next(opts), {
+      start(metadata, listener, nextStart) {
+        if (apiKey) metadata.set('authorization', `Bearer ${apiKey}`);
+        nextStart(metadata, listener);
+      },
+    });
+  return new Ctor(address, grpc.credentials.createInsecure(), { ...CLIENT_KEEPALIVE, ...rest, interceptors: [...(rest.interceptors ?? []), auth] });
 }
 
 /** The one mapping from our error codes to gRPC status codes. */
@@ -45,6 +65,14 @@ export function grpcStatusOf(code: ErrorCode): grpc.status {
       return grpc.status.RESOURCE_EXHAUSTED;
     case ErrorCode.TIMEOUT:
       return grpc.status.DEADLINE_EXCEEDED;
+    case ErrorCode.QUOTA_EXCEEDED:
+      return grpc.status.RESOURCE_EXHAUSTED;
+    case ErrorCode.UNAUTHENTICATED:
+      return grpc.status.UNAUTHENTICATED;
+    case ErrorCode.NOT_FOUND:
+      return grpc.status.NOT_FOUND;
+    case ErrorCode.PERMISSION_DENIED:
+      return grpc.status.PERMISSION_DENIED;
     default:
       break;
   }
@@ -58,13 +86,26 @@ export function grpcStatusOf(code: ErrorCode): grpc.status {
   }
 }
 
+/**
+ * Trailing metadata key of every error status: the ErrorCode name ("TRUNCATED_IMAGE",
+ * "INVALID_MESSAGE"), the machine-readable reason in the manner of google.rpc.ErrorInfo.reason.
+ */
+export const ERROR_CODE_TRAILER = 'tt-error-code';
+
+/** The ErrorCode name a failed call carries in its trailers (ERROR_CODE_TRAILER), if any. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const v = (err as Partial<grpc.ServiceError> | undefined)?.metadata?.get(ERROR_CODE_TRAILER)[0];
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** Any thrown error as a gRPC status error; internal details stay in the log, not on the wire. */
 export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   if (isStatusError(err)) return err;
   const e = classify(err);
   const internal = e.errorClass === 'internal';
   const metadata = new grpc.Metadata();
-  metadata.set('tt-error-code', codeName(e.code));
+  metadata.set(ERROR_CODE_TRAILER, codeName(e.code));
+  if (e instanceof CallerError && e.retryAfterMs !== undefined) metadata.set('retry-after-ms', String(Math.ceil(e.retryAfterMs)));
   return { code: grpcStatusOf(e.code), details: internal ? 'internal error' : e.message, metadata };
 }
 
@@ -82,11 +123,181 @@ function isStatusError(err: unknown): err is GrpcStatusError {
   return err instanceof GrpcStatusError;
 }
 
-/** Calls a unary method of a generic client as a promise. */
+/** Deadline of a unary call when the caller names none: a call never waits forever on a server that stopped answering. */
+export const DEFAULT_DEADLINE_MS = 60_000;
+
+/** Calls a unary method of a generic client as a promise, with a deadline (DEFAULT_DEADLINE_MS unless `options.deadline`). */
 export function unary<Res>(client: grpc.Client, method: string, req: unknown, options: grpc.CallOptions = {}): Promise<Res> {
   const fn = (client as unknown as Record<string, Function>)[method];
   if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
-  return new Promise((resolve, reject) => fn.call(client, req, new grpc.Metadata(), options, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
+  const opts: grpc.CallOptions = { ...options, deadline: options.deadline ?? Date.now() + DEFAULT_DEADLINE_MS };
+  return new Promise((resolve, reject) => fn.call(client, req, new grpc.Metadata(), opts, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
 }
 
 export { grpc };
+
+// ---------------------------------------------------------------------------------------------
+// Servers: every service process serves gRPC the same way (limits, keepalive, health, reflection).
+
+/** gRPC messages carry whole images; the limit is the input limit plus room for the envelope. */
+export function maxMessageBytes(cfg: Config): number {
+  return cfg.TAMPERTRACE_MAX_INPUT_BYTES + 1024 * 1024;
+}
+
+/** Server options of every TamperTrace gRPC server. */
+export function grpcServerOptions(cfg: Config): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': maxMessageBytes(cfg),
+    'grpc.max_send_message_length': maxMessageBytes(cfg),
+    // Pings find clients that vanished without closing (a node lost, a NAT entry dropped).
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    // Idle connections are closed, and every connection is recycled after a while so that clients
+    // re-resolve and spread over new replicas; the grace lets the calls in flight finish.
+    'grpc.max_connection_idle_ms': 5 * 60_000,
+    'grpc.max_connection_age_ms': 30 * 60_000,
+    'grpc.max_connection_age_grace_ms': 60_000,
+  };
+}
+
+/** A protobuf-es service and its grpc-js implementation (method keys are the rpcs' localNames). */
+export interface GrpcServiceImpl {
+  service: DescService;
+  impl: grpc.UntypedServiceImplementation;
+}
+
+/** A service process's gRPC server and the health statuses it reports. */
+export interface GrpcApi {
+  server: grpc.Server;
+  /** NOT_SERVING until the process says `health.serving()`. */
+  health: ServiceHealth;
+}
+
+/**
+ * A server with the project's options, the given services, grpc.health.v1.Health (a status per
+ * service name, NOT_SERVING until `health.serving()`) and server reflection (v1 and v1alpha) over
+ * the services' proto files and health.proto. Not yet listening: see startGrpcServer.
+ */
+export function createGrpcServer(cfg: Config, services: readonly GrpcServiceImpl[]): GrpcApi {
+  const server = new grpc.Server(grpcServerOptions(cfg));
+  for (const s of services) server.addService(serviceDefinition(s.service), s.impl);
+  const health = new ServiceHealth(services.map((s) => s.service.typeName));
+  health.addToServer(server);
+  // Loaded here, not at import: it parses its own protos when loaded (about 35 ms), which every
+  // process importing this package would otherwise pay.
+  const { ReflectionService: Reflection } = createRequire(import.meta.url)('@grpc/reflection') as typeof import('@grpc/reflection');
+  new Reflection(reflectionPackage(services.map((s) => s.service))).addToServer(server);
+  return { server, health };
+}
+
+/**
+ * @grpc/reflection takes a proto-loader package definition but reads only the serialized
+ * FileDescriptorProtos of its entries; protobuf-es keeps every generated file's descriptor, so
+ * the protos we serve are described by the same bytes that define their codecs.
+ */
+function reflectionPackage(services: readonly DescService[]): ConstructorParameters<typeof ReflectionService>[0] {
+  const files = new Map<string, Buffer>();
+  const add = (f: DescFile): void => {
+    if (files.has(f.proto.name)) return;
+    files.set(f.proto.name, Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+    f.dependencies.forEach(add);
+  };
+  services.forEach((s) => add(s.file));
+  const fileDescriptorProtos = [...files.values(), ...healthFileDescriptors()];
+  const entry = { format: 'Protocol Buffer 3 FileDescriptorProto', type: {}, fileDescriptorProtos };
+  return Object.fromEntries([...services.map((s) => s.typeName), HEALTH_SERVICE_NAME].map((name) => [name, entry])) as unknown as ConstructorParameters<typeof ReflectionService>[0];
+}
+
+/** Listens on TAMPERTRACE_GRPC_HOST:TAMPERTRACE_GRPC_PORT (0 picks a free port); resolves with the bound port. */
+export async function startGrpcServer(api: GrpcApi, cfg: Config, log: Logger): Promise<number> {
+  const address = `${cfg.TAMPERTRACE_GRPC_HOST}:${cfg.TAMPERTRACE_GRPC_PORT}`;
+  const port = await new Promise<number>((resolve, reject) =>
+    api.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  log.info({ host: cfg.TAMPERTRACE_GRPC_HOST, port }, 'gRPC listening');
+  return port;
+}
+
+/** Reports NOT_SERVING, stops taking calls, lets running ones finish for up to `graceMs`, then cuts them. */
+export async function stopGrpcServer(api: GrpcApi, graceMs = 5000): Promise<void> {
+  api.health.notServing();
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      api.server.forceShutdown();
+      resolve();
+    }, graceMs);
+    api.server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/**
+ * A unary handler around `fn`: errors are mapped once (toGrpcError), and `signal` fires when the
+ * call is cancelled or its deadline passes. From then on the handler stops waiting and sends
+ * nothing (grpc-js has already ended the call); `fn` should check `signal` before costly steps.
+ */
+export function unaryHandler<Req, Res>(log: Logger, fn: (req: Req, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const abort = new AbortController();
+    const onCancel = () => abort.abort(new GrpcStatusError(grpc.status.CANCELLED, 'the call was cancelled or passed its deadline'));
+    call.once('cancelled', onCancel);
+    if (call.cancelled) onCancel();
+    const stopped = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
+    Promise.race([fn(call.request, abort.signal), stopped])
+      .then(
+        (res) => callback(null, res),
+        (err) => {
+          if (abort.signal.aborted) {
+            log.debug({ method: call.getPath() }, 'call cancelled; no longer waiting for it');
+            return;
+          }
+          const status = toGrpcError(err);
+          if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), stack: (err as Error)?.stack, method: call.getPath() }, 'call failed');
+          callback(status as grpc.ServiceError);
+        },
+      )
+      .finally(() => call.removeListener('cancelled', onCancel));
+  };
+}
+
+/**
+ * At most `max` calls at work at once, so that synchronous calls cannot swamp the models the
+ * stream also needs; a call waiting for its turn leaves the queue as soon as its signal fires.
+ */
+export class CallLimit {
+  private readonly queue: Array<() => void> = [];
+  private active = 0;
+  constructor(private readonly max: number) {}
+
+  async run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    if (this.active < this.max) this.active++;
+    else await this.turn(signal); // the releasing call hands its place over
+    try {
+      signal.throwIfAborted();
+      return await work();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+
+  private turn(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', leave);
+        resolve();
+      };
+      const leave = () => {
+        const i = this.queue.indexOf(go);
+        if (i >= 0) this.queue.splice(i, 1);
+        reject(signal.reason);
+      };
+      this.queue.push(go);
+      signal.addEventListener('abort', leave, { once: true });
+    });
+  }
+}

@@ -40,17 +40,19 @@ export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif'] as const;
  * "truncated" only sometimes (under concurrent decodes it has come back as "Unknown error"),
  * so a failed decode is classified by looking at the bytes themselves first.
  */
+const JPEG_EOI = Buffer.from([0xff, 0xd9]);
+
 export function endsEarly(b: Uint8Array): boolean {
   const n = b.byteLength;
+  const buf = Buffer.from(b.buffer, b.byteOffset, n);
   if (n >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
-    // JPEG: an end-of-image marker (FFD9); writers may append a little trailing data after it.
-    for (let i = n - 2; i >= Math.max(0, n - 4096); i--) if (b[i] === 0xff && b[i + 1] === 0xd9) return false;
-    return true;
+    // JPEG: no end-of-image marker (FFD9) anywhere. Entropy-coded data never contains FFD9, and
+    // trailers that cameras append (of any size) come after it, so this never flags a whole file.
+    return buf.lastIndexOf(JPEG_EOI) < 0;
   }
   if (n >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
-    // PNG: the IEND chunk type near the end.
-    const tail = Buffer.from(b.buffer, b.byteOffset + Math.max(0, n - 64), Math.min(n, 64));
-    return !tail.includes('IEND');
+    // PNG: no IEND chunk anywhere.
+    return buf.lastIndexOf('IEND') < 0;
   }
   if (n >= 12 && Buffer.from(b.buffer, b.byteOffset, 4).toString('latin1') === 'RIFF') {
     // WebP: the RIFF header declares the file size.
@@ -99,6 +101,11 @@ export async function probeImage(bytes: Uint8Array, limits: ImageLimits): Promis
   }
   if (w < limits.minSide || h < limits.minSide) {
     throw new InvalidInputError(ErrorCode.TOO_SMALL, `image is ${w}x${h}; both sides must be at least ${limits.minSide} pixels`);
+  }
+  // Cut-off JPEGs and PNGs are refused here, before anything is stored or queued; the check
+  // reads no pixels. (WebP and GIF truncation is found when the first stage decodes.)
+  if ((format === 'jpeg' || format === 'png') && endsEarly(bytes)) {
+    throw new InvalidInputError(ErrorCode.TRUNCATED_IMAGE, `the ${format.toUpperCase()} data ends before its end marker`);
   }
   const [width, height] = orientedSize(w, h, meta.orientation);
   return create(ImageInfoSchema, { format, width, height, sizeBytes: BigInt(bytes.byteLength) });

@@ -16,3 +16,4 @@ export * from './kafka-bus.ts';
 export * from './s3-object-store.ts';
 export * from './sql.ts';
 export * from './grpc.ts';
+export * from './stage-call.ts';

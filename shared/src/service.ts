@@ -7,6 +7,7 @@ import type { Logger } from './log.ts';
 import type { DescMessage } from '@bufbuild/protobuf';
 import type { EventBus } from './bus.ts';
 import { runStage, type StageDefinition } from './stage.ts';
+import { startGrpcServer, stopGrpcServer, type GrpcApi } from './grpc.ts';
 import { allTopics } from './topics.ts';
 import { Bucket } from './object-store.ts';
 
@@ -60,22 +61,28 @@ export async function runUntilSignal(log: Logger, stop: () => Promise<void>, tim
 }
 
 /**
- * The life of a stage service: consume with the stage, say ready, and on a signal stop fetching,
- * let in-flight work finish and commit, disconnect, then release the stage's own resources.
+ * The life of a stage service: serve its gRPC API (its synchronous method, health), consume
+ * with the stage, report SERVING once the consumer has joined and say ready; on a signal report
+ * NOT_SERVING at once, stop fetching and taking calls, let in-flight work and calls finish,
+ * disconnect, then release the stage's own resources (its models).
  */
 export async function serveStage<I extends DescMessage, O extends DescMessage>(
   cfg: Config,
   log: Logger,
   bus: EventBus,
   def: StageDefinition<I, O>,
+  api: GrpcApi,
   release: () => Promise<void> = async () => {},
 ): Promise<void> {
+  const grpcPort = await startGrpcServer(api, cfg, log);
   const sub = await runStage(bus, def, { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS, log });
-  log.info('ready');
+  api.health.serving();
+  log.info({ grpcPort }, 'ready');
   await runUntilSignal(
     log,
     async () => {
-      await sub.stop();
+      api.health.notServing();
+      await Promise.all([sub.stop(), stopGrpcServer(api, Math.min(5000, cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS / 2))]);
       await bus.close();
       await release();
     },

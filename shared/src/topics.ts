@@ -11,6 +11,12 @@ export const Topic = {
   forgeryLocalized: 'tampertrace.forgery.localized.v1',
   /** AnalysisCompleted: the final result of every analysis, including rejections. */
   analysisCompleted: 'tampertrace.analysis.completed.v1',
+  /**
+   * SubmitRequest from a platform's own stream, consumed by ingest (no API call needed). Headers:
+   * tt-tenant, and tt-signature = hex HMAC-SHA256 of "<tenant>.<sha256 of the value>" keyed with
+   * the tenant's signing secret. Key: the producer's choice (a post id keeps a post's images in order).
+   */
+  submissions: 'tampertrace.submissions.v1',
 } as const;
 
 export type TopicName = (typeof Topic)[keyof typeof Topic];
@@ -31,6 +37,8 @@ export const ConsumerGroup = {
   audit: 'audit',
   /** The ingest service's results view (shared by its replicas). */
   ingestResults: 'ingest-results',
+  /** The ingest service's reader of the submissions topic. */
+  ingestSubmissions: 'ingest-submissions',
 } as const;
 
 /** Every topic the pipeline uses, dead-letter topics included: what provisioning creates. */
@@ -55,6 +63,8 @@ export const Header = {
   dlqStage: 'tt-dlq-stage',
   dlqTime: 'tt-dlq-time',
   dlqOriginalTopic: 'tt-dlq-original-topic',
+  /** Submissions topic: proof that the tenant sent it (see Topic.submissions). */
+  submissionSignature: 'tt-signature',
 } as const;
 
 /** Bumped when an event's encoding changes incompatibly. */

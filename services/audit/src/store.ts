@@ -92,7 +92,9 @@ export class AuditStore {
   async trail(tenantId: string, key: { analysisId: string } | { contentSha256: string }): Promise<AuditRow[]> {
     const [col, val] = 'analysisId' in key ? ['analysis_id', key.analysisId] : ['content_sha256', key.contentSha256];
     const res = await this.db.query<Record<string, unknown>>(
-      `SELECT * FROM audit_records WHERE tenant_id = $1 AND ${col} = $2 ORDER BY sequence`,
+      // In the order things happened: stages publish on different topics, so the audit service
+      // may record a later stage's event before an earlier one's (sequence is recording order).
+      `SELECT * FROM audit_records WHERE tenant_id = $1 AND ${col} = $2 ORDER BY event_time, sequence`,
       [tenantId, val],
     );
     return res.rows.map(toRow);

@@ -1,10 +1,14 @@
-// forgery-localization service: consumes faces.detected, publishes forgery.localized (distributed mode).
-import { Bucket, connectBusAndStore, createLogger, limitsOf, loadConfig, serveStage } from '@tampertrace/shared';
+// forgery-localization service: consumes faces.detected, publishes forgery.localized (distributed
+// mode), and serves ForgeryLocalizationService.Localize over gRPC with the same stage.
+import { Bucket, connectBusAndStore, createGrpcServer, createLogger, limitsOf, loadConfig, serveStage } from '@tampertrace/shared';
+import { forgeryLocalizationGrpc } from './grpc.ts';
 import { loadLocalizer } from './load.ts';
 import { FORGERY_LOCALIZATION, forgeryLocalizationStage } from './stage.ts';
 
 const cfg = loadConfig();
 const log = createLogger(FORGERY_LOCALIZATION);
+const limits = limitsOf(cfg);
 const [{ model, entry, localizer }, { bus, store }] = await Promise.all([loadLocalizer(cfg), connectBusAndStore(cfg, log, FORGERY_LOCALIZATION)]);
 await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
-await serveStage(cfg, log, bus, forgeryLocalizationStage({ store, localizer, model: entry, limits: limitsOf(cfg) }), () => model.close());
+const api = createGrpcServer(cfg, [forgeryLocalizationGrpc({ localizer, model: entry, limits }, cfg, log)]);
+await serveStage(cfg, log, bus, forgeryLocalizationStage({ store, localizer, model: entry, limits }), api, () => model.close());

@@ -17,17 +17,38 @@ export class AnalysesStore {
     return runMigrations(this.db, MIGRATIONS);
   }
 
-  /** Records a submission; a row that already exists (final or not) is left alone. */
-  async pending(a: Analysis): Promise<void> {
-    await this.write(a, 'DO NOTHING');
+  /** Records a submission (before its event is published); a row that already exists is left alone. */
+  async pending(a: Analysis, webhookUrl?: string): Promise<void> {
+    await this.write(a, 'DO NOTHING', webhookUrl);
   }
 
-  /** Records the final state; only a PENDING row is replaced, so a redelivered final is a no-op. */
-  async final(a: Analysis): Promise<void> {
-    await this.write(
+  /** Drops the PENDING row of a submission that was never published. */
+  async forget(analysisId: string): Promise<void> {
+    await this.db.query(`DELETE FROM analyses WHERE analysis_id = $1 AND status = ${AnalysisStatus.PENDING}`, [analysisId]);
+  }
+
+  /**
+   * Records the final state; only a PENDING row is replaced, so a redelivered final is a no-op.
+   * Returns the row's webhook when this call was the one that finished it, else undefined.
+   */
+  async final(a: Analysis): Promise<{ webhookUrl?: string } | undefined> {
+    const res = await this.write(
       a,
       `DO UPDATE SET status = EXCLUDED.status, analysis = EXCLUDED.analysis, updated_at = now() WHERE analyses.status = ${AnalysisStatus.PENDING}`,
     );
+    return res.rows[0] ? { webhookUrl: res.rows[0].webhook_url ?? undefined } : undefined;
+  }
+
+  /** Notes the last stage finished by a PENDING analysis (WatchAnalysis reads it). */
+  async stageDone(analysisId: string, stage: number): Promise<void> {
+    await this.db.query(`UPDATE analyses SET stage = $2, updated_at = now() WHERE analysis_id = $1 AND status = ${AnalysisStatus.PENDING} AND stage < $2`, [analysisId, stage]);
+  }
+
+  async getWithStage(tenantId: string, analysisId: string): Promise<{ analysis: Analysis; stage: number } | undefined> {
+    if (!UUID.test(analysisId)) return undefined;
+    const res = await this.db.query<{ analysis: Uint8Array; stage: number }>('SELECT analysis, stage FROM analyses WHERE analysis_id = $1 AND tenant_id = $2', [analysisId, tenantId]);
+    const r = res.rows[0];
+    return r ? { analysis: fromBinary(AnalysisSchema, r.analysis), stage: Number(r.stage) } : undefined;
   }
 
   /** The analysis, if it belongs to this tenant. */
@@ -47,11 +68,11 @@ export class AnalysesStore {
     return res.rows[0] ? fromBinary(AnalysisSchema, res.rows[0].analysis) : undefined;
   }
 
-  private async write(a: Analysis, onConflict: string): Promise<void> {
-    await this.db.query(
-      `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (analysis_id) ${onConflict}`,
-      [a.analysisId, a.tenantId, a.contentSha256, a.status, toBinary(AnalysisSchema, withoutUrls(a)), (a.submittedAt ? timestampDate(a.submittedAt) : new Date()).toISOString()],
+  private write(a: Analysis, onConflict: string, webhookUrl?: string) {
+    return this.db.query<{ webhook_url: string | null }>(
+      `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at, webhook_url)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (analysis_id) ${onConflict} RETURNING webhook_url`,
+      [a.analysisId, a.tenantId, a.contentSha256, a.status, toBinary(AnalysisSchema, withoutUrls(a)), (a.submittedAt ? timestampDate(a.submittedAt) : new Date()).toISOString(), webhookUrl ?? null],
     );
   }
 }

@@ -8,8 +8,11 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   Bucket,
+  CallerError,
+  ConsumerGroup,
   InvalidInputError,
   Topic,
+  checkKey,
   classify,
   codeName,
   deadLetter,
@@ -24,23 +27,23 @@ import {
   type ObjectStore,
   type SqlClient,
   type Subscription,
-  ConsumerGroup,
+  type BusMessage,
 } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, ErrorCode, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ArtifactKind } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { overlayFor } from '@tampertrace/forgery-localization/overlay';
 import { AnalysesStore } from './analyses.ts';
-import { Ingestor, type SubmitResult } from './ingest.ts';
+import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 
 /** Consumer group of the results view: shared by gateway replicas, so each final state is written once per group. */
 export const RESULTS_GROUP = ConsumerGroup.ingestResults;
 
 /**
- * How often a waiter re-reads the table. The results consumer wakes waiters in its own process
- * at once; with several gateway replicas the final state may be consumed by another one, and
- * this poll is how the waiter learns about it.
+ * How often a watcher re-reads the table. The results consumer wakes watchers in its own process
+ * at once; with several gateway replicas a step may be consumed by another one, and this poll is
+ * how the watcher learns about it.
  */
 const POLL_MS = 250;
 
@@ -49,10 +52,20 @@ export interface GatewaySubmitOptions {
   sourceName?: string;
   /** Return the tenant's existing analysis of the same bytes instead of analysing them again. */
   dedupe?: boolean;
+  /** Receives the final result (overrides the tenant's webhook). */
+  webhookUrl?: string;
+  /** A submission whose caller gave up (deadline, cancel) before it was published leaves no trace. */
+  signal?: AbortSignal;
 }
 
 export interface GatewaySubmitResult extends SubmitResult {
   deduplicated: boolean;
+}
+
+/** One step of a watched analysis: a stage finished, or the final state. */
+export interface WatchStep {
+  stage: Stage;
+  analysis: Analysis;
 }
 
 export interface GatewayDeps {
@@ -63,13 +76,22 @@ export interface GatewayDeps {
   sql: SqlClient;
   /** Shared with the stages when they run in this process, so an overlay does not decode again. */
   decoded?: DecodedImageCache;
+  /** Called once per final result by the replica that consumed it (webhook delivery). */
+  onFinal?: (a: Analysis, webhookUrl: string | undefined) => void;
 }
+
+/** What the results consumer reads: each stage's output, for WatchAnalysis, and the results. */
+const WATCHED = [
+  { topic: Topic.facesDetected, schema: FacesDetectedSchema, stage: Stage.FACE_DETECTION },
+  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema, stage: Stage.FORGERY_LOCALIZATION },
+] as const;
 
 export class Gateway {
   readonly store: ObjectStore;
   private readonly analyses: AnalysesStore;
   private readonly ingestor: Ingestor;
-  private readonly waiters = new Map<string, Set<(a: Analysis) => void>>();
+  /** Wakes watchers in this process at once; other replicas' watchers learn by polling. */
+  private readonly listeners = new Map<string, Set<() => void>>();
   private sub?: Subscription;
 
   private constructor(private readonly deps: GatewayDeps) {
@@ -78,31 +100,44 @@ export class Gateway {
     this.ingestor = new Ingestor({ bus: deps.bus, store: deps.store, limits: limitsOf(deps.cfg) });
   }
 
-  /** Creates the table and buckets, and starts the results consumer. */
+  /** Creates the tables and buckets, and starts the results consumer. */
   static async start(deps: GatewayDeps): Promise<Gateway> {
     const g = new Gateway(deps);
     await g.analyses.migrate();
     await deps.store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
     g.sub = await deps.bus.subscribe({
       group: RESULTS_GROUP,
-      topics: [Topic.analysisCompleted],
-      handler: async (msg) => {
-        let a: Analysis;
-        try {
-          a = decodeEvent(AnalysisCompletedSchema, msg).analysis!;
-          if (!a?.analysisId) throw new InvalidInputError(ErrorCode.INVALID_MESSAGE, 'AnalysisCompleted without an analysis');
-        } catch (err) {
-          const e = classify(err);
-          deps.log.warn({ topic: msg.topic, key: msg.key, code: codeName(e.code) }, 'dead-lettering an unreadable result');
-          await deadLetter(deps.bus, msg, RESULTS_GROUP, codeName(e.code), e.message);
-          return;
-        }
-        // A database failure throws: the message is not committed and comes back.
-        await g.analyses.final(a);
-        for (const w of g.waiters.get(a.analysisId) ?? []) w(a);
-      },
+      topics: [Topic.analysisCompleted, ...WATCHED.map((w) => w.topic)],
+      handler: (msg) => g.consume(msg),
     });
     return g;
+  }
+
+  private async consume(msg: BusMessage): Promise<void> {
+    const watched = WATCHED.find((w) => w.topic === msg.topic);
+    let id: string;
+    let final: Analysis | undefined;
+    try {
+      if (watched) {
+        id = decodeEvent(watched.schema, msg).meta!.analysisId;
+      } else {
+        final = decodeEvent(AnalysisCompletedSchema, msg).analysis;
+        if (!final?.analysisId) throw new InvalidInputError(ErrorCode.INVALID_MESSAGE, 'AnalysisCompleted without an analysis');
+        id = final.analysisId;
+      }
+    } catch (err) {
+      const e = classify(err);
+      this.deps.log.warn({ topic: msg.topic, key: msg.key, code: codeName(e.code) }, 'dead-lettering an unreadable event');
+      await deadLetter(this.deps.bus, msg, RESULTS_GROUP, codeName(e.code), e.message);
+      return;
+    }
+    // A database failure throws: the message is not committed and comes back.
+    if (watched) await this.analyses.stageDone(id, watched.stage);
+    else {
+      const first = await this.analyses.final(final!);
+      if (first) this.deps.onFinal?.(final!, first.webhookUrl);
+    }
+    for (const wake of this.listeners.get(id) ?? []) wake();
   }
 
   async submit(bytes: Uint8Array, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
@@ -110,9 +145,7 @@ export class Gateway {
       const prior = await this.analyses.latestOf(opts.tenantId, sha256Hex(bytes));
       if (prior) return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
     }
-    const r = await this.ingestor.submit(bytes, opts);
-    await this.recordPending(r, opts);
-    return { ...r, deduplicated: false };
+    return this.record(opts, (o) => this.ingestor.submit(bytes, o));
   }
 
   /**
@@ -125,22 +158,57 @@ export class Gateway {
     if (size <= limit) return this.submit(await readFile(file), opts);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    const r = await this.ingestor.rejectTooLarge(hash.digest('hex'), size, opts);
-    await this.recordPending(r, opts);
-    return { ...r, deduplicated: false };
+    return this.record(opts, (o) => this.ingestor.rejectTooLarge(hash.digest('hex'), size, o));
   }
 
-  private async recordPending(r: SubmitResult, opts: GatewaySubmitOptions): Promise<void> {
-    await this.analyses.pending(
-      create(AnalysisSchema, {
-        analysisId: r.analysisId,
+  /**
+   * Submits an object already in the tenant's storage. Keys outside the tenant's prefix answer
+   * NOT_FOUND without a look, so other tenants' objects cannot even be probed.
+   */
+  async submitObject(ref: { bucket: string; key: string }, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
+    const notFound = new CallerError(ErrorCode.NOT_FOUND, `no object ${ref.bucket}/${ref.key} for this tenant`);
+    if (!(Object.values(Bucket) as string[]).includes(ref.bucket) || !ref.key.startsWith(`${opts.tenantId}/`)) throw notFound;
+    try {
+      checkKey(ref.bucket, ref.key);
+    } catch {
+      throw notFound;
+    }
+    if (!(await this.store.exists(ref.bucket, ref.key))) throw notFound;
+    // The tenant's own derived artefacts (masks, heatmaps) are not inputs.
+    if (ref.bucket !== Bucket.originals) throw new CallerError(ErrorCode.PERMISSION_DENIED, `only objects in the ${Bucket.originals} bucket can be submitted`);
+    return this.submit(await this.store.get(ref.bucket, ref.key), opts);
+  }
+
+  /** The PENDING row goes in before the event goes out, so the final state can never precede it. */
+  private async record(opts: GatewaySubmitOptions, run: (o: SubmitOptions) => Promise<SubmitResult>): Promise<GatewaySubmitResult> {
+    let id: string | undefined;
+    try {
+      const r = await run({
         tenantId: opts.tenantId,
-        contentSha256: r.contentSha256,
-        status: AnalysisStatus.PENDING,
-        sourceName: opts.sourceName ?? '',
-        submittedAt: timestampFromDate(new Date()),
-      }),
-    );
+        sourceName: opts.sourceName,
+        beforePublish: async ({ analysisId, contentSha256 }) => {
+          opts.signal?.throwIfAborted();
+          id = analysisId;
+          await this.analyses.pending(
+            create(AnalysisSchema, {
+              analysisId,
+              tenantId: opts.tenantId,
+              contentSha256,
+              status: AnalysisStatus.PENDING,
+              sourceName: opts.sourceName ?? '',
+              submittedAt: timestampFromDate(new Date()),
+            }),
+            opts.webhookUrl,
+          );
+          opts.signal?.throwIfAborted();
+        },
+      });
+      return { ...r, deduplicated: false };
+    } catch (err) {
+      // Not published: no analysis exists, so its PENDING row must not either.
+      if (id) await this.analyses.forget(id).catch(() => {});
+      throw err;
+    }
   }
 
   /** The analysis as it stands (PENDING while in flight), or undefined when this tenant has none with that id. */
@@ -149,26 +217,47 @@ export class Gateway {
     return a && this.withUrls(a);
   }
 
-  /** Resolves with the final analysis; rejects with an AbortError when `signal` fires first. */
+  /** Resolves with the final analysis; rejects when `signal` fires first or the tenant has no such analysis. */
   async wait(tenantId: string, analysisId: string, signal?: AbortSignal): Promise<Analysis> {
-    let wake: (a: Analysis) => void = () => {};
-    const woken = new Promise<Analysis>((resolve) => (wake = resolve));
-    let set = this.waiters.get(analysisId);
-    if (!set) this.waiters.set(analysisId, (set = new Set()));
-    set.add(wake);
+    let last: Analysis | undefined;
+    for await (const step of this.watch(tenantId, analysisId, signal)) last = step.analysis;
+    if (!last) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${analysisId}`);
+    return last;
+  }
+
+  /**
+   * The analysis now, then one step per finished stage, ending with the final state. Steps that
+   * happen between two looks are reported once, at the latest stage.
+   */
+  async *watch(tenantId: string, analysisId: string, signal?: AbortSignal): AsyncGenerator<WatchStep> {
+    let wake = () => {};
+    let woken = new Promise<void>((resolve) => (wake = resolve));
+    const listener = () => wake();
+    let set = this.listeners.get(analysisId);
+    if (!set) this.listeners.set(analysisId, (set = new Set()));
+    set.add(listener);
     try {
+      let seen = -1;
       for (;;) {
         signal?.throwIfAborted();
-        // Registered before this read, so a final state consumed in between still wakes us.
-        const a = await this.analyses.get(tenantId, analysisId);
-        if (!a) throw new Error(`no analysis ${analysisId} for this tenant`);
-        if (a.status !== AnalysisStatus.PENDING) return this.withUrls(a);
-        const next = await Promise.race([woken, sleep(POLL_MS, signal)]);
-        if (next && next.tenantId === tenantId) return this.withUrls(next);
+        // Listening before this read, so a step consumed in between still wakes us.
+        const row = await this.analyses.getWithStage(tenantId, analysisId);
+        if (!row) return;
+        const final = row.analysis.status !== AnalysisStatus.PENDING;
+        // The stage that finished last: the one that ended it (a rejection names its stage), or
+        // the newest one seen while PENDING (ingest until detection is through).
+        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : row.stage || Stage.INGEST;
+        if (stage > seen || final) {
+          seen = stage;
+          yield { stage, analysis: await this.withUrls(row.analysis) };
+        }
+        if (final) return;
+        await Promise.race([woken, sleep(POLL_MS, signal)]);
+        woken = new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
-      set.delete(wake);
-      if (set.size === 0) this.waiters.delete(analysisId);
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(analysisId);
     }
   }
 
@@ -187,6 +276,11 @@ export class Gateway {
         : { [ArtifactKind.ORIGINAL]: a.artifacts.original, [ArtifactKind.MASK]: a.artifacts.mask, [ArtifactKind.HEATMAP]: a.artifacts.heatmap }[kind as number];
     if (!ref?.key) return undefined;
     return { ref, content: await this.store.get(ref.bucket, ref.key) };
+  }
+
+  /** Submission-side state the API layers need (admission control counts analyses in flight). */
+  get sql(): SqlClient {
+    return this.deps.sql;
   }
 
   async stop(): Promise<void> {

@@ -1,108 +1,165 @@
 // IngestService over gRPC (protos/tampertrace/v1/ingest.proto), a thin adapter over the Gateway.
-// Every call is scoped to one tenant; until API keys exist (the public-API issue) that is the
-// configured TAMPERTRACE_TENANT.
+// Every call is authenticated by its API key (`authorization: Bearer <key>` metadata), which
+// decides the tenant; another tenant's analysis answers NOT_FOUND, so existence does not leak.
 import { create } from '@bufbuild/protobuf';
-import { GrpcStatusError, grpc, serviceDefinition, toGrpcError, type Config, type Logger } from '@tampertrace/shared';
-import { Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { CallerError, InvalidInputError, classify, createGrpcServer, grpc, startGrpcServer, toErrorInfo, toGrpcError, type Config, type GrpcApi, type Logger } from '@tampertrace/shared';
+import { ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
   GetAnalysisResponseSchema,
   GetArtifactResponseSchema,
   IngestService,
+  SubmitBatchItemResultSchema,
+  SubmitBatchResponseSchema,
   SubmitResponseSchema,
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
   type GetArtifactRequest,
+  type SubmitBatchRequest,
   type SubmitRequest,
+  type SubmitResponse,
   type WatchAnalysisRequest,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { Access } from './access.ts';
 import type { Gateway } from './gateway.ts';
+import type { Tenant } from './tenants.ts';
+import type { SubmitSources } from './sources.ts';
 
-/** gRPC messages carry whole images; the limit is the input limit plus room for the envelope. */
-export function maxMessageBytes(cfg: Config): number {
-  return cfg.TAMPERTRACE_MAX_INPUT_BYTES + 1024 * 1024;
+/** The API key of a call: `authorization: Bearer <key>` (or `x-api-key: <key>`). */
+export function apiKeyOf(md: grpc.Metadata): string | undefined {
+  const auth = md.get('authorization')[0];
+  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  const k = md.get('x-api-key')[0];
+  return typeof k === 'string' ? k : undefined;
 }
 
-function unaryHandler<Req, Res>(log: Logger, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+/** Aborted when the client cancels or its deadline passes, so work on its behalf stops. */
+function callSignal(call: { cancelled: boolean; on(event: 'cancelled', cb: () => void): unknown }): AbortSignal {
+  const ac = new AbortController();
+  if (call.cancelled) ac.abort();
+  else call.on('cancelled', () => ac.abort());
+  return ac.signal;
+}
+
+export interface IngestApi {
+  gateway: Gateway;
+  access: Access;
+  sources: SubmitSources;
+  log: Logger;
+}
+
+/** A submission whose input was refused: INVALID_ARGUMENT, but its REJECTED analysis exists (audit trail). */
+class Rejected extends InvalidInputError {
+  constructor(
+    readonly analysisId: string,
+    code: ErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+function fail(log: Logger, method: string, err: unknown): Partial<grpc.StatusObject> {
+  const status = toGrpcError(err);
+  if (err instanceof Rejected) status.metadata!.set('tt-analysis-id', err.analysisId);
+  if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), method }, 'call failed');
+  return status;
+}
+
+function unaryHandler<Req, Res>(api: IngestApi, fn: (req: Req, tenant: Tenant, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request).then(
-      (res) => callback(null, res),
-      (err) => {
-        const status = toGrpcError(err);
-        if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), method: call.getPath() }, 'call failed');
-        callback(status as grpc.ServiceError);
-      },
-    );
+    const signal = callSignal(call);
+    api.access
+      .tenantOf(apiKeyOf(call.metadata))
+      .then((tenant) => fn(call.request, tenant, signal))
+      .then(
+        (res) => callback(null, res),
+        (err) => callback(fail(api.log, call.getPath(), err) as grpc.ServiceError),
+      );
   };
 }
 
-const notFound = (id: string) => new GrpcStatusError(grpc.status.NOT_FOUND, `no analysis ${id}`);
+export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementation {
+  const { gateway, access, sources } = api;
+  const notFound = (id: string) => new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
 
-export function ingestServiceImpl(gateway: Gateway, cfg: Config, log: Logger): grpc.UntypedServiceImplementation {
-  const tenantId = cfg.TAMPERTRACE_TENANT;
+  const submitOne = async (req: SubmitRequest, tenant: Tenant, signal: AbortSignal): Promise<SubmitResponse> => {
+    await access.admit(tenant);
+    const r = await sources.submit(req, tenant, signal);
+    if (r.rejected) throw new Rejected(r.analysisId, r.rejected.code, r.rejected.message);
+    return create(SubmitResponseSchema, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
+  };
+
   return {
-    submit: unaryHandler(log, async (req: SubmitRequest) => {
-      // An input that is not a valid image is not an RPC error: the analysis ends REJECTED with
-      // its reason, visible through GetAnalysis and in the audit trail, like any other outcome.
-      if (req.source.case !== 'content') throw new GrpcStatusError(grpc.status.UNIMPLEMENTED, 'only `content` submissions are served so far (object references and URLs are not)');
-      const r = await gateway.submit(req.source.value, { tenantId, sourceName: req.sourceName.slice(0, 200), dedupe: !req.reanalyze });
-      return create(SubmitResponseSchema, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
-    }),
-    submitBatch: (_call: unknown, callback: grpc.sendUnaryData<never>) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'SubmitBatch is not served yet' }),
-    getAnalysis: unaryHandler(log, async (req: GetAnalysisRequest) => {
-      const a = await gateway.get(tenantId, req.analysisId);
+    submit: unaryHandler(api, submitOne),
+
+    // Items are handled one after another as they arrive, so a large batch never sits in memory;
+    // one bad item is answered in its result and the rest go on.
+    submitBatch: (call: grpc.ServerReadableStream<SubmitBatchRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const signal = callSignal(call);
+      (async () => {
+        const tenant = await access.tenantOf(apiKeyOf(call.metadata));
+        const results = [];
+        let index = 0;
+        for await (const item of call as AsyncIterable<SubmitBatchRequest>) {
+          const i = index++;
+          try {
+            if (!item.item) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'batch item without a request');
+            results.push(create(SubmitBatchItemResultSchema, { index: i, accepted: await submitOne(item.item, tenant, signal) }));
+          } catch (err) {
+            const e = classify(err);
+            if (e.errorClass === 'internal' || e.errorClass === 'retriable') throw err;
+            results.push(create(SubmitBatchItemResultSchema, { index: i, error: toErrorInfo(e, Stage.INGEST) }));
+          }
+        }
+        return create(SubmitBatchResponseSchema, { results });
+      })().then(
+        (res) => callback(null, res),
+        (err) => callback(fail(api.log, call.getPath(), err) as grpc.ServiceError),
+      );
+    },
+
+    getAnalysis: unaryHandler(api, async (req: GetAnalysisRequest, tenant) => {
+      const a = await gateway.get(tenant.tenantId, req.analysisId);
       if (!a) throw notFound(req.analysisId);
       return create(GetAnalysisResponseSchema, { analysis: a });
     }),
-    getArtifact: unaryHandler(log, async (req: GetArtifactRequest) => {
-      const art = await gateway.artifact(tenantId, req.analysisId, req.kind);
-      if (!art) throw new GrpcStatusError(grpc.status.NOT_FOUND, `analysis ${req.analysisId} has no such artefact`);
+
+    getArtifact: unaryHandler(api, async (req: GetArtifactRequest, tenant) => {
+      const art = await gateway.artifact(tenant.tenantId, req.analysisId, req.kind);
+      if (!art) throw new CallerError(ErrorCode.NOT_FOUND, `analysis ${req.analysisId} has no such artefact`);
       return create(GetArtifactResponseSchema, { ref: art.ref, content: art.content });
     }),
-    // The state now, then the final state. (Per-stage steps come with the public-API issue.)
+
     watchAnalysis: (call: grpc.ServerWritableStream<WatchAnalysisRequest, unknown>) => {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      const signal = callSignal(call);
       (async () => {
+        const tenant = await access.tenantOf(apiKeyOf(call.metadata));
         const id = call.request.analysisId;
-        const now = await gateway.get(tenantId, id);
-        if (!now) throw notFound(id);
-        call.write(create(WatchAnalysisResponseSchema, { stage: Stage.INGEST, analysis: now }));
-        if (now.status === AnalysisStatus.PENDING) {
-          const final = await gateway.wait(tenantId, id, abort.signal);
-          call.write(create(WatchAnalysisResponseSchema, { stage: Stage.EXPLANATION, analysis: final }));
+        let any = false;
+        for await (const step of gateway.watch(tenant.tenantId, id, signal)) {
+          any = true;
+          call.write(create(WatchAnalysisResponseSchema, { stage: step.stage, analysis: step.analysis }));
         }
+        if (!any) throw notFound(id);
         call.end();
       })().catch((err) => {
-        if (abort.signal.aborted) return;
-        const status = toGrpcError(err);
-        if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), method: call.getPath() }, 'call failed');
-        call.destroy(Object.assign(new Error(status.details), status));
+        if (signal.aborted) return;
+        const status = fail(api.log, call.getPath(), err);
+        // grpc-js sends a server stream's status on 'error' (destroy() would send none and leave
+        // the client waiting).
+        call.emit('error', Object.assign(new Error(status.details), status));
       });
     },
   };
 }
 
-/** Serves IngestService on TAMPERTRACE_GRPC_HOST:PORT; resolves with the server and its bound port. */
-export async function serveGrpc(gateway: Gateway, cfg: Config, log: Logger): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes(cfg), 'grpc.max_send_message_length': maxMessageBytes(cfg) });
-  server.addService(serviceDefinition(IngestService), ingestServiceImpl(gateway, cfg, log));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${cfg.TAMPERTRACE_GRPC_HOST}:${cfg.TAMPERTRACE_GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+/**
+ * Serves IngestService (with health, reflection, keepalive and size limits from shared/grpc.ts)
+ * on TAMPERTRACE_GRPC_HOST:PORT, reporting SERVING: the caller has the gateway running already.
+ */
+export async function serveGrpc(api: IngestApi, cfg: Config): Promise<{ server: GrpcApi; port: number }> {
+  const server = createGrpcServer(cfg, [{ service: IngestService, impl: ingestServiceImpl(api) }]);
+  const port = await startGrpcServer(server, cfg, api.log);
+  server.health.serving();
   return { server, port };
-}
-
-/** Stops taking calls, lets running ones finish for up to `graceMs`, then cuts them. */
-export async function stopGrpc(server: grpc.Server, graceMs = 5000): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }

@@ -27,6 +27,12 @@ export const INGEST = 'ingest';
 export interface SubmitOptions {
   tenantId: string;
   sourceName?: string;
+  /**
+   * Runs after the input is validated and stored and before its event is published: the last
+   * moment at which the submission can still be abandoned without a trace (a passed deadline),
+   * and the first at which its id is known (to record it as PENDING).
+   */
+  beforePublish?: (r: { analysisId: string; contentSha256: string }) => Promise<void>;
 }
 
 export interface SubmitResult {
@@ -48,11 +54,12 @@ export class Ingestor {
     } catch (err) {
       const e = classify(err);
       if (!(e instanceof InvalidInputError)) throw e;
-      return this.reject(meta, e);
+      return this.reject(meta, e, opts);
     }
     const original = await this.deps.store.put(Bucket.originals, ObjectKey.original(opts.tenantId, meta.contentSha256), bytes, `image/${image.format}`);
     meta.timings.push(create(StageTimingSchema, { stage: Stage.INGEST, durationMs: performance.now() - started }));
     const event = create(ImageIngestedSchema, { meta, original, image });
+    await opts.beforePublish?.({ analysisId: meta.analysisId, contentSha256: meta.contentSha256 });
     await this.deps.bus.publish(encodeEvent(Topic.imageIngested, ImageIngestedSchema, event));
     return { analysisId: meta.analysisId, contentSha256: meta.contentSha256 };
   }
@@ -64,10 +71,11 @@ export class Ingestor {
   async rejectTooLarge(contentSha256: string, sizeBytes: number, opts: SubmitOptions): Promise<SubmitResult> {
     const limit = this.deps.limits.maxInputBytes;
     if (sizeBytes <= limit) throw new Error(`rejectTooLarge called for ${sizeBytes} bytes, within the limit of ${limit}`);
-    return this.reject(newMeta(contentSha256, opts), new InvalidInputError(ErrorCode.TOO_LARGE, `the input has ${sizeBytes} bytes; the limit is ${limit}`));
+    return this.reject(newMeta(contentSha256, opts), new InvalidInputError(ErrorCode.TOO_LARGE, `the input has ${sizeBytes} bytes; the limit is ${limit}`), opts);
   }
 
-  private async reject(meta: EventMeta, e: InvalidInputError): Promise<SubmitResult> {
+  private async reject(meta: EventMeta, e: InvalidInputError, opts: SubmitOptions): Promise<SubmitResult> {
+    await opts.beforePublish?.({ analysisId: meta.analysisId, contentSha256: meta.contentSha256 });
     const error = toErrorInfo(e, Stage.INGEST);
     const final = terminalEvent(meta, AnalysisStatus.REJECTED, error, INGEST);
     await this.deps.bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));

@@ -3,21 +3,23 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, codeName, serviceClient, unary } from '@tampertrace/shared';
+import { ConfigError, REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary } from '@tampertrace/shared';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
   ArtifactKind,
+  GetAnalysisRequestSchema,
   GetArtifactRequestSchema,
   IngestService,
   SubmitRequestSchema,
   WatchAnalysisRequestSchema,
+  type GetAnalysisResponse,
   type GetArtifactResponse,
+  type SubmitRequest,
   type SubmitResponse,
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { serveHttp } from '@tampertrace/ingest/http';
-import { serveGrpc, stopGrpc } from '@tampertrace/ingest/grpc';
+import { serveIngest } from '@tampertrace/ingest/api';
 import { startEmbedded } from './embedded.ts';
 import { analysisJson, outputNames, writeOutputs } from './outputs.ts';
 
@@ -30,9 +32,15 @@ const USAGE = `Usage:
   tampertrace audit verify                                     check the tenant's audit hash chain
   tampertrace service <ingest|face-detection|forgery-localization|explanation-generation|audit>
                                                                run one service on Kafka, S3 and PostgreSQL
-  tampertrace submit [--server HOST:PORT] [--out DIR] [--reanalyze] PATH...
+  tampertrace submit [--server HOST:PORT] [--api-key KEY] [--out DIR] [--reanalyze] PATH...
                                                                send files to a running ingest service (gRPC,
                                                                default 127.0.0.1:50051) and write the results
+  tampertrace get|watch [--server HOST:PORT] [--api-key KEY] <analysis-id>
+                                                               print an analysis, or follow it stage by stage
+  tampertrace tenant create NAME [--webhook URL] [--rate N] [--burst N] [--max-in-flight N]
+  tampertrace tenant list | key add TENANT | key revoke KEY-ID  manage tenants and API keys (prints a new key once)
+
+API commands take the key from --api-key, TAMPERTRACE_API_KEY, or $TAMPERTRACE_HOME/api-key.
 
 Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
 Configuration comes from TAMPERTRACE_* environment variables (see README).`;
@@ -51,6 +59,12 @@ export async function main(argv: string[]): Promise<number> {
         return await service(rest);
       case 'submit':
         return await submitCmd(rest);
+      case 'get':
+      case 'watch':
+        return await getOrWatch(cmd, rest);
+      case 'tenant':
+      case 'key':
+        return await tenantCmd(cmd, rest);
       case undefined:
       case '-h':
       case '--help':
@@ -62,7 +76,12 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.failure;
     }
   } catch (err) {
+    const status = (err as grpc.ServiceError)?.code;
     if (err instanceof ConfigError) process.stderr.write(`configuration error: ${err.message}\n`);
+    else if (typeof status === 'number' && 'details' in (err as object)) {
+      const reason = (err as grpc.ServiceError).metadata?.get('tt-error-code')[0];
+      process.stderr.write(`tampertrace: ${grpc.status[status]}${reason ? ` (${reason})` : ''}: ${(err as grpc.ServiceError).details}\n`);
+    }
     else process.stderr.write(`tampertrace: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return EXIT.failure;
   }
@@ -138,6 +157,35 @@ async function runBatch(files: string[], outDir: string, concurrency: number, on
   return EXIT.ok;
 }
 
+/** Options every API command takes: where the ingest service is, and the caller's key. */
+const API_OPTIONS = {
+  server: { type: 'string', default: '127.0.0.1:50051' },
+  'api-key': { type: 'string' },
+} as const;
+
+/** --api-key, else TAMPERTRACE_API_KEY, else the key `make run` keeps in $TAMPERTRACE_HOME/api-key. */
+async function apiClient(values: { server?: string; 'api-key'?: string }): Promise<grpc.Client> {
+  let apiKey = values['api-key'] ?? process.env.TAMPERTRACE_API_KEY;
+  if (!apiKey) apiKey = await readFile(path.join(loadConfig().TAMPERTRACE_HOME, 'api-key'), 'utf8').then((k) => k.trim(), () => undefined);
+  return serviceClient(IngestService, values.server!.replace(/^[a-z]+:\/\//, ''), { 'grpc.max_receive_message_length': -1, apiKey });
+}
+
+const watchStream = (client: grpc.Client, analysisId: string) =>
+  (client as unknown as { watchAnalysis(req: unknown): AsyncIterable<WatchAnalysisResponse> }).watchAnalysis(create(WatchAnalysisRequestSchema, { analysisId }));
+
+/** Submit, waiting out quota refusals for as long as the server's hint says. */
+async function submitWithRetry(client: grpc.Client, req: SubmitRequest): Promise<SubmitResponse> {
+  for (;;) {
+    try {
+      return await unary<SubmitResponse>(client, 'submit', req);
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code !== grpc.status.RESOURCE_EXHAUSTED || e.metadata?.get('tt-error-code')[0] !== 'QUOTA_EXCEEDED') throw err;
+      await new Promise((r) => setTimeout(r, Number(e.metadata.get('retry-after-ms')[0] ?? 1000)));
+    }
+  }
+}
+
 /**
  * Sends files to a running ingest service over gRPC (`make up`, or `make run`) and writes the
  * same files as `analyze`: Submit, WatchAnalysis until the final state, GetArtifact for the PNGs.
@@ -147,7 +195,7 @@ async function submitCmd(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      server: { type: 'string', default: '127.0.0.1:50051' },
+      ...API_OPTIONS,
       out: { type: 'string', default: 'tampertrace-out' },
       concurrency: { type: 'string', default: '4' },
       reanalyze: { type: 'boolean', default: false },
@@ -160,28 +208,31 @@ async function submitCmd(args: string[]): Promise<number> {
   const files = await expandInputs(positionals);
   const out = values.out!;
   await mkdir(out, { recursive: true });
-  const client = serviceClient(IngestService, values.server!.replace(/^[a-z]+:\/\//, ''), { 'grpc.max_receive_message_length': -1 });
+  const client = await apiClient(values);
   try {
     return await runBatch(files, out, Number(values.concurrency), async (file, name) => {
       const sourceName = path.basename(file);
-      let submitted: SubmitResponse;
+      let analysisId: string;
       try {
         const content = await readFile(file);
-        submitted = await unary<SubmitResponse>(client, 'submit', create(SubmitRequestSchema, { source: { case: 'content', value: content }, sourceName, reanalyze: values.reanalyze }));
+        analysisId = (await submitWithRetry(client, create(SubmitRequestSchema, { source: { case: 'content', value: content }, sourceName, reanalyze: values.reanalyze }))).analysisId;
       } catch (err) {
+        const e = err as grpc.ServiceError;
+        // A refused image still has its REJECTED analysis; it is written like any other result.
+        const rejectedId = e.code === grpc.status.INVALID_ARGUMENT ? e.metadata?.get('tt-analysis-id')[0] : undefined;
+        if (typeof rejectedId === 'string') analysisId = rejectedId;
         // The server refuses an over-limit message before reading it; that is this input's
         // rejection, said by the server, not a system failure.
-        if ((err as grpc.ServiceError).code !== grpc.status.RESOURCE_EXHAUSTED) throw err;
-        const a = create(AnalysisSchema, { status: AnalysisStatus.REJECTED, sourceName, error: create(ErrorInfoSchema, { code: ErrorCode.TOO_LARGE, stage: Stage.INGEST, message: (err as grpc.ServiceError).details }) });
-        await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
-        return a;
+        else if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw err;
+        else {
+          const a = create(AnalysisSchema, { status: AnalysisStatus.REJECTED, sourceName, error: create(ErrorInfoSchema, { code: ErrorCode.TOO_LARGE, stage: Stage.INGEST, message: (err as grpc.ServiceError).details }) });
+          await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
+          return a;
+        }
       }
       let a: Analysis | undefined;
-      const stream = (client as unknown as { watchAnalysis(req: unknown): grpc.ClientReadableStream<WatchAnalysisResponse> }).watchAnalysis(
-        create(WatchAnalysisRequestSchema, { analysisId: submitted.analysisId }),
-      );
-      for await (const step of stream as AsyncIterable<WatchAnalysisResponse>) a = step.analysis;
-      if (!a || a.status === AnalysisStatus.PENDING) throw new Error(`${file}: the watch of ${submitted.analysisId} ended before its final state`);
+      for await (const step of watchStream(client, analysisId)) a = step.analysis;
+      if (!a || a.status === AnalysisStatus.PENDING) throw new Error(`${file}: the watch of ${analysisId} ended before its final state`);
       await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
       if (a.artifacts?.mask?.key) {
         for (const [kind, suffix] of [
@@ -196,6 +247,85 @@ async function submitCmd(args: string[]): Promise<number> {
     });
   } finally {
     client.close();
+  }
+}
+
+/** `get ID` prints the analysis as it stands; `watch ID` prints one line per finished stage. */
+async function getOrWatch(cmd: 'get' | 'watch', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: API_OPTIONS });
+  const [id] = positionals;
+  if (!id) {
+    process.stderr.write(`${cmd} needs an analysis id\n${USAGE}\n`);
+    return EXIT.failure;
+  }
+  const client = await apiClient(values);
+  try {
+    if (cmd === 'get') {
+      const a = (await unary<GetAnalysisResponse>(client, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: id }))).analysis!;
+      process.stdout.write(JSON.stringify(analysisJson(a), null, 2) + '\n');
+      return a.status === AnalysisStatus.FAILED ? EXIT.failure : a.status === AnalysisStatus.REJECTED ? EXIT.rejected : EXIT.ok;
+    }
+    let last: Analysis | undefined;
+    for await (const step of watchStream(client, id)) {
+      last = step.analysis;
+      process.stdout.write(JSON.stringify({ stage: Stage[step.stage!], status: AnalysisStatus[last!.status], ...(last!.status !== AnalysisStatus.PENDING ? { analysis: analysisJson(last!) } : {}) }) + '\n');
+    }
+    return last?.status === AnalysisStatus.FAILED ? EXIT.failure : last?.status === AnalysisStatus.REJECTED ? EXIT.rejected : EXIT.ok;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Tenant administration, directly on the database (PostgreSQL when TAMPERTRACE_DATABASE_URL is
+ * set, else the embedded one under $TAMPERTRACE_HOME): keys are shown once, here.
+ */
+async function tenantCmd(cmd: 'tenant' | 'key', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { webhook: { type: 'string' }, rate: { type: 'string' }, burst: { type: 'string' }, 'max-in-flight': { type: 'string' } },
+  });
+  const [sub, name] = positionals;
+  const cfg = loadConfig();
+  const { AnalysesStore } = await import('@tampertrace/ingest/analyses');
+  const { TenantStore } = await import('@tampertrace/ingest/tenants');
+  const distributed = Boolean(cfg.TAMPERTRACE_DATABASE_URL);
+  const sql = distributed
+    ? await (await import('@tampertrace/shared/pg')).openPostgres(cfg.TAMPERTRACE_DATABASE_URL)
+    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db'));
+  try {
+    await new AnalysesStore(sql).migrate();
+    if (distributed) requireDistributed(cfg, { pepper: true });
+    const { localPepper } = await import('./local-secrets.ts');
+    const tenants = new TenantStore(sql, cfg.TAMPERTRACE_API_KEY_PEPPER || (await localPepper(cfg.TAMPERTRACE_HOME)));
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    if (cmd === 'tenant' && sub === 'create' && name) {
+      const { apiKey, keyId, tenant } = await tenants.create(name, { webhookUrl: values.webhook, ratePerS: num(values.rate), burst: num(values.burst), maxInFlight: num(values['max-in-flight']) });
+      process.stdout.write(`tenant ${name} created\napi key (shown once): ${apiKey}\nkey id: ${keyId}\nwebhook signing secret: ${tenant.signingSecret.toString('base64url')}\n`);
+      return EXIT.ok;
+    }
+    if (cmd === 'tenant' && sub === 'list') {
+      for (const t of await tenants.list()) process.stdout.write(`${t.tenantId}\t${t.keys.map((k) => `${k.keyId}${k.revoked ? ' (revoked)' : ''}`).join(', ') || '-'}\n`);
+      return EXIT.ok;
+    }
+    if (cmd === 'key' && sub === 'add' && name) {
+      const { apiKey, keyId } = await tenants.addKey(name);
+      process.stdout.write(`api key (shown once): ${apiKey}\nkey id: ${keyId}\n`);
+      return EXIT.ok;
+    }
+    if (cmd === 'key' && sub === 'revoke' && name) {
+      if (await tenants.revoke(name)) {
+        process.stdout.write(`key ${name} revoked (every replica refuses it within 5 s)\n`);
+        return EXIT.ok;
+      }
+      process.stderr.write(`no active key ${name}\n`);
+      return EXIT.failure;
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return EXIT.failure;
+  } finally {
+    await sql.close();
   }
 }
 
@@ -248,16 +378,15 @@ async function serve(args: string[]): Promise<number> {
   });
   const log = createLogger('tampertrace');
   const embedded = await startEmbedded(cfg, log);
-  const server = await serveHttp(embedded.gateway, cfg, log);
-  const { server: grpcServer, port: grpcPort } = await serveGrpc(embedded.gateway, cfg, log);
-  const addr = server.address();
-  const url = typeof addr === 'object' && addr ? `http://${cfg.TAMPERTRACE_HTTP_HOST}:${addr.port}` : '';
-  const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${grpcPort}`;
+  const servers = await serveIngest(embedded.ingest, cfg);
+  const url = `http://${cfg.TAMPERTRACE_HTTP_HOST}:${servers.httpPort}`;
+  const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${servers.grpcPort}`;
   log.info({ url, grpc: grpcAddr }, 'ready');
   process.stdout.write(
     `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
+      `  API key of tenant "${cfg.TAMPERTRACE_TENANT}": in ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')} (the CLI reads it from there)\n` +
       `  Analyse files:     npx tampertrace submit --server ${grpcAddr} photo.jpg\n` +
-      `  Or over HTTP:      curl --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
+      `  Or over HTTP:      curl -H "authorization: Bearer $(cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})" --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
       `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,
   );
   await new Promise<void>((resolve) => {
@@ -265,7 +394,7 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await Promise.all([stopGrpc(grpcServer), new Promise<void>((resolve) => server.close(() => resolve()))]);
+  await servers.stop();
   await embedded.close();
   return EXIT.ok;
 }

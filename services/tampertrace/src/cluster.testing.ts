@@ -1,6 +1,7 @@
 // For integration tests: the five services as separate processes on the local servers, with
 // this run's own topic prefix, bucket prefix and database schema, and a view of the results topic.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,6 +60,11 @@ export class Cluster {
       TAMPERTRACE_LOG_LEVEL: 'info',
       TAMPERTRACE_SHUTDOWN_TIMEOUT_MS: '10000',
       TAMPERTRACE_HTTP_PORT: String(httpPort),
+      TAMPERTRACE_API_KEY_PEPPER: randomBytes(24).toString('hex'),
+      // Test servers (image hosts, webhook receivers) listen on 127.0.0.2 over http; 127.0.0.1
+      // and every other non-public address stay refused.
+      TAMPERTRACE_URL_ALLOW_HTTP: 'true',
+      TAMPERTRACE_URL_ALLOW_PRIVATE: '127.0.0.2/32',
       // The first of the services' gRPC ports (grpcPortOf).
       TAMPERTRACE_GRPC_PORT: String(httpPort + 1),
     };
@@ -115,6 +121,32 @@ export class Cluster {
     const p = this.procs.get(name)!;
     p.kill('SIGTERM');
     if (p.exitCode === null && p.signalCode === null) await new Promise((r) => p.once('exit', r));
+  }
+
+  /** A new tenant through the admin command users run; resolves with its API key. */
+  async createTenant(name: string, ...flags: string[]): Promise<string> {
+    return (await this.createTenantWithSecret(name, ...flags)).apiKey;
+  }
+
+  createTenantWithSecret(name: string, ...flags: string[]): Promise<{ apiKey: string; keyId: string; signingSecret: string }> {
+    return new Promise((resolve, reject) =>
+      execFile(process.execPath, [BIN, 'tenant', 'create', name, ...flags], { env: this.env }, (err, stdout, stderr) => {
+        const apiKey = /api key \(shown once\): (\S+)/.exec(stdout)?.[1];
+        const keyId = /key id: (\S+)/.exec(stdout)?.[1];
+        const signingSecret = /signing secret: (\S+)/.exec(stdout)?.[1];
+        if (err || !apiKey || !keyId || !signingSecret) reject(new Error(`tenant create ${name} failed: ${stderr || err}`));
+        else resolve({ apiKey, keyId, signingSecret });
+      }),
+    );
+  }
+
+  /** Runs the CLI with this cluster's environment; resolves with its exit code and output. */
+  cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) =>
+      execFile(process.execPath, [BIN, ...args], { env: { ...this.env, ...env } }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
   }
 
   async kill9(name: string): Promise<void> {

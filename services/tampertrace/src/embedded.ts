@@ -17,7 +17,9 @@ import {
 } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { Gateway, type GatewaySubmitResult } from '@tampertrace/ingest';
+import type { Gateway, GatewaySubmitResult } from '@tampertrace/ingest';
+import { openIngest, type Ingest } from '@tampertrace/ingest/api';
+import { ensureTenantKey, localPepper } from './local-secrets.ts';
 import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { loadLocalizer } from '@tampertrace/forgery-localization/load';
@@ -47,6 +49,10 @@ export interface Transports {
 /** A pipeline in this process, as the CLI and the tests use it; every call is for the configured tenant. */
 export interface Embedded {
   readonly gateway: Gateway;
+  /** The ingest service's public side (tenants, admission, sources) for the gRPC and HTTP servers. */
+  readonly ingest: Ingest;
+  /** An API key of the configured tenant (embedded mode: kept in $TAMPERTRACE_HOME/api-key). */
+  readonly apiKey?: string;
   readonly store: ObjectStore;
   /** Absent for a gateway that runs no stages. */
   readonly audit?: AuditStore;
@@ -71,7 +77,10 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
   await mkdir(home, { recursive: true });
   const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
   const sql = await openPglite(path.join(home, 'db'));
-  return startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() });
+  const pipeline = await startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: cfg.TAMPERTRACE_API_KEY_PEPPER || (await localPepper(home)) });
+  // The configured tenant exists with a key, so the local API can be called at once.
+  const apiKey = await ensureTenantKey(pipeline.ingest.tenants, cfg.TAMPERTRACE_TENANT, path.join(home, 'api-key'));
+  return { ...pipeline, apiKey };
 }
 
 /**
@@ -79,7 +88,7 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
  * and the audit consumer (embedded mode, or all-in-one on real servers). Without them, this is
  * the distributed mode's ingest service, in front of stage services running elsewhere.
  */
-export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean } = { stages: true }): Promise<Embedded> {
+export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean; pepper: string }): Promise<Embedded> {
   const { bus, store, sql } = t;
   const limits = limitsOf(cfg);
   // Detection and localization run in this one process: decode each original once for both.
@@ -87,7 +96,8 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   const subs: Subscription[] = [];
   let audit: AuditStore | undefined;
   let release = async () => {};
-  const gateway = await Gateway.start({ cfg, log: log.child({ component: 'gateway' }), bus, store, sql, decoded });
+  const ingest = await openIngest({ cfg, log: log.child({ component: 'ingest' }), bus, store, sql, decoded, pepper: opts.pepper });
+  const { gateway } = ingest;
   if (opts.stages !== false) {
     const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
     audit = new AuditStore(sql);
@@ -110,6 +120,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
 
   return {
     gateway,
+    ingest,
     store,
     audit,
     bus,
@@ -122,7 +133,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     async close() {
       await t.idle?.();
       for (const s of subs) await s.stop();
-      await gateway.stop();
+      await ingest.stop();
       await bus.close();
       await release();
       await sql.close();

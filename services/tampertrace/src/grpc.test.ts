@@ -7,7 +7,7 @@ import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { grpc, loadConfig, serviceClient, sha256Hex, unary } from '@tampertrace/shared';
+import { grpc, loadConfig, serviceClient, sha256Hex, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { cameraPng } from '@tampertrace/shared/testing';
 import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
@@ -23,25 +23,25 @@ import {
   type SubmitResponse,
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { serveGrpc, stopGrpc } from '@tampertrace/ingest/grpc';
+import { serveGrpc } from '@tampertrace/ingest/grpc';
 import { startEmbedded, type Embedded } from './embedded.ts';
 
 let embedded: Embedded;
-let server: grpc.Server;
+let server: GrpcApi;
 let client: grpc.Client;
 
 before(async () => {
   const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-grpc-')), TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '400000' });
   const log = pino({ level: 'silent' });
   embedded = await startEmbedded(cfg, log);
-  const s = await serveGrpc(embedded.gateway, cfg, log);
+  const s = await serveGrpc(embedded.ingest, cfg);
   server = s.server;
-  client = serviceClient(IngestService, `127.0.0.1:${s.port}`);
+  client = serviceClient(IngestService, `127.0.0.1:${s.port}`, { apiKey: embedded.apiKey });
 });
 
 after(async () => {
   client?.close();
-  if (server) await stopGrpc(server);
+  if (server) await stopGrpcServer(server);
   await embedded?.close();
 });
 
@@ -53,6 +53,15 @@ async function watch(analysisId: string): Promise<WatchAnalysisResponse[]> {
   const steps: WatchAnalysisResponse[] = [];
   for await (const s of stream) steps.push(s);
   return steps;
+}
+
+async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  assert.fail('expected the call to fail');
 }
 
 async function statusOf(p: Promise<unknown>): Promise<grpc.status> {
@@ -99,7 +108,11 @@ test('the same bytes again return the existing analysis unless reanalysis is ask
 });
 
 test('bad input ends REJECTED with its code; unknown ids, oversized messages and unserved sources get gRPC status codes', async () => {
-  const garbage = await submit(Buffer.from('not an image at all'), { reanalyze: true });
+  // A refused image is INVALID_ARGUMENT with its reason; its REJECTED analysis exists all the same.
+  const refused = await failure(submit(Buffer.from('not an image at all'), { reanalyze: true }));
+  assert.equal(refused.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(refused.metadata.get('tt-error-code')[0], 'UNSUPPORTED_FORMAT');
+  const garbage = { analysisId: String(refused.metadata.get('tt-analysis-id')[0]) };
   const final = (await watch(garbage.analysisId)).at(-1)!.analysis!;
   assert.equal(final.status, AnalysisStatus.REJECTED);
   assert.equal(final.error?.code, ErrorCode.UNSUPPORTED_FORMAT);
@@ -107,9 +120,13 @@ test('bad input ends REJECTED with its code; unknown ids, oversized messages and
   assert.equal(await statusOf(unary(client, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: "'; DROP TABLE analyses; --" }))), grpc.status.NOT_FOUND);
   // Over the input limit plus the envelope allowance: refused by grpc-js before our code runs.
   assert.equal(await statusOf(submit(new Uint8Array(400_000 + 2 * 1024 * 1024))), grpc.status.RESOURCE_EXHAUSTED);
-  assert.equal(
-    await statusOf(unary(client, 'submit', create(SubmitRequestSchema, { source: { case: 'url', value: 'https://example.com/a.jpg' } }))),
-    grpc.status.UNIMPLEMENTED,
-  );
+  // URLs that point inside (cloud metadata, loopback) or are not https are refused before any connection.
+  for (const url of ['https://169.254.169.254/latest/meta-data', 'https://127.0.0.1:1/a.jpg', 'http://example.com/a.jpg', 'file:///etc/passwd']) {
+    const err = await failure(unary(client, 'submit', create(SubmitRequestSchema, { source: { case: 'url', value: url } })));
+    assert.equal(err.code, grpc.status.INVALID_ARGUMENT, url);
+    assert.equal(err.metadata.get('tt-error-code')[0], 'URL_REFUSED', url);
+  }
+  // No source at all.
+  assert.equal((await failure(unary(client, 'submit', create(SubmitRequestSchema, {})))).metadata.get('tt-error-code')[0], 'EMPTY_INPUT');
   assert.equal(await statusOf(unary(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: garbage.analysisId, kind: ArtifactKind.MASK }))), grpc.status.NOT_FOUND);
 });

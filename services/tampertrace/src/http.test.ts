@@ -20,10 +20,13 @@ before(async () => {
   const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.join(os.tmpdir(), 'tt-http-')), TAMPERTRACE_HTTP_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '400000' });
   const log = pino({ level: 'silent' });
   embedded = await startEmbedded(cfg, log);
-  server = await serveHttp(embedded.gateway, cfg, log);
+  server = await serveHttp(embedded.ingest, cfg);
   const addr = server.address() as { port: number };
   base = `http://127.0.0.1:${addr.port}`;
 });
+
+/** fetch with the tenant's API key. */
+const api = (url: string, init: RequestInit = {}) => fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${embedded.apiKey}` } });
 
 after(async () => {
   if (server) await new Promise((r) => server.close(r));
@@ -31,21 +34,21 @@ after(async () => {
 });
 
 test('POST an image with wait=true returns the completed analysis; its mask is served', async () => {
-  const res = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(cameraPng()), headers: { 'x-source-name': 'camera.png' } });
+  const res = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(cameraPng()), headers: { 'x-source-name': 'camera.png' } });
   assert.equal(res.status, 200);
   const a = await res.json();
   assert.equal(a.status, 'ANALYSIS_STATUS_COMPLETED');
   assert.equal(a.sourceName, 'camera.png');
   assert.equal(a.faces.length, 1);
-  const again = await (await fetch(`${base}/v1/analyses/${a.analysisId}`)).json();
+  const again = await (await api(`${base}/v1/analyses/${a.analysisId}`)).json();
   assert.equal(again.contentSha256, a.contentSha256);
-  const mask = await fetch(`${base}/v1/analyses/${a.analysisId}/mask.png`);
+  const mask = await api(`${base}/v1/analyses/${a.analysisId}/mask.png`);
   assert.equal(mask.headers.get('content-type'), 'image/png');
   const meta = await sharp(Buffer.from(await mask.arrayBuffer())).metadata();
   assert.deepEqual([meta.width, meta.height], [512, 512]);
   // The overlay is rendered on first request, then served from the store.
   for (let i = 0; i < 2; i++) {
-    const overlay = await fetch(`${base}/v1/analyses/${a.analysisId}/overlay.png`);
+    const overlay = await api(`${base}/v1/analyses/${a.analysisId}/overlay.png`);
     assert.equal(overlay.status, 200);
     const om = await sharp(Buffer.from(await overlay.arrayBuffer())).metadata();
     assert.deepEqual([om.width, om.height, om.channels], [512, 512, 3]);
@@ -53,26 +56,36 @@ test('POST an image with wait=true returns the completed analysis; its mask is s
 });
 
 test('bad input maps to HTTP codes: 422 for garbage, 413 for too many pixels or bytes, 404 for unknown ids', async () => {
-  const garbage = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: 'not an image' });
+  const garbage = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: 'not an image' });
   assert.equal(garbage.status, 422);
   assert.equal((await garbage.json()).error.code, 'ERROR_CODE_UNSUPPORTED_FORMAT');
-  const bomb = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(pngDeclaring(60000, 60000)) });
+  const bomb = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(pngDeclaring(60000, 60000)) });
   assert.equal(bomb.status, 413);
-  const big = await fetch(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(500_000) });
+  const big = await api(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(500_000) });
   assert.equal(big.status, 413);
-  const missing = await fetch(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`);
+  const missing = await api(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`);
   assert.equal(missing.status, 404);
 });
 
 test('without wait the endpoint answers 202 with the analysis id at once', async () => {
-  const res = await fetch(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(cameraPng()) });
+  const res = await api(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(cameraPng()) });
   assert.equal(res.status, 202);
   const { analysisId } = await res.json();
   assert.match(analysisId, /^[0-9a-f-]{36}$/);
   // Known at once: PENDING while the stages run (or already final on a fast machine).
-  const early = await fetch(`${base}/v1/analyses/${analysisId}`);
+  const early = await api(`${base}/v1/analyses/${analysisId}`);
   assert.equal(early.status, 200);
   assert.ok(['ANALYSIS_STATUS_PENDING', 'ANALYSIS_STATUS_COMPLETED'].includes((await early.json()).status));
   const a = await embedded.result(analysisId);
   assert.equal(a.analysisId, analysisId);
+});
+
+test('without an API key, or with a wrong one, every route answers 401 and does nothing', async () => {
+  for (const headers of [{}, { authorization: 'Bearer tt_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Bearer nonsense' }] as Array<Record<string, string>>) {
+    const post = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(cameraPng()), headers });
+    assert.equal(post.status, 401);
+    assert.equal((await post.json()).error.code, 'ERROR_CODE_UNAUTHENTICATED');
+    assert.equal((await fetch(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`, { headers })).status, 401);
+  }
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
 });

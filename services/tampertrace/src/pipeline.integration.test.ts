@@ -1,16 +1,18 @@
 // The same stages, audit consumer and results view as embedded mode, on the real servers:
 // Kafka (KafkaBus), S3Proxy (S3ObjectStore) and PostgreSQL. Runs when `make test` (or
 // `make infra-up` + `eval "$(deploy/local/infra.sh env)"`) has set the server addresses.
+import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { pino } from 'pino';
+import sharp from 'sharp';
 import { Header, Topic, deadLetterTopic, loadConfig, type BusMessage } from '@tampertrace/shared';
 import { KafkaBus } from '@tampertrace/shared/kafka-bus';
 import { S3ObjectStore } from '@tampertrace/shared/s3-object-store';
 import { astronautPng, truncatedJpeg } from '@tampertrace/shared/testing';
 import { openPostgres } from '@tampertrace/shared/pg';
-import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { startPipeline, type Embedded } from './embedded.ts';
 
 const env = process.env;
@@ -34,7 +36,7 @@ if (!ready) {
     bus = await KafkaBus.connect({ brokers: env.TAMPERTRACE_KAFKA_BROKERS!.split(','), clientId: run, topicPrefix: run, log, sessionTimeoutMs: 6000, heartbeatIntervalMs: 300, maxWaitTimeInMs: 200 });
     const store = S3ObjectStore.fromEnv({ ...env, TAMPERTRACE_S3_BUCKET_PREFIX: `${run}-` });
     const sql = await openPostgres(env.TAMPERTRACE_DATABASE_URL!, { pool: { options: `-c search_path=${schema}` } });
-    pipeline = await startPipeline(loadConfig(), log, { bus, store, sql });
+    pipeline = await startPipeline(loadConfig(), log, { bus, store, sql }, { pepper: randomBytes(24).toString('hex') });
     await bus.subscribe({ group: 'it-dlq', topics: [deadLetterTopic('face-detection')], handler: async (m) => void dlq.push(m) });
   });
 
@@ -63,10 +65,16 @@ if (!ready) {
     assert.deepEqual(await pipeline.audit!.verify(a.tenantId), { ok: true, count: 4 });
   });
 
-  test('a truncated image is REJECTED by the detection stage on the real bus', async () => {
+  test('truncated JPEG and WebP images are REJECTED at ingest, from their container, before anything is queued', async () => {
     const a = await pipeline.analyze(await truncatedJpeg(), 'cut.jpg');
     assert.equal(a.status, AnalysisStatus.REJECTED);
     assert.equal(a.error!.code, ErrorCode.TRUNCATED_IMAGE);
+    assert.equal(a.error!.stage, Stage.INGEST);
+    const webp = await sharp(astronautPng()).webp().toBuffer();
+    const w = await pipeline.analyze(webp.subarray(0, Math.floor(webp.length * 0.6)), 'cut.webp');
+    assert.equal(w.status, AnalysisStatus.REJECTED);
+    assert.equal(w.error!.code, ErrorCode.TRUNCATED_IMAGE);
+    assert.equal(w.error!.stage, Stage.INGEST);
   });
 
   test('garbage on a stage topic lands in its dead-letter topic and the stage keeps consuming', async () => {

@@ -29,10 +29,12 @@ if (!serversReady) {
   const { results, env: serviceEnv } = cluster;
 
   let client: grpc.Client;
+  let apiKey: string;
   let kafka: Kafka;
   before(async () => {
     await cluster.up([...SERVICES]);
-    client = serviceClient(IngestService, cluster.grpcAddress);
+    apiKey = await cluster.createTenant('tenant-a');
+    client = serviceClient(IngestService, cluster.grpcAddress, { apiKey });
     kafka = new Kafka({ clientId: `${cluster.run}-admin`, brokers: cluster.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING });
   });
   after(async () => {
@@ -225,7 +227,7 @@ if (!serversReady) {
     const out = path.join(dir, 'out');
     const server = cluster.grpcAddress;
     const code = await new Promise<number>((resolve) => {
-      execFile(process.execPath, [BIN, 'submit', '--server', server, '--out', out, path.join(dir, 'in')], { env: serviceEnv }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0));
+      execFile(process.execPath, [BIN, 'submit', '--server', server, '--out', out, path.join(dir, 'in')], { env: { ...serviceEnv, TAMPERTRACE_API_KEY: apiKey } }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0));
     });
     assert.equal(code, 2, 'one input rejected');
     const a = JSON.parse(await readFile(path.join(out, 'astronaut.json'), 'utf8'));

@@ -3,7 +3,11 @@
 /* eslint-disable */
 
 // Synchronous access to single stages, for callers that want one step without the stream.
-// Each is served by its stage's service with exactly the code that consumes the topics.
+// Each is served by its stage's service with exactly the code that consumes the topics: a call
+// runs the stage's handler on the request as if it were one event, nothing is stored and no
+// event is published. Bad input fails the call with INVALID_ARGUMENT (RESOURCE_EXHAUSTED for
+// too many bytes or pixels) and the ErrorCode name (e.g. "TRUNCATED_IMAGE") in the trailing
+// metadata key `tt-error-code`. A call that is cancelled or passes its deadline stops waiting.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -19,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/stages.proto.
  */
 export const file_tampertrace_v1_stages: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9zdGFnZXMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIiAKDURldGVjdFJlcXVlc3QSDwoHY29udGVudBgBIAEoDCKRAQoORGV0ZWN0UmVzcG9uc2USKAoFaW1hZ2UYASABKAsyGS50YW1wZXJ0cmFjZS52MS5JbWFnZUluZm8SKwoFZmFjZXMYAiADKAsyHC50YW1wZXJ0cmFjZS52MS5EZXRlY3RlZEZhY2USKAoGbW9kZWxzGAMgAygLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYiTwoPTG9jYWxpemVSZXF1ZXN0Eg8KB2NvbnRlbnQYASABKAwSKwoFZmFjZXMYAiADKAsyHC50YW1wZXJ0cmFjZS52MS5EZXRlY3RlZEZhY2UinAEKEExvY2FsaXplUmVzcG9uc2USIwoFZmFjZXMYASADKAsyFC50YW1wZXJ0cmFjZS52MS5GYWNlEigKB3ZlcmRpY3QYAiABKA4yFy50YW1wZXJ0cmFjZS52MS5WZXJkaWN0EhAKCG1hc2tfcG5nGAMgASgMEicKBW1vZGVsGAQgASgLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYiXwoORXhwbGFpblJlcXVlc3QSKAoHdmVyZGljdBgBIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSIwoFZmFjZXMYAiADKAsyFC50YW1wZXJ0cmFjZS52MS5GYWNlIkMKD0V4cGxhaW5SZXNwb25zZRIwCgtleHBsYW5hdGlvbhgBIAEoCzIbLnRhbXBlcnRyYWNlLnYxLkV4cGxhbmF0aW9uMl8KFEZhY2VEZXRlY3Rpb25TZXJ2aWNlEkcKBkRldGVjdBIdLnRhbXBlcnRyYWNlLnYxLkRldGVjdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5EZXRlY3RSZXNwb25zZTJrChpGb3JnZXJ5TG9jYWxpemF0aW9uU2VydmljZRJNCghMb2NhbGl6ZRIfLnRhbXBlcnRyYWNlLnYxLkxvY2FsaXplUmVxdWVzdBogLnRhbXBlcnRyYWNlLnYxLkxvY2FsaXplUmVzcG9uc2UyYAoSRXhwbGFuYXRpb25TZXJ2aWNlEkoKB0V4cGxhaW4SHi50YW1wZXJ0cmFjZS52MS5FeHBsYWluUmVxdWVzdBofLnRhbXBlcnRyYWNlLnYxLkV4cGxhaW5SZXNwb25zZWIGcHJvdG8z", [file_tampertrace_v1_analysis, file_tampertrace_v1_common, file_tampertrace_v1_events]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9zdGFnZXMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIiAKDURldGVjdFJlcXVlc3QSDwoHY29udGVudBgBIAEoDCKRAQoORGV0ZWN0UmVzcG9uc2USKAoFaW1hZ2UYASABKAsyGS50YW1wZXJ0cmFjZS52MS5JbWFnZUluZm8SKwoFZmFjZXMYAiADKAsyHC50YW1wZXJ0cmFjZS52MS5EZXRlY3RlZEZhY2USKAoGbW9kZWxzGAMgAygLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYiTwoPTG9jYWxpemVSZXF1ZXN0Eg8KB2NvbnRlbnQYASABKAwSKwoFZmFjZXMYAiADKAsyHC50YW1wZXJ0cmFjZS52MS5EZXRlY3RlZEZhY2UisQEKEExvY2FsaXplUmVzcG9uc2USIwoFZmFjZXMYASADKAsyFC50YW1wZXJ0cmFjZS52MS5GYWNlEigKB3ZlcmRpY3QYAiABKA4yFy50YW1wZXJ0cmFjZS52MS5WZXJkaWN0EhAKCG1hc2tfcG5nGAMgASgMEicKBW1vZGVsGAQgASgLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYSEwoLaGVhdG1hcF9wbmcYBSABKAwiXwoORXhwbGFpblJlcXVlc3QSKAoHdmVyZGljdBgBIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSIwoFZmFjZXMYAiADKAsyFC50YW1wZXJ0cmFjZS52MS5GYWNlIkMKD0V4cGxhaW5SZXNwb25zZRIwCgtleHBsYW5hdGlvbhgBIAEoCzIbLnRhbXBlcnRyYWNlLnYxLkV4cGxhbmF0aW9uMl8KFEZhY2VEZXRlY3Rpb25TZXJ2aWNlEkcKBkRldGVjdBIdLnRhbXBlcnRyYWNlLnYxLkRldGVjdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5EZXRlY3RSZXNwb25zZTJrChpGb3JnZXJ5TG9jYWxpemF0aW9uU2VydmljZRJNCghMb2NhbGl6ZRIfLnRhbXBlcnRyYWNlLnYxLkxvY2FsaXplUmVxdWVzdBogLnRhbXBlcnRyYWNlLnYxLkxvY2FsaXplUmVzcG9uc2UyYAoSRXhwbGFuYXRpb25TZXJ2aWNlEkoKB0V4cGxhaW4SHi50YW1wZXJ0cmFjZS52MS5FeHBsYWluUmVxdWVzdBofLnRhbXBlcnRyYWNlLnYxLkV4cGxhaW5SZXNwb25zZWIGcHJvdG8z", [file_tampertrace_v1_analysis, file_tampertrace_v1_common, file_tampertrace_v1_events]);
 
 /**
  * An image to search for faces.
@@ -28,7 +32,7 @@ export const file_tampertrace_v1_stages: GenFile = /*@__PURE__*/
  */
 export type DetectRequest = Message<"tampertrace.v1.DetectRequest"> & {
   /**
-   * Image bytes (JPEG, PNG, WebP, GIF first frame).
+   * Image bytes (JPEG, PNG, WebP, GIF first frame), at most TAMPERTRACE_MAX_INPUT_BYTES.
    *
    * @generated from field: bytes content = 1;
    */
@@ -49,14 +53,14 @@ export const DetectRequestSchema: GenMessage<DetectRequest> = /*@__PURE__*/
  */
 export type DetectResponse = Message<"tampertrace.v1.DetectResponse"> & {
   /**
-   * The decoded image (dimensions after orientation).
+   * The decoded image (format, dimensions after orientation, size of `content`).
    *
    * @generated from field: tampertrace.v1.ImageInfo image = 1;
    */
   image?: ImageInfo | undefined;
 
   /**
-   * Faces, highest score first, in oriented image pixels.
+   * Faces, highest score first, in oriented image pixels; empty when there is none.
    *
    * @generated from field: repeated tampertrace.v1.DetectedFace faces = 2;
    */
@@ -84,14 +88,15 @@ export const DetectResponseSchema: GenMessage<DetectResponse> = /*@__PURE__*/
  */
 export type LocalizeRequest = Message<"tampertrace.v1.LocalizeRequest"> & {
   /**
-   * Image bytes.
+   * Image bytes, as for DetectRequest.content.
    *
    * @generated from field: bytes content = 1;
    */
   content: Uint8Array;
 
   /**
-   * Faces, as returned by Detect.
+   * Faces, as returned by Detect for the same bytes: at most 64, each with a box of positive
+   * size that overlaps the image and is at most twice the image's longer side.
    *
    * @generated from field: repeated tampertrace.v1.DetectedFace faces = 2;
    */
@@ -112,32 +117,40 @@ export const LocalizeRequestSchema: GenMessage<LocalizeRequest> = /*@__PURE__*/
  */
 export type LocalizeResponse = Message<"tampertrace.v1.LocalizeResponse"> & {
   /**
-   * Faces with forgery scores and region scores.
+   * Faces with forgery scores and region scores, in request order (`index` is the position).
    *
    * @generated from field: repeated tampertrace.v1.Face faces = 1;
    */
   faces: Face[];
 
   /**
-   * Image-level verdict.
+   * Image-level verdict; VERDICT_UNSPECIFIED when no face was given.
    *
    * @generated from field: tampertrace.v1.Verdict verdict = 2;
    */
   verdict: Verdict;
 
   /**
-   * Full-image binary mask PNG (255 = forged).
+   * Full-image binary mask PNG, same size as the oriented image (255 = forged, 0 = not).
    *
    * @generated from field: bytes mask_png = 3;
    */
   maskPng: Uint8Array;
 
   /**
-   * Localizer model used.
+   * Localizer model used; absent when no face was given (nothing ran).
    *
    * @generated from field: tampertrace.v1.ModelRef model = 4;
    */
   model?: ModelRef | undefined;
+
+  /**
+   * Full-image forgery probability PNG, same size as the oriented image (grey level = 255 x
+   * probability), as stored for `Artifacts.heatmap` in the pipeline.
+   *
+   * @generated from field: bytes heatmap_png = 5;
+   */
+  heatmapPng: Uint8Array;
 };
 
 /**
@@ -148,20 +161,22 @@ export const LocalizeResponseSchema: GenMessage<LocalizeResponse> = /*@__PURE__*
   messageDesc(file_tampertrace_v1_stages, 3);
 
 /**
- * The evidence to explain.
+ * The evidence to explain, typically a LocalizeResponse's verdict and faces.
  *
  * @generated from message tampertrace.v1.ExplainRequest
  */
 export type ExplainRequest = Message<"tampertrace.v1.ExplainRequest"> & {
   /**
-   * Image-level verdict.
+   * Image-level verdict; required (not VERDICT_UNSPECIFIED) when `faces` is not empty.
    *
    * @generated from field: tampertrace.v1.Verdict verdict = 1;
    */
   verdict: Verdict;
 
   /**
-   * Faces with region scores and cues.
+   * Faces with region scores and cues: at most 64, distinct `index` values, forgery scores,
+   * region scores and coverages in [0, 1], finite cues, region names from the localizer's
+   * vocabulary (RegionScore.name), each at most once per face.
    *
    * @generated from field: repeated tampertrace.v1.Face faces = 2;
    */
@@ -182,7 +197,8 @@ export const ExplainRequestSchema: GenMessage<ExplainRequest> = /*@__PURE__*/
  */
 export type ExplainResponse = Message<"tampertrace.v1.ExplainResponse"> & {
   /**
-   * Text, facts and generator.
+   * Text, facts and generator; absent when no face was given (nothing to explain). The text
+   * names only regions and cues of the given faces that a fact backs.
    *
    * @generated from field: tampertrace.v1.Explanation explanation = 1;
    */

@@ -1,0 +1,48 @@
+// Where a submission's bytes come from: the request itself, an object in the tenant's storage,
+// or an https URL fetched under the outbound-request guard (net-guard.ts). One place, used by
+// Submit, SubmitBatch, the HTTP endpoint and the submissions topic alike.
+import { InvalidInputError, type Config } from '@tampertrace/shared';
+import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import type { Gateway, GatewaySubmitResult } from './gateway.ts';
+import { checkUrl, type NetPolicy } from './net-guard.ts';
+import type { Tenant } from './tenants.ts';
+import { fetchImageUrl } from './url-fetch.ts';
+
+export class SubmitSources {
+  readonly policy: NetPolicy;
+
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly cfg: Config,
+  ) {
+    this.policy = { allowHttp: cfg.TAMPERTRACE_URL_ALLOW_HTTP, allowPrivate: cfg.TAMPERTRACE_URL_ALLOW_PRIVATE };
+  }
+
+  async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal): Promise<GatewaySubmitResult> {
+    if (req.webhookUrl) {
+      // Checked now for its form, so a bad one is refused to the caller; its addresses are
+      // checked again when the result is delivered (DNS may change in between).
+      checkUrl(req.webhookUrl, this.policy);
+    }
+    const opts = { tenantId: tenant.tenantId, sourceName: req.sourceName.slice(0, 200), dedupe: !req.reanalyze, webhookUrl: req.webhookUrl || undefined, signal };
+    switch (req.source.case) {
+      case 'content':
+        return this.gateway.submit(req.source.value, opts);
+      case 'object':
+        return this.gateway.submitObject(req.source.value, opts);
+      case 'url': {
+        const bytes = await fetchImageUrl(req.source.value, {
+          ...this.policy,
+          maxBytes: this.cfg.TAMPERTRACE_MAX_INPUT_BYTES,
+          timeoutMs: this.cfg.TAMPERTRACE_URL_TIMEOUT_MS,
+          signal,
+        });
+        return this.gateway.submit(bytes, { ...opts, sourceName: opts.sourceName || req.source.value.slice(0, 200) });
+      }
+      default:
+        throw new InvalidInputError(ErrorCode.EMPTY_INPUT, 'no image: set one of content, object or url');
+    }
+  }
+}
+
