@@ -31,6 +31,13 @@ export interface Config {
   /** gRPC API of the ingest service (IngestService). */
   TAMPERTRACE_GRPC_HOST: string;
   TAMPERTRACE_GRPC_PORT: number;
+  /**
+   * Optional TLS for every gRPC server: certificate chain and key files (PEM). With a client CA
+   * as well, clients must present a certificate it signed (mTLS between services).
+   */
+  TAMPERTRACE_GRPC_TLS_CERT: string;
+  TAMPERTRACE_GRPC_TLS_KEY: string;
+  TAMPERTRACE_GRPC_TLS_CLIENT_CA: string;
   /** Lifetime of the presigned artefact URLs in results (distributed mode), seconds. */
   TAMPERTRACE_PRESIGN_TTL_S: number;
   /** Retries of a retriable failure before the message is dead-lettered. */
@@ -104,6 +111,12 @@ function str(env: Env, key: string, def: string): string {
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 export function loadConfig(env: Env = process.env): Config {
+  if (Boolean(env.TAMPERTRACE_GRPC_TLS_CERT) !== Boolean(env.TAMPERTRACE_GRPC_TLS_KEY)) {
+    throw new ConfigError('TAMPERTRACE_GRPC_TLS_CERT and TAMPERTRACE_GRPC_TLS_KEY go together');
+  }
+  if (env.TAMPERTRACE_GRPC_TLS_CLIENT_CA && !env.TAMPERTRACE_GRPC_TLS_CERT) {
+    throw new ConfigError('TAMPERTRACE_GRPC_TLS_CLIENT_CA needs TAMPERTRACE_GRPC_TLS_CERT and _KEY (mTLS is TLS first)');
+  }
   const providers = str(env, 'TAMPERTRACE_EXECUTION_PROVIDERS', 'cpu')
     .split(',')
     .map((s) => s.trim())
@@ -127,6 +140,9 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
     TAMPERTRACE_GRPC_HOST: str(env, 'TAMPERTRACE_GRPC_HOST', '127.0.0.1'),
     TAMPERTRACE_GRPC_PORT: int(env, 'TAMPERTRACE_GRPC_PORT', 50051, 0, 65535),
+    TAMPERTRACE_GRPC_TLS_CERT: str(env, 'TAMPERTRACE_GRPC_TLS_CERT', ''),
+    TAMPERTRACE_GRPC_TLS_KEY: str(env, 'TAMPERTRACE_GRPC_TLS_KEY', ''),
+    TAMPERTRACE_GRPC_TLS_CLIENT_CA: str(env, 'TAMPERTRACE_GRPC_TLS_CLIENT_CA', ''),
     // S3 caps presigned URLs at 7 days.
     TAMPERTRACE_PRESIGN_TTL_S: int(env, 'TAMPERTRACE_PRESIGN_TTL_S', 3600, 1, 7 * 24 * 3600),
     TAMPERTRACE_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_MAX_ATTEMPTS', 5, 1, 100),

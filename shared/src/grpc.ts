@@ -1,6 +1,7 @@
 // gRPC with @grpc/grpc-js on the protobuf-es types: the service definition (paths, streaming
 // kinds, serializers) is derived from the generated descriptor, so the protos stay the only
 // contract and nothing is hand-listed per method.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import type { ReflectionService } from '@grpc/reflection';
@@ -40,12 +41,19 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
 /** Client keepalive: finds a dead connection (peer gone without a FIN) in well under a minute, only while calls are open. */
 export const CLIENT_KEEPALIVE: grpc.ClientOptions = { 'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000 };
 
+/** A client's TLS material (PEM): the CA that signed the server, and for mTLS its own certificate and key. */
+export interface ClientTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 /**
- * A client for `service` at host:port (plaintext; TLS terminates at the ingress in a cluster).
- * With `apiKey`, every call carries `authorization: Bearer <key>`.
+ * A client for `service` at host:port: plaintext, or TLS/mTLS with `tls`. With `apiKey`, every
+ * call carries `authorization: Bearer <key>`.
  */
-export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions & { apiKey?: string } = {}): grpc.Client {
-  const { apiKey, ...rest } = options;
+export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions & { apiKey?: string; tls?: ClientTls } = {}): grpc.Client {
+  const { apiKey, tls, ...rest } = options;
   const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service), service.name);
   const auth: grpc.Interceptor = (opts, next) =>
     new grpc.InterceptingCall(next(opts), {
@@ -54,7 +62,8 @@ export function serviceClient(service: DescService, address: string, options: gr
         nextStart(metadata, listener);
       },
     });
-  return new Ctor(address, grpc.credentials.createInsecure(), { ...CLIENT_KEEPALIVE, ...rest, interceptors: [...(rest.interceptors ?? []), auth] });
+  const credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : grpc.credentials.createInsecure();
+  return new Ctor(address, credentials, { ...CLIENT_KEEPALIVE, ...rest, interceptors: [...(rest.interceptors ?? []), auth] });
 }
 
 /** The one mapping from our error codes to gRPC status codes. */
@@ -209,10 +218,21 @@ function reflectionPackage(services: readonly DescService[]): ConstructorParamet
 }
 
 /** Listens on TAMPERTRACE_GRPC_HOST:TAMPERTRACE_GRPC_PORT (0 picks a free port); resolves with the bound port. */
+/** Plaintext by default (TLS ends at the ingress); TLS, or mTLS with a client CA, when configured. */
+export function serverCredentials(cfg: Config): grpc.ServerCredentials {
+  if (!cfg.TAMPERTRACE_GRPC_TLS_CERT) return grpc.ServerCredentials.createInsecure();
+  const clientCa = cfg.TAMPERTRACE_GRPC_TLS_CLIENT_CA ? readFileSync(cfg.TAMPERTRACE_GRPC_TLS_CLIENT_CA) : null;
+  return grpc.ServerCredentials.createSsl(
+    clientCa,
+    [{ cert_chain: readFileSync(cfg.TAMPERTRACE_GRPC_TLS_CERT), private_key: readFileSync(cfg.TAMPERTRACE_GRPC_TLS_KEY) }],
+    clientCa !== null,
+  );
+}
+
 export async function startGrpcServer(api: GrpcApi, cfg: Config, log: Logger): Promise<number> {
   const address = `${cfg.TAMPERTRACE_GRPC_HOST}:${cfg.TAMPERTRACE_GRPC_PORT}`;
   const port = await new Promise<number>((resolve, reject) =>
-    api.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    api.server.bindAsync(address, serverCredentials(cfg), (err, p) => (err ? reject(err) : resolve(p))),
   );
   log.info({ host: cfg.TAMPERTRACE_GRPC_HOST, port }, 'gRPC listening');
   return port;

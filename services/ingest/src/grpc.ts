@@ -14,6 +14,7 @@ import {
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
   type GetArtifactRequest,
+  type SubmitBatchItemResult,
   type SubmitBatchRequest,
   type SubmitRequest,
   type SubmitResponse,
@@ -78,19 +79,34 @@ function unaryHandler<Req, Res>(api: IngestApi, fn: (req: Req, tenant: Tenant, s
   };
 }
 
+/**
+ * One item of a batch (gRPC SubmitBatch and its HTTP twin): accepted, or refused with its code.
+ * An outage or a bug fails the whole call instead, since later items would fail the same way.
+ */
+export async function batchItem(api: IngestApi, req: SubmitRequest | undefined, index: number, tenant: Tenant, signal: AbortSignal): Promise<SubmitBatchItemResult> {
+  try {
+    if (!req) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'batch item without a request');
+    return create(SubmitBatchItemResultSchema, { index, accepted: await submitOne(api, req, tenant, signal) });
+  } catch (err) {
+    const e = classify(err);
+    if (e.errorClass === 'internal' || e.errorClass === 'retriable') throw err;
+    return create(SubmitBatchItemResultSchema, { index, error: toErrorInfo(e, Stage.INGEST) });
+  }
+}
+
+async function submitOne(api: IngestApi, req: SubmitRequest, tenant: Tenant, signal: AbortSignal): Promise<SubmitResponse> {
+  await api.access.admit(tenant);
+  const r = await api.sources.submit(req, tenant, signal);
+  if (r.rejected) throw new Rejected(r.analysisId, r.rejected.code, r.rejected.message);
+  return create(SubmitResponseSchema, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
+}
+
 export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementation {
-  const { gateway, access, sources } = api;
+  const { gateway, access } = api;
   const notFound = (id: string) => new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
 
-  const submitOne = async (req: SubmitRequest, tenant: Tenant, signal: AbortSignal): Promise<SubmitResponse> => {
-    await access.admit(tenant);
-    const r = await sources.submit(req, tenant, signal);
-    if (r.rejected) throw new Rejected(r.analysisId, r.rejected.code, r.rejected.message);
-    return create(SubmitResponseSchema, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
-  };
-
   return {
-    submit: unaryHandler(api, submitOne),
+    submit: unaryHandler(api, (req: SubmitRequest, tenant, signal) => submitOne(api, req, tenant, signal)),
 
     // Items are handled one after another as they arrive, so a large batch never sits in memory;
     // one bad item is answered in its result and the rest go on.
@@ -100,17 +116,7 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
         const tenant = await access.tenantOf(apiKeyOf(call.metadata));
         const results = [];
         let index = 0;
-        for await (const item of call as AsyncIterable<SubmitBatchRequest>) {
-          const i = index++;
-          try {
-            if (!item.item) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'batch item without a request');
-            results.push(create(SubmitBatchItemResultSchema, { index: i, accepted: await submitOne(item.item, tenant, signal) }));
-          } catch (err) {
-            const e = classify(err);
-            if (e.errorClass === 'internal' || e.errorClass === 'retriable') throw err;
-            results.push(create(SubmitBatchItemResultSchema, { index: i, error: toErrorInfo(e, Stage.INGEST) }));
-          }
-        }
+        for await (const item of call as AsyncIterable<SubmitBatchRequest>) results.push(await batchItem(api, item.item, index++, tenant, signal));
         return create(SubmitBatchResponseSchema, { results });
       })().then(
         (res) => callback(null, res),

@@ -2,6 +2,7 @@
 // console): same API keys (`authorization: Bearer <key>`), same Gateway, same error codes.
 //   POST /v1/analyses                 body: image bytes, or a SubmitRequest in proto3 JSON
 //                                     (content-type: application/json); ?wait=true waits for the result
+//   POST /v1/analyses:batch           SubmitBatch: {"items": [SubmitRequest...]} in proto3 JSON
 //   GET  /v1/analyses/{id}            GetAnalysis
 //   GET  /v1/analyses/{id}/events     WatchAnalysis as server-sent events
 //   GET  /v1/analyses/{id}/{mask,overlay,heatmap,original}   GetArtifact (bytes)
@@ -10,8 +11,8 @@ import { create, fromJson, toJson } from '@bufbuild/protobuf';
 import { CallerError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactKind, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import type { IngestApi } from './grpc.ts';
+import { ArtifactKind, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { batchItem, type IngestApi } from './grpc.ts';
 
 /** proto3 JSON of an Analysis, with every field present so that readers need no defaults. */
 export function analysisJson(a: Analysis): unknown {
@@ -86,6 +87,19 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
         const a = await gateway.wait(tenant.tenantId, r.analysisId, ac.signal);
         const status = a.status === AnalysisStatus.REJECTED && a.error ? httpStatusOf(a.error.code) : 200;
         return send(res, status, analysisJson(a));
+      }
+      if (req.method === 'POST' && url.pathname === '/v1/analyses:batch') {
+        let items: SubmitRequest[];
+        try {
+          const body = JSON.parse((await readBody(req, 16 * (cfg.TAMPERTRACE_MAX_INPUT_BYTES + 1024 * 1024))).toString('utf8')) as { items?: unknown[] };
+          items = (body.items ?? []).map((i) => fromJson(SubmitRequestSchema, i as never));
+        } catch (err) {
+          if (err instanceof CallerError) throw err;
+          throw new CallerError(ErrorCode.INVALID_MESSAGE, `not {"items": [SubmitRequest...]} in JSON: ${(err as Error).message}`);
+        }
+        const results = [];
+        for (const [i, item] of items.entries()) results.push(await batchItem(api, item, i, tenant, ac.signal));
+        return send(res, 200, toJson(SubmitBatchResponseSchema, create(SubmitBatchResponseSchema, { results })));
       }
       const m = /^\/v1\/analyses\/([^/]{1,64})(?:\/(events|mask|overlay|heatmap|original))?(?:\.png)?$/.exec(url.pathname);
       if (req.method === 'GET' && m) {

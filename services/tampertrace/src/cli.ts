@@ -384,7 +384,8 @@ async function serve(args: string[]): Promise<number> {
   log.info({ url, grpc: grpcAddr }, 'ready');
   process.stdout.write(
     `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
-      `  API key of tenant "${cfg.TAMPERTRACE_TENANT}": in ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')} (the CLI reads it from there)\n` +
+      (embedded.apiKeyCreated ? `  New API key of tenant "${cfg.TAMPERTRACE_TENANT}" (shown once): ${embedded.apiKey}\n` : '') +
+      `  The key is kept in ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')} (owner-only); the CLI reads it from there.\n` +
       `  Analyse files:     npx tampertrace submit --server ${grpcAddr} photo.jpg\n` +
       `  Or over HTTP:      curl -H "authorization: Bearer $(cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})" --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
       `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,

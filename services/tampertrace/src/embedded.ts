@@ -53,6 +53,8 @@ export interface Embedded {
   readonly ingest: Ingest;
   /** An API key of the configured tenant (embedded mode: kept in $TAMPERTRACE_HOME/api-key). */
   readonly apiKey?: string;
+  /** True when this start created that key (it is printed once). */
+  readonly apiKeyCreated?: boolean;
   readonly store: ObjectStore;
   /** Absent for a gateway that runs no stages. */
   readonly audit?: AuditStore;
@@ -79,8 +81,8 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
   const sql = await openPglite(path.join(home, 'db'));
   const pipeline = await startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: cfg.TAMPERTRACE_API_KEY_PEPPER || (await localPepper(home)) });
   // The configured tenant exists with a key, so the local API can be called at once.
-  const apiKey = await ensureTenantKey(pipeline.ingest.tenants, cfg.TAMPERTRACE_TENANT, path.join(home, 'api-key'));
-  return { ...pipeline, apiKey };
+  const { apiKey, created } = await ensureTenantKey(pipeline.ingest.tenants, cfg.TAMPERTRACE_TENANT, path.join(home, 'api-key'));
+  return { ...pipeline, apiKey, apiKeyCreated: created };
 }
 
 /**

@@ -89,3 +89,18 @@ test('without an API key, or with a wrong one, every route answers 401 and does 
   }
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
 });
+
+test('POST /v1/analyses:batch answers each SubmitRequest in order, like SubmitBatch', async () => {
+  const items = [
+    { content: Buffer.from(await sharp(cameraPng()).resize(400).png().toBuffer()).toString('base64'), sourceName: 'small-camera.png' },
+    { url: 'https://169.254.169.254/latest/meta-data/' },
+    {},
+  ];
+  const res = await api(`${base}/v1/analyses:batch`, { method: 'POST', body: JSON.stringify({ items }), headers: { 'content-type': 'application/json' } });
+  assert.equal(res.status, 200);
+  const { results } = await res.json();
+  assert.deepEqual(results.map((r: { index?: number }) => r.index ?? 0), [0, 1, 2]);
+  assert.match(results[0].accepted.analysisId, /^[0-9a-f-]{36}$/);
+  assert.deepEqual(results.slice(1).map((r: { error: { code: string } }) => r.error.code), ['ERROR_CODE_URL_REFUSED', 'ERROR_CODE_EMPTY_INPUT']);
+  assert.equal((await embedded.result(results[0].accepted.analysisId)).status, 2 /* COMPLETED */);
+});

@@ -28,17 +28,16 @@ export async function localPepper(home: string): Promise<string> {
 }
 
 /** An API key of `tenant`, from `keyFile` or new (creating the tenant when it does not exist). */
-export async function ensureTenantKey(tenants: TenantStore, tenant: string, keyFile: string): Promise<string> {
-  return (
-    await readOrCreate(keyFile, async () => {
-      if (await tenants.get(tenant)) return (await tenants.addKey(tenant)).apiKey;
-      try {
-        return (await tenants.create(tenant)).apiKey;
-      } catch (err) {
-        // Created a moment ago by another process.
-        if (err instanceof TenantError && (await tenants.get(tenant))) return (await tenants.addKey(tenant)).apiKey;
-        throw err;
-      }
-    })
-  ).value;
+export async function ensureTenantKey(tenants: TenantStore, tenant: string, keyFile: string): Promise<{ apiKey: string; created: boolean }> {
+  const { value, created } = await readOrCreate(keyFile, async () => {
+    if (await tenants.get(tenant)) return (await tenants.addKey(tenant)).apiKey;
+    try {
+      return (await tenants.create(tenant)).apiKey;
+    } catch (err) {
+      // Created a moment ago by another process.
+      if (err instanceof TenantError && (await tenants.get(tenant))) return (await tenants.addKey(tenant)).apiKey;
+      throw err;
+    }
+  });
+  return { apiKey: value, created };
 }
