@@ -1,7 +1,9 @@
 # TamperTrace developer loop. Every target installs what it needs first.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-NODE_TEST := node --import tsx --test
+# --test-force-exit: a test file whose tests are all done must not hold the run (after a broker
+# restart a kafkajs consumer may keep a reconnect timer alive past disconnect()).
+NODE_TEST := node --import tsx --test --test-force-exit
 TESTS = $(shell find shared services -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
