@@ -48,7 +48,10 @@ export interface IngestApi {
   log: Logger;
 }
 
-/** A submission whose input was refused: INVALID_ARGUMENT, but its REJECTED analysis exists (audit trail). */
+/**
+ * A submission whose input was refused (INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for too many
+ * bytes or pixels); its REJECTED analysis exists all the same (audit trail), id in a trailer.
+ */
 class Rejected extends InvalidInputError {
   constructor(
     readonly analysisId: string,

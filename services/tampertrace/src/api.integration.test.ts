@@ -8,7 +8,7 @@ import http from 'node:http';
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import sharp from 'sharp';
 import { Header, Topic, deadLetterTopic, grpc, serviceClient, unary, type BusMessage } from '@tampertrace/shared';
-import { astronautPng, cameraPng } from '@tampertrace/shared/testing';
+import { astronautPng, cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { AnalysisStatus, ErrorCode, ObjectRefSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -112,6 +112,7 @@ if (!serversReady) {
       ['zero bytes', () => submit(a, submitReq({ source: content(new Uint8Array(0)) })), grpc.status.INVALID_ARGUMENT, 'EMPTY_INPUT'],
       ['not an image', () => submit(a, submitReq({ source: content(Buffer.from('plain text')) })), grpc.status.INVALID_ARGUMENT, 'UNSUPPORTED_FORMAT'],
       ['truncated', () => submit(a, submitReq({ source: content(photo.subarray(0, photo.length / 2)) })), grpc.status.INVALID_ARGUMENT, 'TRUNCATED_IMAGE'],
+      ['decompression bomb (header declares 60000x60000)', () => submit(a, submitReq({ source: content(pngDeclaring(60000, 60000)) })), grpc.status.RESOURCE_EXHAUSTED, 'TOO_MANY_PIXELS'],
       ['URL to loopback', () => submit(a, submitReq({ source: { case: 'url', value: 'http://127.0.0.1:1/a.jpg' } })), grpc.status.INVALID_ARGUMENT, 'URL_REFUSED'],
       ['URL to 10.x', () => submit(a, submitReq({ source: { case: 'url', value: 'http://10.1.2.3/a.jpg' } })), grpc.status.INVALID_ARGUMENT, 'URL_REFUSED'],
       ['URL to the metadata address', () => submit(a, submitReq({ source: { case: 'url', value: 'http://169.254.169.254/latest/meta-data/' } })), grpc.status.INVALID_ARGUMENT, 'URL_REFUSED'],

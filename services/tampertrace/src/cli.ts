@@ -219,7 +219,7 @@ async function submitCmd(args: string[]): Promise<number> {
       } catch (err) {
         const e = err as grpc.ServiceError;
         // A refused image still has its REJECTED analysis; it is written like any other result.
-        const rejectedId = e.code === grpc.status.INVALID_ARGUMENT ? e.metadata?.get('tt-analysis-id')[0] : undefined;
+        const rejectedId = e.metadata?.get('tt-analysis-id')[0];
         if (typeof rejectedId === 'string') analysisId = rejectedId;
         // The server refuses an over-limit message before reading it; that is this input's
         // rejection, said by the server, not a system failure.
