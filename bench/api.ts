@@ -23,9 +23,8 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { Kafka, logLevel } from 'kafkajs';
 import sharp from 'sharp';
-import { Bucket, REPO_ROOT, S3ObjectStore, Semaphore, allTopics, createLogger, grpc, loadConfig, serviceClient, unary, withPrefix } from '@tampertrace/shared';
+import { REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, serviceClient, unary } from '@tampertrace/shared';
 import { astronautPng } from '@tampertrace/shared/testing';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -255,7 +254,6 @@ async function distributedMode(): Promise<ModeFigures & { run: string }> {
   let ok = false;
   try {
     note(`distributed (run ${cluster.run}): starting the services`);
-    await provisionTopics(cluster);
     const up = cluster.up([...SERVICES]);
     up.catch(() => {}); // settles after the deadline too; the finally below stops what started
     let timer: NodeJS.Timeout | undefined;
@@ -272,60 +270,11 @@ async function distributedMode(): Promise<ModeFigures & { run: string }> {
     client?.close();
     note('distributed: stopping the services and removing the run\'s schema, topics, groups and buckets');
     await cluster.down().catch((err) => console.error(`distributed: stopping the services failed: ${String(err)}`));
-    await dropRunResources(cluster).catch((err) => console.error(`distributed: cleaning up run ${cluster.run} failed: ${String(err)}`));
     if (ok) await rm(cluster.logDir, { recursive: true, force: true });
     else console.error(`distributed: the services' logs are in ${cluster.logDir}`);
   }
 }
 
-/**
- * This run's topics, created before the services start, every partition with a leader (as in
- * bench/distributed.ts: on a fresh broker, services creating them at once could fail to start).
- */
-async function provisionTopics(cluster: Cluster): Promise<void> {
-  const admin = new Kafka({ clientId: `${cluster.run}-provision`, brokers: cluster.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const topics = allTopics().map((t) => withPrefix(cluster.run, t));
-    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: cluster.cfg.TAMPERTRACE_TOPIC_PARTITIONS, replicationFactor: 1 })) });
-    const end = Date.now() + 30_000;
-    for (;;) {
-      const meta = await admin.fetchTopicMetadata({ topics }).catch((err) => {
-        if (Date.now() > end) throw err;
-        return undefined;
-      });
-      if (meta && meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
-      if (Date.now() > end) throw new Error(`distributed: topics of run ${cluster.run} have no leader for every partition after 30 s`);
-      await sleep(100);
-    }
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** This run's topics, consumer groups and buckets (cluster.down() drops its schema). */
-async function dropRunResources(cluster: Cluster): Promise<void> {
-  const run = cluster.run;
-  const admin = new Kafka({ clientId: `${run}-cleanup`, brokers: cluster.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run}.`));
-    if (topics.length) await admin.deleteTopics({ topics });
-    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${run}.`) || g.startsWith(`${run}-`));
-    if (groups.length) await admin.deleteGroups(groups);
-  } finally {
-    await admin.disconnect();
-  }
-  const store = S3ObjectStore.fromEnv(cluster.env);
-  for (const b of [Bucket.originals, Bucket.artifacts]) {
-    const name = store.physicalBucket(b);
-    if (!(await store.client.bucketExists(name))) continue;
-    const keys: string[] = [];
-    for await (const item of store.client.listObjectsV2(name, '', true)) if (item.name) keys.push(item.name);
-    if (keys.length) await store.client.removeObjects(name, keys);
-    await store.client.removeBucket(name);
-  }
-}
 
 // ---- Run ----
 

@@ -9,8 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
-import { Kafka, logLevel } from 'kafkajs';
-import { Bucket, REPO_ROOT, S3ObjectStore, Topic, allTopics, withPrefix, type Subscription } from '@tampertrace/shared';
+import { REPO_ROOT, Topic, type Subscription } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { SERVICES } from '../services/tampertrace/src/cli.ts';
@@ -51,10 +50,8 @@ export async function startDistributed(): Promise<Distributed> {
   const teardown = async () => {
     await sub?.stop().catch(() => {});
     await cluster.down().catch((err) => console.error(`distributed: stopping the services failed: ${String(err)}`));
-    await dropRunResources(cluster).catch((err) => console.error(`distributed: cleaning up run ${cluster.run} failed: ${String(err)}`));
   };
   try {
-    await provisionTopics(cluster);
     // A service that fails before "ready" can stay alive without exiting (seen once, on a fresh
     // broker); Cluster gives each start 120 s, and this deadline bounds the rest of up() as well.
     // teardown stops whatever did start.
@@ -130,58 +127,6 @@ export async function startDistributed(): Promise<Distributed> {
   };
 }
 
-/**
- * Creates this run's topics (dead-letter topics included) before the services start, and waits
- * until every partition has a leader. Otherwise every service creates them at once at start-up,
- * and on a fresh broker one of them could fail its start with "This server does not host this
- * topic-partition" (kafkajs' createTopics waitForLeaders does not retry that error) and then
- * stay alive without saying ready (seen once here with a freshly formatted broker).
- */
-async function provisionTopics(cluster: Cluster): Promise<void> {
-  const admin = new Kafka({ clientId: `${cluster.run}-provision`, brokers: cluster.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const topics = allTopics().map((t) => withPrefix(cluster.run, t));
-    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: cluster.cfg.TAMPERTRACE_TOPIC_PARTITIONS, replicationFactor: 1 })) });
-    const end = Date.now() + 30_000;
-    for (;;) {
-      try {
-        const meta = await admin.fetchTopicMetadata({ topics });
-        if (meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
-      } catch (err) {
-        if (Date.now() > end) throw err;
-      }
-      if (Date.now() > end) throw new Error(`distributed: topics ${topics.join(', ')} have no leader for every partition after 30 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** This run's topics, consumer groups (`<run>.<group>` on the wire, and Cluster's `<run>-results`) and buckets. */
-async function dropRunResources(cluster: Cluster): Promise<void> {
-  const run = cluster.run;
-  const admin = new Kafka({ clientId: `${run}-cleanup`, brokers: cluster.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run}.`));
-    if (topics.length) await admin.deleteTopics({ topics });
-    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${run}.`) || g.startsWith(`${run}-`));
-    if (groups.length) await admin.deleteGroups(groups);
-  } finally {
-    await admin.disconnect();
-  }
-  const store = S3ObjectStore.fromEnv(cluster.env);
-  for (const b of [Bucket.originals, Bucket.artifacts]) {
-    const name = store.physicalBucket(b);
-    if (!(await store.client.bucketExists(name))) continue;
-    const keys: string[] = [];
-    for await (const item of store.client.listObjectsV2(name, '', true)) if (item.name) keys.push(item.name);
-    if (keys.length) await store.client.removeObjects(name, keys);
-    await store.client.removeBucket(name);
-  }
-}
 
 // ---- /proc readings (Linux; each one is undefined or 0 where /proc cannot tell) ----
 

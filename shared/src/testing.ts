@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
+import { errorCodeOf, grpc } from './grpc.ts';
 import { REPO_ROOT } from './config.ts';
 
 export const FACES_DIR = path.join(REPO_ROOT, 'testdata', 'faces');
@@ -36,4 +37,20 @@ export function pngDeclaring(width: number, height: number): Buffer {
     chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** The error of a gRPC call that must fail (the test fails if it succeeds). */
+export async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** Status and machine-readable reason (the tt-error-code trailer) of a gRPC call that must fail. */
+export async function grpcFailure(p: Promise<unknown>): Promise<{ code: grpc.status; reason?: string }> {
+  const e = await grpcError(p);
+  return { code: e.code, reason: errorCodeOf(e) };
 }

@@ -4,7 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { pino } from 'pino';
-import { createGrpcServer, errorCodeOf, grpc, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
+import { grpcFailure } from '@tampertrace/shared/testing';
+import { createGrpcServer, grpc, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { checkHealth } from '@tampertrace/shared/health';
 import { Cue, FaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -50,14 +51,7 @@ after(async () => {
 const explain = (verdict: Verdict, faces: MessageInitShape<typeof FaceSchema>[]) =>
   unary<ExplainResponse>(client, 'explain', create(ExplainRequestSchema, { verdict, faces: faces.map((f) => create(FaceSchema, f)) }));
 
-async function failure(p: Promise<unknown>): Promise<{ code: grpc.status; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as grpc.ServiceError).code, reason: errorCodeOf(err) };
-  }
-  assert.fail('expected the call to fail');
-}
+const failure = grpcFailure;
 
 test('Explain names only the regions the evidence backs, each with its facts', async () => {
   const e = (await explain(Verdict.LIKELY_FORGED, [FORGED_NOSE])).explanation!;

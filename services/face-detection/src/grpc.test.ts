@@ -6,9 +6,9 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { pino } from 'pino';
-import { createGrpcServer, decodeRgb, errorCodeOf, grpc, limitsOf, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
+import { createGrpcServer, decodeRgb, grpc, limitsOf, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { checkHealth } from '@tampertrace/shared/health';
-import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg } from '@tampertrace/shared/testing';
+import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg, grpcFailure } from '@tampertrace/shared/testing';
 import { DetectRequestSchema, FaceDetectionService, type DetectResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
 import type { BlazeFaceDetector } from './blazeface.ts';
 import { faceDetectionGrpc } from './grpc.ts';
@@ -40,14 +40,7 @@ after(async () => {
 
 const detect = (content: Uint8Array) => unary<DetectResponse>(client, 'detect', create(DetectRequestSchema, { content }));
 
-async function failure(p: Promise<unknown>): Promise<{ code: grpc.status; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as grpc.ServiceError).code, reason: errorCodeOf(err) };
-  }
-  assert.fail('expected the call to fail');
-}
+const failure = grpcFailure;
 
 test('Detect finds the face of each test photo at its reference box, as the stage does', async () => {
   for (const [png, ref] of [

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { createGrpcServer, decodeRgb, errorCodeOf, grpc, limitsOf, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
+import { createGrpcServer, decodeRgb, grpc, limitsOf, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { checkHealth } from '@tampertrace/shared/health';
-import { astronautPng } from '@tampertrace/shared/testing';
+import { astronautPng, grpcFailure } from '@tampertrace/shared/testing';
 import { Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ForgeryLocalizationService, LocalizeRequestSchema, type LocalizeResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
@@ -68,14 +68,7 @@ after(async () => {
 const localize = (content: Uint8Array, faces = [ASTRONAUT], options: grpc.CallOptions = {}) =>
   unary<LocalizeResponse>(client, 'localize', create(LocalizeRequestSchema, { content, faces }), options);
 
-async function failure(p: Promise<unknown>): Promise<{ code: grpc.status; reason?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as grpc.ServiceError).code, reason: errorCodeOf(err) };
-  }
-  assert.fail('expected the call to fail');
-}
+const failure = grpcFailure;
 
 /** A grey PNG as its pixels; checks it is single-channel and the image's size. */
 async function grey(png: Uint8Array): Promise<Uint8Array> {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import sharp from 'sharp';
 import { Header, Topic, deadLetterTopic, grpc, serviceClient, unary, type BusMessage } from '@tampertrace/shared';
-import { astronautPng, cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
+import { astronautPng, cameraPng, grpcError, pngDeclaring } from '@tampertrace/shared/testing';
 import { AnalysisStatus, ErrorCode, ObjectRefSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -88,14 +88,7 @@ if (!serversReady) {
     for await (const s of stream) steps.push(s);
     return steps;
   };
-  const failure = async (p: Promise<unknown>): Promise<grpc.ServiceError> => {
-    try {
-      await p;
-    } catch (err) {
-      return err as grpc.ServiceError;
-    }
-    assert.fail('expected the call to fail');
-  };
+  const failure = grpcError;
   const reason = (e: grpc.ServiceError) => e.metadata?.get('tt-error-code')[0];
 
   test('every error status comes from a real request, with its machine-readable reason', async () => {

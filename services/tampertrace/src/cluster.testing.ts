@@ -9,7 +9,8 @@ import { fromBinary } from '@bufbuild/protobuf';
 import pg from 'pg';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { KafkaBus, REPO_ROOT, S3ObjectStore, Topic, limitsOf, loadConfig, type Config } from '@tampertrace/shared';
+import { Kafka, logLevel } from 'kafkajs';
+import { Bucket, KafkaBus, REPO_ROOT, S3ObjectStore, Topic, allTopics, limitsOf, loadConfig, withPrefix, type Config } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
@@ -157,6 +158,7 @@ export class Cluster {
 
   async up(services: string[]): Promise<void> {
     await this.sql(`CREATE SCHEMA ${this.schema}`);
+    await this.provisionTopics();
     await Promise.all(services.map((s) => this.start(s)));
     const cfg = this.cfg;
     this.bus = await KafkaBus.connect({ brokers: cfg.TAMPERTRACE_KAFKA_BROKERS, clientId: `${this.run}-test`, topicPrefix: this.run, log: pino({ level: 'silent' }), sessionTimeoutMs: 6000, heartbeatIntervalMs: 300, maxWaitTimeInMs: 200 });
@@ -177,11 +179,65 @@ export class Cluster {
     });
   }
 
+  /**
+   * Creates this run's topics (dead-letter topics included) before the services start, and waits
+   * until every partition has a leader. Otherwise every service creates them at once at start-up,
+   * and on a fresh broker one of them could fail its start with "This server does not host this
+   * topic-partition" (kafkajs' createTopics waitForLeaders does not retry that error) and then
+   * stay alive without saying ready (seen once here with a freshly formatted broker).
+   */
+  async provisionTopics(): Promise<void> {
+    const admin = new Kafka({ clientId: `${this.run}-provision`, brokers: this.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const topics = allTopics().map((t) => withPrefix(this.run, t));
+      await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: this.cfg.TAMPERTRACE_TOPIC_PARTITIONS, replicationFactor: 1 })) });
+      const end = Date.now() + 30_000;
+      for (;;) {
+        try {
+          const meta = await admin.fetchTopicMetadata({ topics });
+          if (meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+        } catch (err) {
+          if (Date.now() > end) throw err;
+        }
+        if (Date.now() > end) throw new Error(`cluster: topics ${topics.join(', ')} have no leader for every partition after 30 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** This run's topics, consumer groups (`<run>.<group>` on the wire, and Cluster's `<run>-results`) and buckets. */
+  async dropRunResources(): Promise<void> {
+    const run = this.run;
+    const admin = new Kafka({ clientId: `${run}-cleanup`, brokers: this.cfg.TAMPERTRACE_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run}.`));
+      if (topics.length) await admin.deleteTopics({ topics });
+      const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${run}.`) || g.startsWith(`${run}-`));
+      if (groups.length) await admin.deleteGroups(groups);
+    } finally {
+      await admin.disconnect();
+    }
+    const store = S3ObjectStore.fromEnv(this.env);
+    for (const b of [Bucket.originals, Bucket.artifacts]) {
+      const name = store.physicalBucket(b);
+      if (!(await store.client.bucketExists(name))) continue;
+      const keys: string[] = [];
+      for await (const item of store.client.listObjectsV2(name, '', true)) if (item.name) keys.push(item.name);
+      if (keys.length) await store.client.removeObjects(name, keys);
+      await store.client.removeBucket(name);
+    }
+  }
+
   async down(): Promise<void> {
     for (const p of this.procs.values()) p.kill('SIGTERM');
     await Promise.all([...this.procs.values()].map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
     await this.bus?.close();
     await this.sql(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+    await this.dropRunResources().catch((err) => console.error(`cluster: cleaning up run ${this.run} failed: ${String(err)}`));
   }
 
   async sql<T extends pg.QueryResultRow>(text: string): Promise<T[]> {

@@ -8,7 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { grpc, loadConfig, serviceClient, sha256Hex, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
-import { cameraPng } from '@tampertrace/shared/testing';
+import { cameraPng, grpcError } from '@tampertrace/shared/testing';
 import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -55,23 +55,8 @@ async function watch(analysisId: string): Promise<WatchAnalysisResponse[]> {
   return steps;
 }
 
-async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  assert.fail('expected the call to fail');
-}
-
-async function statusOf(p: Promise<unknown>): Promise<grpc.status> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as grpc.ServiceError).code;
-  }
-  assert.fail('expected the call to fail');
-}
+const failure = grpcError;
+const statusOf = async (p: Promise<unknown>) => (await grpcError(p)).code;
 
 test('Submit, WatchAnalysis to the final state, GetAnalysis and the mask through GetArtifact', async () => {
   const png = cameraPng();
