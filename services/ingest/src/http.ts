@@ -91,7 +91,9 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       if (req.method === 'POST' && url.pathname === '/v1/analyses:batch') {
         let items: SubmitRequest[];
         try {
-          const body = JSON.parse((await readBody(req, 16 * (cfg.TAMPERTRACE_MAX_INPUT_BYTES + 1024 * 1024))).toString('utf8')) as { items?: unknown[] };
+          // One request body is bounded like one image (plus base64's third): large batches
+          // of bytes belong on the gRPC stream, which never holds more than one item.
+          const body = JSON.parse((await readBody(req, Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024)).toString('utf8')) as { items?: unknown[] };
           items = (body.items ?? []).map((i) => fromJson(SubmitRequestSchema, i as never));
         } catch (err) {
           if (err instanceof CallerError) throw err;
