@@ -56,6 +56,8 @@ const KIND: Record<string, ArtifactKind> = { mask: ArtifactKind.MASK, overlay: A
 
 export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Server> {
   const { gateway, access, sources, log } = api;
+  // The largest image as base64 in proto3 JSON, plus room for the rest of the request.
+  const jsonLimit = Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024;
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const ac = new AbortController();
@@ -64,7 +66,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
       const tenant = await access.tenantOf(apiKeyOf(req));
       if (req.method === 'POST' && url.pathname === '/v1/analyses') {
-        const body = await readBody(req, cfg.TAMPERTRACE_MAX_INPUT_BYTES + 1024 * 1024);
+        const body = await readBody(req, jsonLimit);
         let submit: SubmitRequest;
         if (/^application\/json/.test(req.headers['content-type'] ?? '')) {
           try {
@@ -91,9 +93,9 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       if (req.method === 'POST' && url.pathname === '/v1/analyses:batch') {
         let items: SubmitRequest[];
         try {
-          // One request body is bounded like one image (plus base64's third): large batches
-          // of bytes belong on the gRPC stream, which never holds more than one item.
-          const body = JSON.parse((await readBody(req, Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024)).toString('utf8')) as { items?: unknown[] };
+          // A batch body is bounded like one request: large batches of bytes belong on the gRPC
+          // stream, which never holds more than one item.
+          const body = JSON.parse((await readBody(req, jsonLimit)).toString('utf8')) as { items?: unknown[] };
           items = (body.items ?? []).map((i) => fromJson(SubmitRequestSchema, i as never));
         } catch (err) {
           if (err instanceof CallerError) throw err;
