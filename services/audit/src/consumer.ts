@@ -1,17 +1,39 @@
-// The audit service's consumer: records every stage event once (group "audit").
+// The audit service's consumer: records every stage event once (group "audit"), with the trace id
+// of its message, and checkpoints each tenant's chain as it grows.
 import type { DescMessage } from '@bufbuild/protobuf';
-import { classify, codeName, deadLetter, decodeEvent, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
-import { AUDITED, toAuditRecord } from './records.ts';
+import { classify, codeName, deadLetter, decodeEvent, Header, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
+import { AUDITED, toAuditRecord, traceIdOf } from './records.ts';
 import type { AuditStore } from './store.ts';
 
 export const AUDIT_GROUP = ConsumerGroup.audit;
 
-export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Logger, concurrency = 1): Promise<Subscription> {
+export interface AuditConsumerOptions {
+  /** Partitions worked on at once (default 1). */
+  concurrency?: number;
+  /**
+   * Checkpoint a tenant's chain whenever its sequence reaches a multiple of this, in the append's
+   * own transaction: every N records per tenant, whichever replica appends (default 1000; 0: never).
+   */
+  checkpointEvery?: number;
+  /**
+   * Also checkpoint, this often, every tenant this consumer appended to since the last time, so a
+   * quiet tenant's recent records are covered too (default 60 000 ms; 0: never).
+   */
+  checkpointIntervalMs?: number;
+}
+
+/** `opts` as a number is the concurrency (the earlier signature). */
+export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Logger, opts: AuditConsumerOptions | number = {}): Promise<Subscription> {
+  const o = typeof opts === 'number' ? { concurrency: opts } : opts;
+  const checkpointEvery = o.checkpointEvery ?? 1000;
+  const intervalMs = o.checkpointIntervalMs ?? 60_000;
   const schemas = new Map<string, DescMessage>(AUDITED.map((a) => [a.topic, a.schema]));
-  return bus.subscribe({
+  /** Tenants appended to since the last timed checkpoint. */
+  const touched = new Set<string>();
+  const sub = await bus.subscribe({
     group: AUDIT_GROUP,
     topics: AUDITED.map((a) => a.topic),
-    concurrency,
+    concurrency: o.concurrency ?? 1,
     handler: async (msg: BusMessage) => {
       let record;
       try {
@@ -23,7 +45,28 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
         return;
       }
       // A database failure throws: the message is not committed and comes back.
-      await store.append(record);
+      if (await store.append({ ...record, traceId: traceIdOf(msg.headers[Header.traceparent]) }, { checkpointEvery })) touched.add(record.tenantId);
     },
   });
+  if (intervalMs <= 0) return sub;
+  let tick: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (tick || touched.size === 0) return;
+    const tenants = [...touched];
+    touched.clear();
+    tick = (async () => {
+      for (const t of tenants) {
+        // Failing here loses nothing but this checkpoint; the next one covers the same records.
+        await store.checkpoint(t).catch((err) => log.warn({ tenant: t, err: classify(err).message }, 'audit checkpoint failed'));
+      }
+    })().finally(() => (tick = undefined));
+  }, intervalMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await tick; // so the store is not closed under a running checkpoint
+      await sub.stop();
+    },
+  };
 }

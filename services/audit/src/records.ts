@@ -16,7 +16,7 @@ import {
   type ForgeryLocalized,
   type ImageIngested,
 } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import type { AuditRecordInput } from './store.ts';
+import type { AuditRecordInput } from './row.ts';
 
 /** The topics the audit service records, with their event types. */
 export const AUDITED: ReadonlyArray<{ topic: string; schema: DescMessage }> = [
@@ -81,4 +81,18 @@ export function toAuditRecord(event: AuditedEvent): AuditRecordInput {
       };
     }
   }
+}
+
+/**
+ * The trace id of a W3C `traceparent` header (`00-<32 hex trace id>-<16 hex parent id>-<2 hex
+ * flags>`), or undefined when absent or malformed. A later version may append fields, which are
+ * ignored; version ff and all-zero ids are invalid.
+ */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/.exec(traceparent?.trim() ?? '');
+  if (!m) return undefined;
+  const [, version, traceId, parentId, rest] = m;
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (/^0+$/.test(traceId) || /^0+$/.test(parentId)) return undefined;
+  return traceId;
 }

@@ -1,5 +1,5 @@
 // AuditStore against a REAL PostgreSQL server (deploy/local), same behaviours as store.test.ts
-// (which runs on PGlite) plus concurrent appends through a connection pool.
+// and chain.test.ts (which run on PGlite) plus concurrent appends through a connection pool.
 //   make infra-up   (or: deploy/local/infra.sh up postgres)
 //   eval "$(deploy/local/infra.sh env)"
 //   node --import tsx --test services/audit/src/store.pg.integration.test.ts
@@ -13,6 +13,7 @@ import { openPostgres } from '@tampertrace/shared/pg';
 import type { SqlClient } from '@tampertrace/shared';
 import { AuditStore } from './store.ts';
 import { auditRecord as rec } from './testing.ts';
+import { defineChainTests } from './chain.testing.ts';
 
 const URL_ = process.env.TAMPERTRACE_DATABASE_URL;
 const SKIP = URL_ ? false : 'TAMPERTRACE_DATABASE_URL is not set: run `make infra-up` and `eval "$(deploy/local/infra.sh env)"` first';
@@ -156,3 +157,6 @@ test('a server on a closed port fails with ECONNREFUSED (retriable for classify(
     return true;
   });
 });
+
+// Checkpoints, verification and pruning: the checks chain.test.ts runs on PGlite.
+defineChainTests((name, fn) => test(name, { skip: SKIP }, fn), () => fresh());

@@ -1,56 +1,32 @@
 // The audit store: append-only, hash-chained per tenant, idempotent on event id. One SQL schema
-// (migrations/) for PGlite in embedded mode and PostgreSQL in distributed mode.
+// (migrations/) for PGlite in embedded mode and PostgreSQL in distributed mode. Every read takes
+// the tenant id as its first argument: the caller has authenticated it; nothing here crosses it.
 import path from 'node:path';
-import { runMigrations, sha256Hex, type SqlClient } from '@tampertrace/shared';
+import { InvalidInputError, runMigrations, type SqlClient } from '@tampertrace/shared';
+import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { checkpointIn, chainHead, listCheckpoints, lockTenant, pruneBefore, verifyChain, type AuditCheckpoint, type VerifyOptions, type VerifyResult } from './chain.ts';
+import { exportFormatter, type ExportFormat } from './export.ts';
+import { MAX_PAGE_SIZE, encodeCursor, pageQuery, type AuditFilter, type PageRequest } from './query.ts';
+import { HASH_VERSION, ROW_COLUMNS, inputOf, recordHash, toRow, type AuditRecordInput, type AuditRow } from './row.ts';
 
-export interface AuditRecordInput {
-  eventId: string;
-  tenantId: string;
-  analysisId: string;
-  contentSha256: string;
-  stage: string;
-  status: string;
-  verdict?: string;
-  maxForgeryScore?: number;
-  models: unknown[];
-  faces: unknown[];
-  regions: string[];
-  explanationText?: string;
-  explanationFacts?: unknown[];
-  errorCode?: string;
-  errorMessage?: string;
-  sourceName?: string;
-  eventTime: Date;
+export { canonicalJson, recordHash, type AuditRecordInput, type AuditRow } from './row.ts';
+export type { AuditCheckpoint, VerifyOptions, VerifyResult } from './chain.ts';
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type AuditFilter, type PageRequest } from './query.ts';
+export { CSV_COLUMNS, type ExportFormat } from './export.ts';
+
+export interface AuditPage {
+  /** Newest first by (event time, sequence). */
+  records: AuditRow[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
 }
 
-export interface AuditRow extends AuditRecordInput {
-  sequence: number;
-  prevHash: string;
-  recordHash: string;
-  recordedTime: Date;
+export interface AppendOptions {
+  /** Also record a checkpoint, in the same transaction, when the new sequence is a multiple of this (0: never). */
+  checkpointEvery?: number;
 }
 
-const GENESIS = '0'.repeat(64);
 const MIGRATIONS = path.resolve(import.meta.dirname, '..', 'migrations');
-
-/** Canonical JSON: keys sorted, undefined dropped, so the hash does not depend on field order. */
-export function canonicalJson(v: unknown): string {
-  if (v instanceof Date) return JSON.stringify(v.toISOString());
-  if (v === null || v === undefined || typeof v !== 'object') return JSON.stringify(v ?? null);
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined && o[k] !== null)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-    .join(',')}}`;
-}
-
-export function recordHash(prevHash: string, r: AuditRecordInput, sequence: number): string {
-  // real columns round-trip through float4, so hash scores at the precision the table keeps.
-  const maxForgeryScore = r.maxForgeryScore === undefined ? undefined : Math.fround(r.maxForgeryScore);
-  return sha256Hex(prevHash + canonicalJson({ ...r, maxForgeryScore, sequence }));
-}
 
 export class AuditStore {
   constructor(private readonly db: SqlClient) {}
@@ -60,30 +36,32 @@ export class AuditStore {
   }
 
   /** Appends one record; returns false when the event was recorded before (redelivery). */
-  async append(r: AuditRecordInput): Promise<boolean> {
+  async append(record: AuditRecordInput, opts: AppendOptions = {}): Promise<boolean> {
+    const r = inputOf(record);
     return this.db.transaction(async (tx) => {
       // Serialises appends per tenant so the chain never forks.
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [r.tenantId]);
-      const seen = await tx.query('SELECT 1 FROM audit_records WHERE event_id = $1', [r.eventId]);
-      if (seen.rows.length > 0) return false;
-      const prev = await tx.query<{ sequence: string | number; record_hash: string }>(
-        'SELECT sequence, record_hash FROM audit_records WHERE tenant_id = $1 ORDER BY sequence DESC LIMIT 1',
-        [r.tenantId],
-      );
-      const sequence = prev.rows.length ? Number(prev.rows[0].sequence) + 1 : 1;
-      const prevHash = prev.rows.length ? prev.rows[0].record_hash : GENESIS;
-      await tx.query(
+      await lockTenant(tx, r.tenantId);
+      const head = await chainHead(tx, r.tenantId);
+      const sequence = head.sequence + 1;
+      const recordedTime = new Date();
+      const hash = recordHash(head.recordHash, r, sequence, { recordedTime });
+      const inserted = await tx.query(
         `INSERT INTO audit_records (event_id, tenant_id, analysis_id, content_sha256, stage, status, verdict, max_forgery_score,
-           models, faces, regions, explanation_text, explanation_facts, error_code, error_message, source_name, event_time,
-           sequence, prev_hash, record_hash)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`,
+           models, faces, regions, explanation_text, explanation_facts, error_code, error_message, source_name, trace_id, submitted_by,
+           event_time, recorded_time, sequence, prev_hash, record_hash, hash_version)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
+         ON CONFLICT (event_id) DO NOTHING RETURNING 1`,
         [
           r.eventId, r.tenantId, r.analysisId, r.contentSha256, r.stage, r.status, r.verdict ?? null, r.maxForgeryScore ?? null,
           JSON.stringify(r.models), JSON.stringify(r.faces), r.regions, r.explanationText ?? null,
           r.explanationFacts ? JSON.stringify(r.explanationFacts) : null, r.errorCode ?? null, r.errorMessage ?? null,
-          r.sourceName ?? null, r.eventTime.toISOString(), sequence, prevHash, recordHash(prevHash, r, sequence),
+          r.sourceName ?? null, r.traceId ?? null, r.submittedBy ?? null, r.eventTime.toISOString(), recordedTime.toISOString(),
+          sequence, head.recordHash, hash, HASH_VERSION,
         ],
       );
+      if (inserted.rows.length === 0) return false; // recorded before: a redelivery
+      const every = opts.checkpointEvery ?? 0;
+      if (every > 0 && sequence % every === 0) await checkpointIn(tx, r.tenantId, { sequence, recordHash: hash });
       return true;
     });
   }
@@ -94,10 +72,37 @@ export class AuditStore {
     const res = await this.db.query<Record<string, unknown>>(
       // In the order things happened: stages publish on different topics, so the audit service
       // may record a later stage's event before an earlier one's (sequence is recording order).
-      `SELECT * FROM audit_records WHERE tenant_id = $1 AND ${col} = $2 ORDER BY event_time, sequence`,
+      `SELECT ${ROW_COLUMNS} FROM audit_records WHERE tenant_id = $1 AND ${col} = $2 ORDER BY event_time, sequence`,
       [tenantId, val],
     );
     return res.rows.map(toRow);
+  }
+
+  /** One page of the tenant's records that match every given filter, newest first (see query.ts). */
+  async query(tenantId: string, filter: AuditFilter = {}, page: PageRequest = {}): Promise<AuditPage> {
+    const q = pageQuery(tenantId, filter, page);
+    const res = await this.db.query<Record<string, unknown>>(q.sql, q.params);
+    const rows = res.rows.slice(0, q.limit);
+    const last = rows.at(-1);
+    return {
+      records: rows.map(toRow),
+      nextCursor: res.rows.length > q.limit && last ? encodeCursor({ t: last.cursor_time as string, s: Number(last.sequence) }) : undefined,
+    };
+  }
+
+  /**
+   * The matching records as JSON lines (one AuditRow per line) or CSV (a header line, then one
+   * line per record), in query() order, one chunk per page of 1000: the whole set never sits in memory.
+   */
+  async *exportRecords(tenantId: string, filter: AuditFilter = {}, format: ExportFormat = 'jsonl'): AsyncGenerator<string> {
+    const fmt = exportFormatter(format);
+    if (fmt.header) yield fmt.header;
+    let cursor: string | undefined;
+    do {
+      const page = await this.query(tenantId, filter, { limit: MAX_PAGE_SIZE, cursor });
+      if (page.records.length) yield page.records.map(fmt.line).join('');
+      cursor = page.nextCursor;
+    } while (cursor);
   }
 
   async count(tenantId?: string): Promise<number> {
@@ -107,51 +112,46 @@ export class AuditStore {
     return res.rows[0].n;
   }
 
-  /** Recomputes a tenant's chain; names the first record that does not verify. */
-  async verify(tenantId: string): Promise<{ ok: true; count: number } | { ok: false; sequence: number; reason: string }> {
-    const res = await this.db.query<Record<string, unknown>>('SELECT * FROM audit_records WHERE tenant_id = $1 ORDER BY sequence', [tenantId]);
-    let prev = GENESIS;
-    let expected = 1;
-    for (const raw of res.rows) {
-      const row = toRow(raw);
-      if (row.sequence !== expected) return { ok: false, sequence: expected, reason: `record ${expected} is missing` };
-      if (row.prevHash !== prev) return { ok: false, sequence: row.sequence, reason: 'prev_hash does not match the previous record' };
-      const { sequence, prevHash, recordHash: stored, recordedTime: _recorded, ...input } = row;
-      if (recordHash(prevHash, input, sequence) !== stored) return { ok: false, sequence, reason: 'record content does not match its hash' };
-      prev = stored;
-      expected++;
+  /**
+   * Records a checkpoint of the tenant's chain head (hash, sequence, time) and returns it; when
+   * the head has not moved since the last one, returns that without writing. Null for an empty chain.
+   */
+  checkpoint(tenantId: string): Promise<AuditCheckpoint | null> {
+    return this.db.transaction(async (tx) => {
+      await lockTenant(tx, tenantId);
+      return checkpointIn(tx, tenantId);
+    });
+  }
+
+  /**
+   * The tenant's checkpoints, oldest first, as JSON to keep elsewhere (and to hand back to
+   * verify as `checkpoints`); only those after checkpoint `since` when given, to sync a copy.
+   */
+  exportCheckpoints(tenantId: string, since = 0): Promise<AuditCheckpoint[]> {
+    return listCheckpoints(this.db, tenantId, since);
+  }
+
+  /**
+   * Deletes the tenant's records up to and including checkpoint `checkpointSequence`'s record,
+   * after checking that they verify; a no-op when a later prune covered them already. Verification
+   * then starts from that checkpoint's head hash. NOT_FOUND for an unknown checkpoint.
+   */
+  pruneBefore(tenantId: string, checkpointSequence: number): Promise<{ pruned: number }> {
+    if (!Number.isSafeInteger(checkpointSequence) || checkpointSequence < 1) {
+      return Promise.reject(new InvalidInputError(ErrorCode.INVALID_MESSAGE, `checkpoint sequence must be a positive integer, got ${checkpointSequence}`));
     }
-    return { ok: true, count: res.rows.length };
+    return pruneBefore(this.db, tenantId, checkpointSequence);
+  }
+
+  /**
+   * Recomputes the tenant's chain (or a range of it) and checks the checkpoints in that range;
+   * names the first record that does not verify.
+   */
+  verify(tenantId: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+    return verifyChain(this.db, tenantId, opts);
   }
 
   close(): Promise<void> {
     return this.db.close();
   }
-}
-
-function toRow(r: Record<string, unknown>): AuditRow {
-  const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
-  return {
-    eventId: r.event_id as string,
-    tenantId: r.tenant_id as string,
-    analysisId: r.analysis_id as string,
-    contentSha256: r.content_sha256 as string,
-    stage: r.stage as string,
-    status: r.status as string,
-    verdict: opt(r.verdict),
-    maxForgeryScore: opt<number>(r.max_forgery_score),
-    models: r.models as unknown[],
-    faces: r.faces as unknown[],
-    regions: r.regions as string[],
-    explanationText: opt(r.explanation_text),
-    explanationFacts: opt(r.explanation_facts),
-    errorCode: opt(r.error_code),
-    errorMessage: opt(r.error_message),
-    sourceName: opt(r.source_name),
-    eventTime: new Date(r.event_time as string),
-    sequence: Number(r.sequence),
-    prevHash: r.prev_hash as string,
-    recordHash: r.record_hash as string,
-    recordedTime: new Date(r.recorded_time as string),
-  };
 }
