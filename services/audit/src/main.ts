@@ -10,7 +10,10 @@ requireDistributed(cfg, { kafka: true, database: true });
 const audit = new AuditStore(await openPostgres(cfg.TAMPERTRACE_DATABASE_URL));
 await audit.migrate();
 const { bus } = await connectBusAndStore(cfg, log, AUDIT_GROUP);
-const sub = await runAuditConsumer(bus, audit, log);
+const sub = await runAuditConsumer(bus, audit, log, {
+  checkpointEvery: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_EVERY,
+  checkpointIntervalMs: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS,
+});
 log.info('ready');
 await runUntilSignal(log, async () => {
   await sub.stop();

@@ -1,6 +1,8 @@
 // The ingest service's public side, assembled once for both modes: the Gateway, tenants and
-// admission, submission sources, webhook delivery, and the gRPC and HTTP servers on top.
+// admission, submission sources, webhook delivery, the audit trail's reads, and the gRPC and HTTP
+// servers on top.
 import type http from 'node:http';
+import { AuditStore } from '@tampertrace/audit/store';
 import { stopGrpcServer, type Config, type DecodedImageCache, type EventBus, type Logger, type ObjectStore, type SqlClient } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { Access } from './access.ts';
@@ -25,6 +27,8 @@ export interface IngestDeps {
 
 export interface Ingest extends IngestApi {
   tenants: TenantStore;
+  /** The audit store on the same database (the audit service writes it; the API reads it). */
+  audit: AuditStore;
   /** Webhook deliveries still running (awaited on stop). */
   readonly deliveries: Set<Promise<unknown>>;
   stop(): Promise<void>;
@@ -64,7 +68,11 @@ export async function openIngest(deps: IngestDeps): Promise<Ingest> {
   const access = new Access(tenants, deps.sql);
   const sources = new SubmitSources(gateway, cfg);
   const submissions = await consumeSubmissions({ bus: deps.bus, tenants, sources, log });
+  // The API reads the audit tables, which the audit service may not have created yet.
+  const audit = new AuditStore(deps.sql);
+  await audit.migrate();
   return {
+    audit,
     gateway,
     access,
     sources,

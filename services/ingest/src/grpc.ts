@@ -1,8 +1,9 @@
 // IngestService over gRPC (protos/tampertrace/v1/ingest.proto), a thin adapter over the Gateway.
 // Every call is authenticated by its API key (`authorization: Bearer <key>` metadata), which
 // decides the tenant; another tenant's analysis answers NOT_FOUND, so existence does not leak.
+// The same server also serves AuditService (services/audit/src/grpc.ts) with the same keys.
 import { create } from '@bufbuild/protobuf';
-import { CallerError, InvalidInputError, classify, createGrpcServer, grpc, startGrpcServer, toErrorInfo, toGrpcError, type Config, type GrpcApi, type Logger } from '@tampertrace/shared';
+import { CallerError, InvalidInputError, classify, createGrpcServer, grpc, startGrpcServer, toErrorInfo, toGrpcError, type Config, type GrpcApi, type GrpcServiceImpl, type Logger } from '@tampertrace/shared';
 import { ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
   GetAnalysisResponseSchema,
@@ -20,6 +21,8 @@ import {
   type SubmitResponse,
   type WatchAnalysisRequest,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { AuditService, auditServiceImpl } from '@tampertrace/audit/grpc';
+import type { AuditStore } from '@tampertrace/audit/store';
 import type { Access } from './access.ts';
 import type { Gateway } from './gateway.ts';
 import type { Tenant } from './tenants.ts';
@@ -46,6 +49,8 @@ export interface IngestApi {
   access: Access;
   sources: SubmitSources;
   log: Logger;
+  /** The tenants' audit trail, read through AuditService (and its HTTP twin) when present. */
+  audit?: AuditStore;
 }
 
 /**
@@ -163,11 +168,17 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
 }
 
 /**
- * Serves IngestService (with health, reflection, keepalive and size limits from shared/grpc.ts)
- * on TAMPERTRACE_GRPC_HOST:PORT, reporting SERVING: the caller has the gateway running already.
+ * Serves IngestService, and AuditService when `api.audit` is set (with health, reflection,
+ * keepalive and size limits from shared/grpc.ts), on TAMPERTRACE_GRPC_HOST:PORT, reporting
+ * SERVING: the caller has the gateway running already.
  */
 export async function serveGrpc(api: IngestApi, cfg: Config): Promise<{ server: GrpcApi; port: number }> {
-  const server = createGrpcServer(cfg, [{ service: IngestService, impl: ingestServiceImpl(api) }]);
+  const services: GrpcServiceImpl[] = [{ service: IngestService, impl: ingestServiceImpl(api) }];
+  if (api.audit) {
+    const tenantOf = async (md: grpc.Metadata) => (await api.access.tenantOf(apiKeyOf(md))).tenantId;
+    services.push({ service: AuditService, impl: auditServiceImpl(api.audit, tenantOf, api.log) });
+  }
+  const server = createGrpcServer(cfg, services);
   const port = await startGrpcServer(server, cfg, api.log);
   server.health.serving();
   return { server, port };

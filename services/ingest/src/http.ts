@@ -6,8 +6,34 @@
 //   GET  /v1/analyses/{id}            GetAnalysis
 //   GET  /v1/analyses/{id}/events     WatchAnalysis as server-sent events
 //   GET  /v1/analyses/{id}/{mask,overlay,heatmap,original}   GetArtifact (bytes)
+// and AuditService (when the API has the audit store), answers in proto3 JSON:
+//   GET  /v1/audit/trail?analysisId=ID | ?contentSha256=HEX            GetTrail
+//   GET  /v1/audit/records?FILTERS&pageSize=N&pageToken=T              QueryRecords
+//   GET  /v1/audit/export?FILTERS&format=jsonl|csv                     ExportRecords (streamed body)
+//   POST /v1/audit/verify  body: VerifyChainRequest in proto3 JSON (or empty);
+//   GET  /v1/audit/verify?fromSequence=N&toSequence=N                  VerifyChain
+//   GET  /v1/audit/checkpoints?since=N                                 ListCheckpoints
+// FILTERS (AuditFilter): from, to (ISO 8601; from inclusive, to exclusive), status, verdict, stage,
+// errorCode (enum names, with or without their prefix: REJECTED or ANALYSIS_STATUS_REJECTED),
+// minForgeryScore (0-1), modelVersion, region.
 import http from 'node:http';
-import { create, fromJson, toJson } from '@bufbuild/protobuf';
+import { once } from 'node:events';
+import { create, fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
+import {
+  AuditFilterSchema,
+  ExportFormat,
+  ExportRecordsRequestSchema,
+  GetTrailRequestSchema,
+  GetTrailResponseSchema,
+  ListCheckpointsRequestSchema,
+  ListCheckpointsResponseSchema,
+  QueryRecordsRequestSchema,
+  QueryRecordsResponseSchema,
+  VerifyChainRequestSchema,
+  VerifyChainResponseSchema,
+  type AuditFilter,
+} from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
+import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
 import { CallerError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -52,10 +78,132 @@ function apiKeyOf(req: http.IncomingMessage): string | undefined {
   return typeof k === 'string' ? k : undefined;
 }
 
+/** A message from proto3 JSON; a malformed one is the caller's INVALID_MESSAGE. */
+function messageOf<D extends DescMessage>(schema: D, json: JsonValue, what: string): MessageShape<D> {
+  try {
+    return fromJson(schema, json);
+  } catch (err) {
+    throw new CallerError(ErrorCode.INVALID_MESSAGE, `not a valid ${what}: ${(err as Error).message}`);
+  }
+}
+
+/** The AuditFilter of a query string (see the header). */
+export function auditFilterOf(q: URLSearchParams): AuditFilter {
+  const json: Record<string, JsonValue> = {};
+  const time = (name: string, field: string) => {
+    const v = q.get(name);
+    if (!v) return;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw new CallerError(ErrorCode.INVALID_MESSAGE, `${name} is not an ISO 8601 time: ${v}`);
+    json[field] = d.toISOString();
+  };
+  time('from', 'fromTime');
+  time('to', 'toTime');
+  for (const [name, prefix] of [['status', 'ANALYSIS_STATUS_'], ['verdict', 'VERDICT_'], ['stage', 'STAGE_'], ['errorCode', 'ERROR_CODE_']] as const) {
+    const v = q.get(name)?.toUpperCase();
+    if (v) json[name] = v.startsWith(prefix) ? v : prefix + v;
+  }
+  const score = q.get('minForgeryScore') ?? q.get('minScore');
+  if (score) {
+    const n = Number(score);
+    if (!Number.isFinite(n)) throw new CallerError(ErrorCode.INVALID_MESSAGE, `minForgeryScore is not a number: ${score}`);
+    json.minForgeryScore = n;
+  }
+  for (const name of ['modelVersion', 'region']) {
+    const v = q.get(name);
+    if (v) json[name] = v;
+  }
+  return messageOf(AuditFilterSchema, json, 'audit filter');
+}
+
+/** A non-negative integer query parameter (0 when absent), as proto3 JSON takes it. */
+function intParam(q: URLSearchParams, name: string): string {
+  const v = q.get(name) ?? '0';
+  if (!/^\d{1,16}$/.test(v)) throw new CallerError(ErrorCode.INVALID_MESSAGE, `${name} must be a non-negative integer, got ${v}`);
+  return v;
+}
+
+/** proto3 JSON with every field present, as for analyses. */
+const jsonOf = <D extends DescMessage>(schema: D, m: MessageShape<D>) => toJson(schema, m, { alwaysEmitImplicit: true });
+
+/** Serves GET/POST /v1/audit/...; false when the path is not one of them. */
+async function serveAudit(audit: AuditApi, tenantId: string, req: http.IncomingMessage, res: http.ServerResponse, url: URL, signal: AbortSignal): Promise<boolean> {
+  const q = url.searchParams;
+  const get = req.method === 'GET';
+  switch (url.pathname) {
+    case '/v1/audit/trail': {
+      if (!get) return false;
+      const analysisId = q.get('analysisId');
+      const contentSha256 = q.get('contentSha256');
+      const key = analysisId ? { case: 'analysisId' as const, value: analysisId } : contentSha256 ? { case: 'contentSha256' as const, value: contentSha256 } : { case: undefined };
+      send(res, 200, jsonOf(GetTrailResponseSchema, await audit.trail(tenantId, create(GetTrailRequestSchema, { key }))));
+      return true;
+    }
+    case '/v1/audit/records': {
+      if (!get) return false;
+      const r = create(QueryRecordsRequestSchema, { filter: auditFilterOf(q), pageSize: Number(intParam(q, 'pageSize')), pageToken: q.get('pageToken') ?? '' });
+      send(res, 200, jsonOf(QueryRecordsResponseSchema, await audit.query(tenantId, r)));
+      return true;
+    }
+    case '/v1/audit/export': {
+      if (!get) return false;
+      const format = q.get('format') ?? 'jsonl';
+      if (format !== 'jsonl' && format !== 'csv') throw new CallerError(ErrorCode.INVALID_MESSAGE, `format must be jsonl or csv, got ${format}`);
+      const r = create(ExportRecordsRequestSchema, { filter: auditFilterOf(q), format: format === 'csv' ? ExportFormat.CSV : ExportFormat.JSONL });
+      const chunks = audit.exportChunks(tenantId, r);
+      // A bad filter fails the first read: answered as an error, before any header is sent.
+      let next = await chunks.next();
+      res.writeHead(200, {
+        'content-type': EXPORT_CONTENT_TYPE[exportFormatOf(r.format)],
+        'content-disposition': `attachment; filename="audit.${format}"`,
+        'cache-control': 'no-store',
+      });
+      try {
+        while (!next.done) {
+          if (!res.write(next.value)) await once(res, 'drain', { signal });
+          next = await chunks.next();
+        }
+        res.end();
+      } catch (err) {
+        void chunks.return(undefined);
+        // Headers are out: cut the body short so the client sees an incomplete transfer, not a short export.
+        res.destroy(err as Error);
+        if (!signal.aborted) throw err;
+      }
+      return true;
+    }
+    case '/v1/audit/verify': {
+      let v;
+      if (get) v = messageOf(VerifyChainRequestSchema, { fromSequence: intParam(q, 'fromSequence'), toSequence: intParam(q, 'toSequence') }, 'VerifyChainRequest');
+      else if (req.method === 'POST') {
+        const body = (await readBody(req, 16 * 1024 * 1024)).toString('utf8').trim();
+        let json: JsonValue;
+        try {
+          json = body ? (JSON.parse(body) as JsonValue) : {};
+        } catch (err) {
+          throw new CallerError(ErrorCode.INVALID_MESSAGE, `not a VerifyChainRequest in JSON: ${(err as Error).message}`);
+        }
+        v = messageOf(VerifyChainRequestSchema, json, 'VerifyChainRequest');
+      } else return false;
+      send(res, 200, jsonOf(VerifyChainResponseSchema, await audit.verify(tenantId, v)));
+      return true;
+    }
+    case '/v1/audit/checkpoints': {
+      if (!get) return false;
+      const r = messageOf(ListCheckpointsRequestSchema, { since: intParam(q, 'since') }, 'ListCheckpointsRequest');
+      send(res, 200, jsonOf(ListCheckpointsResponseSchema, await audit.checkpoints(tenantId, r)));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 const KIND: Record<string, ArtifactKind> = { mask: ArtifactKind.MASK, overlay: ArtifactKind.OVERLAY, heatmap: ArtifactKind.HEATMAP, original: ArtifactKind.ORIGINAL };
 
 export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Server> {
   const { gateway, access, sources, log } = api;
+  const audit = api.audit ? new AuditApi(api.audit) : undefined;
   // The largest image as base64 in proto3 JSON, plus room for the rest of the request.
   const jsonLimit = Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024;
   const server = http.createServer(async (req, res) => {
@@ -65,6 +213,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
     try {
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
       const tenant = await access.tenantOf(apiKeyOf(req));
+      if (audit && url.pathname.startsWith('/v1/audit/') && (await serveAudit(audit, tenant.tenantId, req, res, url, ac.signal))) return;
       if (req.method === 'POST' && url.pathname === '/v1/analyses') {
         const body = await readBody(req, jsonLimit);
         let submit: SubmitRequest;

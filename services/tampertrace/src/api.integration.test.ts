@@ -25,6 +25,7 @@ import {
   type SubmitResponse,
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { AuditService, GetTrailRequestSchema, VerifyChainRequestSchema, type GetTrailResponse, type VerifyChainResponse } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { verifyWebhookSignature } from '@tampertrace/ingest/webhook';
 import { submissionSignature } from '@tampertrace/ingest/submissions';
 import { SERVICES } from './cli.ts';
@@ -227,6 +228,27 @@ if (!serversReady) {
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(seen().length, 1, 'one analysis for the two deliveries');
     assert.equal(seen()[0].status, AnalysisStatus.COMPLETED);
+  });
+
+  test('the audit trail written by the audit process is read through AuditService, and only by its tenant', async () => {
+    const r = await submit(tenants.a.client, submitReq({ source: content(await sharp(astronautPng()).resize(420).png().toBuffer()) }));
+    await watch(tenants.a.client, r.analysisId);
+    const auditA = serviceClient(AuditService, cluster.grpcAddress, { apiKey: tenants.a.apiKey });
+    const auditB = serviceClient(AuditService, cluster.grpcAddress, { apiKey: tenants.b.apiKey });
+    const trailOf = (client: grpc.Client) =>
+      unary<GetTrailResponse>(client, 'getTrail', create(GetTrailRequestSchema, { key: { case: 'analysisId', value: r.analysisId } }));
+    let records: GetTrailResponse['records'] = [];
+    for (let i = 0; i < 150 && records.length < 4; i++) {
+      records = (await trailOf(auditA)).records;
+      if (records.length < 4) await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    assert.ok(records.every((x) => x.tenantId === 'tenant-a'));
+    assert.equal((await trailOf(auditB)).records.length, 0, "B sees nothing of A's analysis");
+    const v = await unary<VerifyChainResponse>(auditA, 'verifyChain', create(VerifyChainRequestSchema, {}));
+    assert.equal(v.ok, true, v.reason);
+    auditA.close();
+    auditB.close();
   });
 
   test('a revoked key stops working on every call, and the CLI says why', async () => {

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary } from '@tampertrace/shared';
+import { ConfigError, InvalidInputError, REPO_ROOT, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary } from '@tampertrace/shared';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -29,7 +29,17 @@ const USAGE = `Usage:
   tampertrace analyze [--out DIR] [--concurrency N] PATH...   analyse image files and folders (embedded mode)
   tampertrace serve [--port N] [--grpc-port N]                 run the embedded pipeline with its gRPC API and HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
-  tampertrace audit verify                                     check the tenant's audit hash chain
+  tampertrace audit query [--from ISO] [--to ISO] [--status S] [--verdict V] [--min-score X]
+                    [--model-version V] [--region R] [--stage S] [--error-code C] [--limit N] [--page-token T]
+                                                               matching records, newest first, as JSON lines
+  tampertrace audit export [FILTERS] [--format jsonl|csv]      every matching record to stdout
+  tampertrace audit verify [--from N] [--to N] [--checkpoints FILE]
+                                                               check the tenant's audit hash chain (exit 1 if broken)
+  tampertrace audit checkpoints [--since N]                    the tenant's chain checkpoints, to keep elsewhere
+  tampertrace audit checkpoint | prune --before N              operator: checkpoint the chain head; delete records
+                                                               up to checkpoint N (after verifying them)
+                                                               audit commands read the database directly (embedded,
+                                                               or TAMPERTRACE_DATABASE_URL) for --tenant or TAMPERTRACE_TENANT
   tampertrace service <ingest|face-detection|forgery-localization|explanation-generation|audit>
                                                                run one service on Kafka, S3 and PostgreSQL
   tampertrace submit [--server HOST:PORT] [--api-key KEY] [--out DIR] [--reanalyze] PATH...
@@ -82,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
       const reason = (err as grpc.ServiceError).metadata?.get('tt-error-code')[0];
       process.stderr.write(`tampertrace: ${grpc.status[status]}${reason ? ` (${reason})` : ''}: ${(err as grpc.ServiceError).details}\n`);
     }
+    // A refused argument or filter: its reason is the whole message.
+    else if (err instanceof TamperTraceError && err.errorClass !== 'internal') process.stderr.write(`tampertrace: ${codeName(err.code)}: ${err.message}\n`);
     else process.stderr.write(`tampertrace: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return EXIT.failure;
   }
@@ -420,16 +432,109 @@ async function service(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+const AUDIT_OPTIONS = {
+  tenant: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  status: { type: 'string' },
+  verdict: { type: 'string' },
+  'min-score': { type: 'string' },
+  'model-version': { type: 'string' },
+  region: { type: 'string' },
+  stage: { type: 'string' },
+  'error-code': { type: 'string' },
+  limit: { type: 'string' },
+  'page-token': { type: 'string' },
+  format: { type: 'string' },
+  checkpoints: { type: 'string' },
+  since: { type: 'string' },
+  before: { type: 'string' },
+} as const;
+
+const usageError = (message: string) => new InvalidInputError(ErrorCode.INVALID_MESSAGE, message);
+
+/** A positive integer option, or undefined when absent. */
+function positiveInt(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw usageError(`--${name} must be a positive integer, got "${v}"`);
+  return Number(v);
+}
+
+/** An enum option by its name, with or without the prefix (REJECTED, ANALYSIS_STATUS_REJECTED), as the audit table keeps it. */
+function enumName(e: Record<string, string | number>, prefix: string, v: string | undefined, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  const n = v.toUpperCase().replace(new RegExp(`^${prefix}`), '');
+  if (typeof e[n] !== 'number' || e[n] === 0) {
+    const names = Object.keys(e).filter((k) => Number.isNaN(Number(k)) && k !== 'UNSPECIFIED');
+    throw usageError(`--${name} must be one of ${names.join(', ')}; got "${v}"`);
+  }
+  return n;
+}
+
+/** The audit filter of the query and export options. */
+function auditFilter(values: Record<string, string | boolean | undefined>): import('@tampertrace/audit/store').AuditFilter {
+  const str = (k: string) => values[k] as string | undefined;
+  const time = (k: string) => {
+    const v = str(k);
+    if (v === undefined) return undefined;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw usageError(`--${k} must be an ISO 8601 time, got "${v}"`);
+    return d;
+  };
+  const score = str('min-score');
+  if (score !== undefined && !(Number(score) >= 0 && Number(score) <= 1)) throw usageError(`--min-score must be a number in [0, 1], got "${score}"`);
+  return {
+    from: time('from'),
+    to: time('to'),
+    status: enumName(AnalysisStatus, 'ANALYSIS_STATUS_', str('status'), 'status'),
+    verdict: enumName(Verdict, 'VERDICT_', str('verdict'), 'verdict'),
+    stage: enumName(Stage, 'STAGE_', str('stage'), 'stage'),
+    errorCode: enumName(ErrorCode, 'ERROR_CODE_', str('error-code'), 'error-code'),
+    minForgeryScore: score === undefined ? undefined : Number(score),
+    modelVersion: str('model-version'),
+    region: str('region'),
+  };
+}
+
+/** Checkpoints kept elsewhere: what `audit checkpoints` printed (JSON lines), a JSON array, or ListCheckpoints' JSON. */
+async function readCheckpoints(file: string): Promise<import('@tampertrace/audit/store').AuditCheckpoint[]> {
+  const text = (await readFile(file, 'utf8')).trim();
+  let items: Array<Record<string, unknown>>;
+  try {
+    const parsed = text.startsWith('[') || text.startsWith('{"checkpoints"') ? JSON.parse(text) : text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    items = Array.isArray(parsed) ? parsed : (parsed.checkpoints ?? []);
+  } catch (err) {
+    throw usageError(`${file} is not a list of checkpoints in JSON: ${(err as Error).message}`);
+  }
+  // ListCheckpoints' proto3 JSON writes the sequences as strings.
+  return items.map((c) => ({ ...c, checkpointSequence: Number(c.checkpointSequence), recordSequence: Number(c.recordSequence) }) as never);
+}
+
+/** Writes to stdout, waiting when the pipe is full so a large export never piles up in memory. */
+async function writeOut(chunk: string): Promise<void> {
+  if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+}
+
+/**
+ * The audit trail, read and checked directly on the database (the embedded one under
+ * $TAMPERTRACE_HOME, or PostgreSQL when TAMPERTRACE_DATABASE_URL is set: operator access), for
+ * the tenant of --tenant or TAMPERTRACE_TENANT. `checkpoint` and `prune` change the store and
+ * exist only here, not in the API.
+ */
 async function auditCmd(args: string[]): Promise<number> {
-  const [sub, key] = args;
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: AUDIT_OPTIONS });
+  const [sub, key] = positionals;
   const cfg = loadConfig();
+  const tenantId = values.tenant ?? cfg.TAMPERTRACE_TENANT;
   const { AuditStore } = await import('@tampertrace/audit/store');
-  const { openPglite } = await import('@tampertrace/shared/pglite');
-  const audit = new AuditStore(await openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db')));
+  const sql = cfg.TAMPERTRACE_DATABASE_URL
+    ? await (await import('@tampertrace/shared/pg')).openPostgres(cfg.TAMPERTRACE_DATABASE_URL)
+    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db'));
+  const audit = new AuditStore(sql);
   try {
     await audit.migrate();
     if (sub === 'trail' && key) {
-      const rows = await audit.trail(cfg.TAMPERTRACE_TENANT, /^[0-9a-f]{64}$/.test(key) ? { contentSha256: key } : { analysisId: key });
+      const rows = await audit.trail(tenantId, /^[0-9a-f]{64}$/.test(key) ? { contentSha256: key } : { analysisId: key });
       if (rows.length === 0) {
         process.stderr.write(`no audit records for ${key}\n`);
         return EXIT.failure;
@@ -437,14 +542,62 @@ async function auditCmd(args: string[]): Promise<number> {
       for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
       return EXIT.ok;
     }
+    if (sub === 'query') {
+      const filter = auditFilter(values);
+      let left = positiveInt(values.limit, 'limit') ?? 100;
+      let cursor = values['page-token'];
+      while (left > 0) {
+        const page = await audit.query(tenantId, filter, { limit: Math.min(left, 1000), cursor });
+        for (const r of page.records) await writeOut(JSON.stringify(r) + '\n');
+        left -= page.records.length;
+        cursor = page.nextCursor;
+        if (!cursor) break;
+      }
+      if (cursor) process.stderr.write(`more records follow: --page-token ${cursor}\n`);
+      return EXIT.ok;
+    }
+    if (sub === 'export') {
+      const format = values.format ?? 'jsonl';
+      if (format !== 'jsonl' && format !== 'csv') throw usageError(`--format must be jsonl or csv, got "${format}"`);
+      for await (const chunk of audit.exportRecords(tenantId, auditFilter(values), format)) await writeOut(chunk);
+      return EXIT.ok;
+    }
     if (sub === 'verify') {
-      const v = await audit.verify(cfg.TAMPERTRACE_TENANT);
+      const v = await audit.verify(tenantId, {
+        fromSequence: positiveInt(values.from, 'from'),
+        toSequence: positiveInt(values.to, 'to'),
+        checkpoints: values.checkpoints ? await readCheckpoints(values.checkpoints) : undefined,
+      });
       if (v.ok) {
-        process.stdout.write(`OK: ${v.count} records verify for tenant ${cfg.TAMPERTRACE_TENANT}\n`);
+        process.stdout.write(`OK: ${v.count} records verify for tenant ${tenantId}\n`);
         return EXIT.ok;
       }
       process.stdout.write(`FAILED at record ${v.sequence}: ${v.reason}\n`);
       return EXIT.failure;
+    }
+    if (sub === 'checkpoints') {
+      for (const c of await audit.exportCheckpoints(tenantId, positiveInt(values.since, 'since') ?? 0)) await writeOut(JSON.stringify(c) + '\n');
+      return EXIT.ok;
+    }
+    if (sub === 'checkpoint') {
+      const c = await audit.checkpoint(tenantId);
+      if (!c) {
+        process.stderr.write(`tenant ${tenantId} has no audit records to checkpoint\n`);
+        return EXIT.failure;
+      }
+      process.stdout.write(JSON.stringify(c) + '\n');
+      return EXIT.ok;
+    }
+    if (sub === 'prune') {
+      const before = positiveInt(values.before, 'before');
+      if (before === undefined) throw usageError('prune needs --before CHECKPOINT-SEQUENCE');
+      // The prefix must verify before it is deleted for good; a refusal is an answer, not a crash.
+      const { pruned } = await audit.pruneBefore(tenantId, before).catch((err: unknown) => {
+        if (err instanceof Error && err.message.startsWith('refusing to prune')) throw usageError(err.message);
+        throw err;
+      });
+      process.stdout.write(`pruned ${pruned} records of tenant ${tenantId} up to checkpoint ${before}\n`);
+      return EXIT.ok;
     }
     process.stderr.write(`${USAGE}\n`);
     return EXIT.failure;

@@ -26,7 +26,7 @@ import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
 import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
-import { AuditStore } from '@tampertrace/audit/store';
+import type { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 
@@ -102,15 +102,18 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   const { gateway } = ingest;
   if (opts.stages !== false) {
     const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
-    audit = new AuditStore(sql);
-    await audit.migrate();
+    // openIngest migrated it: the API reads the same store.
+    audit = ingest.audit;
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
     const presign = { store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S };
     subs.push(
       await runStage(bus, faceDetectionStage({ store, detector, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
       await runStage(bus, explanationStage({ explainer, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
-      await runAuditConsumer(bus, audit, log.child({ stage: 'audit' })),
+      await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
+        checkpointEvery: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_EVERY,
+        checkpointIntervalMs: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS,
+      }),
     );
     release = async () => {
       await Promise.all([detector.close(), model.close()]);

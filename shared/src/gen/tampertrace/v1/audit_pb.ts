@@ -2,15 +2,16 @@
 // @generated from file tampertrace/v1/audit.proto (package tampertrace.v1, syntax proto3)
 /* eslint-disable */
 
-// The audit record: what was decided about an image, when, with which models, and why.
+// The audit record: what was decided about an image, when, with which models, and why; and the
+// public API that reads a tenant's records, exports them and checks their hash chain.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Explanation, Face } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
-import type { AnalysisStatus, ErrorInfo, ModelRef, Stage, Verdict } from "./common_pb.ts";
+import type { AnalysisStatus, ErrorCode, ErrorInfo, ModelRef, Stage, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,10 +19,12 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/audit.proto.
  */
 export const file_tampertrace_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Chp0YW1wZXJ0cmFjZS92MS9hdWRpdC5wcm90bxIOdGFtcGVydHJhY2UudjEimgQKC0F1ZGl0UmVjb3JkEhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRITCgthbmFseXNpc19pZBgDIAEoCRIWCg5jb250ZW50X3NoYTI1NhgEIAEoCRIkCgVzdGFnZRgFIAEoDjIVLnRhbXBlcnRyYWNlLnYxLlN0YWdlEi4KBnN0YXR1cxgGIAEoDjIeLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzU3RhdHVzEigKB3ZlcmRpY3QYByABKA4yFy50YW1wZXJ0cmFjZS52MS5WZXJkaWN0EigKBm1vZGVscxgIIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEhkKEW1heF9mb3JnZXJ5X3Njb3JlGAkgASgCEiMKBWZhY2VzGAogAygLMhQudGFtcGVydHJhY2UudjEuRmFjZRIwCgtleHBsYW5hdGlvbhgLIAEoCzIbLnRhbXBlcnRyYWNlLnYxLkV4cGxhbmF0aW9uEigKBWVycm9yGAwgASgLMhkudGFtcGVydHJhY2UudjEuRXJyb3JJbmZvEi4KCmV2ZW50X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY29yZGVkX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGA8gASgDIkkKD0dldFRyYWlsUmVxdWVzdBIVCgthbmFseXNpc19pZBgBIAEoCUgAEhgKDmNvbnRlbnRfc2hhMjU2GAIgASgJSABCBQoDa2V5IkAKEEdldFRyYWlsUmVzcG9uc2USLAoHcmVjb3JkcxgBIAMoCzIbLnRhbXBlcnRyYWNlLnYxLkF1ZGl0UmVjb3JkMl0KDEF1ZGl0U2VydmljZRJNCghHZXRUcmFpbBIfLnRhbXBlcnRyYWNlLnYxLkdldFRyYWlsUmVxdWVzdBogLnRhbXBlcnRyYWNlLnYxLkdldFRyYWlsUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Chp0YW1wZXJ0cmFjZS92MS9hdWRpdC5wcm90bxIOdGFtcGVydHJhY2UudjEipgUKC0F1ZGl0UmVjb3JkEhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRITCgthbmFseXNpc19pZBgDIAEoCRIWCg5jb250ZW50X3NoYTI1NhgEIAEoCRIkCgVzdGFnZRgFIAEoDjIVLnRhbXBlcnRyYWNlLnYxLlN0YWdlEi4KBnN0YXR1cxgGIAEoDjIeLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzU3RhdHVzEigKB3ZlcmRpY3QYByABKA4yFy50YW1wZXJ0cmFjZS52MS5WZXJkaWN0EigKBm1vZGVscxgIIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEhkKEW1heF9mb3JnZXJ5X3Njb3JlGAkgASgCEiMKBWZhY2VzGAogAygLMhQudGFtcGVydHJhY2UudjEuRmFjZRIwCgtleHBsYW5hdGlvbhgLIAEoCzIbLnRhbXBlcnRyYWNlLnYxLkV4cGxhbmF0aW9uEigKBWVycm9yGAwgASgLMhkudGFtcGVydHJhY2UudjEuRXJyb3JJbmZvEi4KCmV2ZW50X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlY29yZGVkX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGA8gASgDEhMKC3NvdXJjZV9uYW1lGBAgASgJEhAKCHRyYWNlX2lkGBEgASgJEhQKDHN1Ym1pdHRlZF9ieRgSIAEoCRIRCglwcmV2X2hhc2gYEyABKAkSEwoLcmVjb3JkX2hhc2gYFCABKAkSFAoMaGFzaF92ZXJzaW9uGBUgASgNEg8KB3JlZ2lvbnMYFiADKAkiSQoPR2V0VHJhaWxSZXF1ZXN0EhUKC2FuYWx5c2lzX2lkGAEgASgJSAASGAoOY29udGVudF9zaGEyNTYYAiABKAlIAEIFCgNrZXkiQAoQR2V0VHJhaWxSZXNwb25zZRIsCgdyZWNvcmRzGAEgAygLMhsudGFtcGVydHJhY2UudjEuQXVkaXRSZWNvcmQi9QIKC0F1ZGl0RmlsdGVyEi0KCWZyb21fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdG9fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGc3RhdHVzGAMgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMSKAoHdmVyZGljdBgEIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSHgoRbWluX2Zvcmdlcnlfc2NvcmUYBSABKAJIAIgBARIVCg1tb2RlbF92ZXJzaW9uGAYgASgJEg4KBnJlZ2lvbhgHIAEoCRIkCgVzdGFnZRgIIAEoDjIVLnRhbXBlcnRyYWNlLnYxLlN0YWdlEi0KCmVycm9yX2NvZGUYCSABKA4yGS50YW1wZXJ0cmFjZS52MS5FcnJvckNvZGVCFAoSX21pbl9mb3JnZXJ5X3Njb3JlImkKE1F1ZXJ5UmVjb3Jkc1JlcXVlc3QSKwoGZmlsdGVyGAEgASgLMhsudGFtcGVydHJhY2UudjEuQXVkaXRGaWx0ZXISEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoUUXVlcnlSZWNvcmRzUmVzcG9uc2USLAoHcmVjb3JkcxgBIAMoCzIbLnRhbXBlcnRyYWNlLnYxLkF1ZGl0UmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChRFeHBvcnRSZWNvcmRzUmVxdWVzdBIrCgZmaWx0ZXIYASABKAsyGy50YW1wZXJ0cmFjZS52MS5BdWRpdEZpbHRlchIsCgZmb3JtYXQYAiABKA4yHC50YW1wZXJ0cmFjZS52MS5FeHBvcnRGb3JtYXQiJQoVRXhwb3J0UmVjb3Jkc1Jlc3BvbnNlEgwKBGRhdGEYASABKAwi1gEKD0F1ZGl0Q2hlY2twb2ludBIRCgl0ZW5hbnRfaWQYASABKAkSGwoTY2hlY2twb2ludF9zZXF1ZW5jZRgCIAEoAxIXCg9yZWNvcmRfc2VxdWVuY2UYAyABKAMSEQoJaGVhZF9oYXNoGAQgASgJEjAKDGNyZWF0ZWRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUcHJldl9jaGVja3BvaW50X2hhc2gYBiABKAkSFwoPY2hlY2twb2ludF9oYXNoGAcgASgJInYKElZlcmlmeUNoYWluUmVxdWVzdBIVCg1mcm9tX3NlcXVlbmNlGAEgASgDEhMKC3RvX3NlcXVlbmNlGAIgASgDEjQKC2NoZWNrcG9pbnRzGAMgAygLMh8udGFtcGVydHJhY2UudjEuQXVkaXRDaGVja3BvaW50IlkKE1ZlcmlmeUNoYWluUmVzcG9uc2USCgoCb2sYASABKAgSDQoFY291bnQYAiABKAMSFwoPZmFpbGVkX3NlcXVlbmNlGAMgASgDEg4KBnJlYXNvbhgEIAEoCSInChZMaXN0Q2hlY2twb2ludHNSZXF1ZXN0Eg0KBXNpbmNlGAEgASgDIk8KF0xpc3RDaGVja3BvaW50c1Jlc3BvbnNlEjQKC2NoZWNrcG9pbnRzGAEgAygLMh8udGFtcGVydHJhY2UudjEuQXVkaXRDaGVja3BvaW50Kl0KDEV4cG9ydEZvcm1hdBIdChlFWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTRVhQT1JUX0ZPUk1BVF9KU09OTBABEhUKEUVYUE9SVF9GT1JNQVRfQ1NWEAIy1AMKDEF1ZGl0U2VydmljZRJNCghHZXRUcmFpbBIfLnRhbXBlcnRyYWNlLnYxLkdldFRyYWlsUmVxdWVzdBogLnRhbXBlcnRyYWNlLnYxLkdldFRyYWlsUmVzcG9uc2USWQoMUXVlcnlSZWNvcmRzEiMudGFtcGVydHJhY2UudjEuUXVlcnlSZWNvcmRzUmVxdWVzdBokLnRhbXBlcnRyYWNlLnYxLlF1ZXJ5UmVjb3Jkc1Jlc3BvbnNlEl4KDUV4cG9ydFJlY29yZHMSJC50YW1wZXJ0cmFjZS52MS5FeHBvcnRSZWNvcmRzUmVxdWVzdBolLnRhbXBlcnRyYWNlLnYxLkV4cG9ydFJlY29yZHNSZXNwb25zZTABElYKC1ZlcmlmeUNoYWluEiIudGFtcGVydHJhY2UudjEuVmVyaWZ5Q2hhaW5SZXF1ZXN0GiMudGFtcGVydHJhY2UudjEuVmVyaWZ5Q2hhaW5SZXNwb25zZRJiCg9MaXN0Q2hlY2twb2ludHMSJi50YW1wZXJ0cmFjZS52MS5MaXN0Q2hlY2twb2ludHNSZXF1ZXN0GicudGFtcGVydHJhY2UudjEuTGlzdENoZWNrcG9pbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * One append-only audit record, written for every stage event. Records are never updated.
+ * Each tenant's records form a hash chain: record_hash = sha256(prev_hash || canonical JSON of
+ * the record), so changing, removing or reordering a stored record breaks VerifyChain.
  *
  * @generated from message tampertrace.v1.AuditRecord
  */
@@ -34,7 +37,7 @@ export type AuditRecord = Message<"tampertrace.v1.AuditRecord"> & {
   eventId: string;
 
   /**
-   * Owner.
+   * Owner; always the caller's tenant.
    *
    * @generated from field: string tenant_id = 2;
    */
@@ -48,7 +51,7 @@ export type AuditRecord = Message<"tampertrace.v1.AuditRecord"> & {
   analysisId: string;
 
   /**
-   * sha256 of the submitted bytes.
+   * sha256 of the submitted bytes, lower-case hex.
    *
    * @generated from field: string content_sha256 = 4;
    */
@@ -69,42 +72,43 @@ export type AuditRecord = Message<"tampertrace.v1.AuditRecord"> & {
   status: AnalysisStatus;
 
   /**
-   * Verdict at that point, if any.
+   * Verdict at that point; VERDICT_UNSPECIFIED before localization or when there is none.
    *
    * @generated from field: tampertrace.v1.Verdict verdict = 7;
    */
   verdict: Verdict;
 
   /**
-   * Models involved.
+   * Models involved (name, version, sha256 of the weights).
    *
    * @generated from field: repeated tampertrace.v1.ModelRef models = 8;
    */
   models: ModelRef[];
 
   /**
-   * Highest face forgery score in [0, 1].
+   * Highest face forgery score in [0, 1]; 0 when no score was recorded (before localization).
    *
    * @generated from field: float max_forgery_score = 9;
    */
   maxForgeryScore: number;
 
   /**
-   * Faces with region scores, as recorded.
+   * Faces as recorded: boxes and detection scores after detection; also forgery and region
+   * scores after localization. Box coordinates are pixels of the decoded, EXIF-oriented image.
    *
    * @generated from field: repeated tampertrace.v1.Face faces = 10;
    */
   faces: Face[];
 
   /**
-   * The explanation and its facts, on the final record.
+   * The explanation text and its facts, on the final record (facts carry no statement).
    *
    * @generated from field: tampertrace.v1.Explanation explanation = 11;
    */
   explanation?: Explanation | undefined;
 
   /**
-   * Error, when rejected or failed.
+   * Error, when rejected or failed; its stage is the record's stage.
    *
    * @generated from field: tampertrace.v1.ErrorInfo error = 12;
    */
@@ -125,11 +129,60 @@ export type AuditRecord = Message<"tampertrace.v1.AuditRecord"> & {
   recordedTime?: Timestamp | undefined;
 
   /**
-   * Position in the tenant's record sequence, from 1.
+   * Position in the tenant's record chain, from 1, in recording order.
    *
    * @generated from field: int64 sequence = 15;
    */
   sequence: bigint;
+
+  /**
+   * Client's name for the input (file name, post id), as submitted; empty when none.
+   *
+   * @generated from field: string source_name = 16;
+   */
+  sourceName: string;
+
+  /**
+   * W3C trace id (32 lower-case hex) of the message that carried the event; empty when unknown.
+   *
+   * @generated from field: string trace_id = 17;
+   */
+  traceId: string;
+
+  /**
+   * Who submitted the analysis (an API key id); empty when unknown.
+   *
+   * @generated from field: string submitted_by = 18;
+   */
+  submittedBy: string;
+
+  /**
+   * record_hash of the previous record in the chain (64 zeros for the first), lower-case hex.
+   *
+   * @generated from field: string prev_hash = 19;
+   */
+  prevHash: string;
+
+  /**
+   * sha256 of prev_hash and this record's canonical JSON, lower-case hex (64 characters).
+   *
+   * @generated from field: string record_hash = 20;
+   */
+  recordHash: string;
+
+  /**
+   * How record_hash was computed: 1 (input fields and sequence), 2 (also recorded_time).
+   *
+   * @generated from field: uint32 hash_version = 21;
+   */
+  hashVersion: number;
+
+  /**
+   * Facial regions with any masked coverage, sorted, e.g. "nose"; empty before localization.
+   *
+   * @generated from field: repeated string regions = 22;
+   */
+  regions: string[];
 };
 
 /**
@@ -146,7 +199,7 @@ export const AuditRecordSchema: GenMessage<AuditRecord> = /*@__PURE__*/
  */
 export type GetTrailRequest = Message<"tampertrace.v1.GetTrailRequest"> & {
   /**
-   * One of the two keys.
+   * One of the two keys; INVALID_ARGUMENT when neither is set.
    *
    * @generated from oneof tampertrace.v1.GetTrailRequest.key
    */
@@ -160,7 +213,7 @@ export type GetTrailRequest = Message<"tampertrace.v1.GetTrailRequest"> & {
     case: "analysisId";
   } | {
     /**
-     * A content sha256 (every analysis of those bytes).
+     * A content sha256, 64 lower-case hex (every analysis of those bytes).
      *
      * @generated from field: string content_sha256 = 2;
      */
@@ -183,7 +236,7 @@ export const GetTrailRequestSchema: GenMessage<GetTrailRequest> = /*@__PURE__*/
  */
 export type GetTrailResponse = Message<"tampertrace.v1.GetTrailResponse"> & {
   /**
-   * Records in recording order.
+   * Records by event time, then sequence; empty for an unknown analysis or hash.
    *
    * @generated from field: repeated tampertrace.v1.AuditRecord records = 1;
    */
@@ -198,13 +251,432 @@ export const GetTrailResponseSchema: GenMessage<GetTrailResponse> = /*@__PURE__*
   messageDesc(file_tampertrace_v1_audit, 2);
 
 /**
- * Reads the audit trail. Tenant-scoped by the caller's API key.
+ * Conditions on records; every one that is set must hold. Unset (zero, empty, _UNSPECIFIED)
+ * fields do not filter.
+ *
+ * @generated from message tampertrace.v1.AuditFilter
+ */
+export type AuditFilter = Message<"tampertrace.v1.AuditFilter"> & {
+  /**
+   * Event time at or after this instant (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp from_time = 1;
+   */
+  fromTime?: Timestamp | undefined;
+
+  /**
+   * Event time before this instant (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp to_time = 2;
+   */
+  toTime?: Timestamp | undefined;
+
+  /**
+   * Analysis status recorded.
+   *
+   * @generated from field: tampertrace.v1.AnalysisStatus status = 3;
+   */
+  status: AnalysisStatus;
+
+  /**
+   * Verdict recorded.
+   *
+   * @generated from field: tampertrace.v1.Verdict verdict = 4;
+   */
+  verdict: Verdict;
+
+  /**
+   * Records whose max_forgery_score is at least this, in [0, 1] (compared at float32 precision).
+   *
+   * @generated from field: optional float min_forgery_score = 5;
+   */
+  minForgeryScore?: number | undefined;
+
+  /**
+   * Records with at least one model of exactly this version.
+   *
+   * @generated from field: string model_version = 6;
+   */
+  modelVersion: string;
+
+  /**
+   * Records whose named regions include this one, e.g. "nose".
+   *
+   * @generated from field: string region = 7;
+   */
+  region: string;
+
+  /**
+   * Stage whose event the record is.
+   *
+   * @generated from field: tampertrace.v1.Stage stage = 8;
+   */
+  stage: Stage;
+
+  /**
+   * Error code recorded (rejected or failed analyses).
+   *
+   * @generated from field: tampertrace.v1.ErrorCode error_code = 9;
+   */
+  errorCode: ErrorCode;
+};
+
+/**
+ * Describes the message tampertrace.v1.AuditFilter.
+ * Use `create(AuditFilterSchema)` to create a new message.
+ */
+export const AuditFilterSchema: GenMessage<AuditFilter> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 3);
+
+/**
+ * A page of matching records.
+ *
+ * @generated from message tampertrace.v1.QueryRecordsRequest
+ */
+export type QueryRecordsRequest = Message<"tampertrace.v1.QueryRecordsRequest"> & {
+  /**
+   * Conditions; none means every record of the tenant.
+   *
+   * @generated from field: tampertrace.v1.AuditFilter filter = 1;
+   */
+  filter?: AuditFilter | undefined;
+
+  /**
+   * Records per page: 0 means 100; at most 1000 (more is treated as 1000).
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, with the same filter; empty for the first page.
+   * Opaque; a token this service did not issue is INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.QueryRecordsRequest.
+ * Use `create(QueryRecordsRequestSchema)` to create a new message.
+ */
+export const QueryRecordsRequestSchema: GenMessage<QueryRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 4);
+
+/**
+ * One page.
+ *
+ * @generated from message tampertrace.v1.QueryRecordsResponse
+ */
+export type QueryRecordsResponse = Message<"tampertrace.v1.QueryRecordsResponse"> & {
+  /**
+   * Newest first by (event time, sequence); a record appears on exactly one page.
+   *
+   * @generated from field: repeated tampertrace.v1.AuditRecord records = 1;
+   */
+  records: AuditRecord[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.QueryRecordsResponse.
+ * Use `create(QueryRecordsResponseSchema)` to create a new message.
+ */
+export const QueryRecordsResponseSchema: GenMessage<QueryRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 5);
+
+/**
+ * What to export.
+ *
+ * @generated from message tampertrace.v1.ExportRecordsRequest
+ */
+export type ExportRecordsRequest = Message<"tampertrace.v1.ExportRecordsRequest"> & {
+  /**
+   * Conditions; none means every record of the tenant.
+   *
+   * @generated from field: tampertrace.v1.AuditFilter filter = 1;
+   */
+  filter?: AuditFilter | undefined;
+
+  /**
+   * Output format.
+   *
+   * @generated from field: tampertrace.v1.ExportFormat format = 2;
+   */
+  format: ExportFormat;
+};
+
+/**
+ * Describes the message tampertrace.v1.ExportRecordsRequest.
+ * Use `create(ExportRecordsRequestSchema)` to create a new message.
+ */
+export const ExportRecordsRequestSchema: GenMessage<ExportRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 6);
+
+/**
+ * One chunk of an export. The export is the concatenation of every chunk's data in stream order;
+ * chunk boundaries fall anywhere (also inside a line or a UTF-8 character).
+ *
+ * @generated from message tampertrace.v1.ExportRecordsResponse
+ */
+export type ExportRecordsResponse = Message<"tampertrace.v1.ExportRecordsResponse"> & {
+  /**
+   * Up to 64 KiB of the export's bytes.
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message tampertrace.v1.ExportRecordsResponse.
+ * Use `create(ExportRecordsResponseSchema)` to create a new message.
+ */
+export const ExportRecordsResponseSchema: GenMessage<ExportRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 7);
+
+/**
+ * A checkpoint of a tenant's chain: its head at one moment, itself hash-chained to the previous
+ * checkpoint. Kept elsewhere, checkpoints prove that records up to their head were not changed
+ * since, even by someone who could rewrite the whole table.
+ *
+ * @generated from message tampertrace.v1.AuditCheckpoint
+ */
+export type AuditCheckpoint = Message<"tampertrace.v1.AuditCheckpoint"> & {
+  /**
+   * Owner; always the caller's tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * 1, 2, 3 ... per tenant.
+   *
+   * @generated from field: int64 checkpoint_sequence = 2;
+   */
+  checkpointSequence: bigint;
+
+  /**
+   * The chain head it covers: the sequence of the tenant's last record when it was taken.
+   *
+   * @generated from field: int64 record_sequence = 3;
+   */
+  recordSequence: bigint;
+
+  /**
+   * record_hash of that record, lower-case hex.
+   *
+   * @generated from field: string head_hash = 4;
+   */
+  headHash: string;
+
+  /**
+   * When it was taken (millisecond precision; part of the checkpoint hash).
+   *
+   * @generated from field: google.protobuf.Timestamp created_time = 5;
+   */
+  createdTime?: Timestamp | undefined;
+
+  /**
+   * checkpoint_hash of the previous checkpoint (64 zeros for the first).
+   *
+   * @generated from field: string prev_checkpoint_hash = 6;
+   */
+  prevCheckpointHash: string;
+
+  /**
+   * sha256(prev_checkpoint_hash || canonical JSON of the fields above), lower-case hex.
+   *
+   * @generated from field: string checkpoint_hash = 7;
+   */
+  checkpointHash: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.AuditCheckpoint.
+ * Use `create(AuditCheckpointSchema)` to create a new message.
+ */
+export const AuditCheckpointSchema: GenMessage<AuditCheckpoint> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 8);
+
+/**
+ * What to verify.
+ *
+ * @generated from message tampertrace.v1.VerifyChainRequest
+ */
+export type VerifyChainRequest = Message<"tampertrace.v1.VerifyChainRequest"> & {
+  /**
+   * First record to check; 0 means the first one kept (after the latest prune).
+   *
+   * @generated from field: int64 from_sequence = 1;
+   */
+  fromSequence: bigint;
+
+  /**
+   * Last record to check; 0 means the head (or the latest checkpoint's record if further).
+   *
+   * @generated from field: int64 to_sequence = 2;
+   */
+  toSequence: bigint;
+
+  /**
+   * Checkpoints the caller kept (from ListCheckpoints); each must match the stored checkpoint of
+   * the same checkpoint_sequence and the record it covers. Their tenant_id is ignored.
+   *
+   * @generated from field: repeated tampertrace.v1.AuditCheckpoint checkpoints = 3;
+   */
+  checkpoints: AuditCheckpoint[];
+};
+
+/**
+ * Describes the message tampertrace.v1.VerifyChainRequest.
+ * Use `create(VerifyChainRequestSchema)` to create a new message.
+ */
+export const VerifyChainRequestSchema: GenMessage<VerifyChainRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 9);
+
+/**
+ * The outcome of a verification.
+ *
+ * @generated from message tampertrace.v1.VerifyChainResponse
+ */
+export type VerifyChainResponse = Message<"tampertrace.v1.VerifyChainResponse"> & {
+  /**
+   * True when every record in the range and every checkpoint verify.
+   *
+   * @generated from field: bool ok = 1;
+   */
+  ok: boolean;
+
+  /**
+   * Records checked when ok; 0 otherwise.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * When not ok: the sequence of the first record (or checkpoint's record) that does not verify.
+   *
+   * @generated from field: int64 failed_sequence = 3;
+   */
+  failedSequence: bigint;
+
+  /**
+   * When not ok: why, e.g. "record content does not match its hash".
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.VerifyChainResponse.
+ * Use `create(VerifyChainResponseSchema)` to create a new message.
+ */
+export const VerifyChainResponseSchema: GenMessage<VerifyChainResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 10);
+
+/**
+ * Which checkpoints to list.
+ *
+ * @generated from message tampertrace.v1.ListCheckpointsRequest
+ */
+export type ListCheckpointsRequest = Message<"tampertrace.v1.ListCheckpointsRequest"> & {
+  /**
+   * Only checkpoints after this checkpoint_sequence (0: all), to sync a kept copy.
+   *
+   * @generated from field: int64 since = 1;
+   */
+  since: bigint;
+};
+
+/**
+ * Describes the message tampertrace.v1.ListCheckpointsRequest.
+ * Use `create(ListCheckpointsRequestSchema)` to create a new message.
+ */
+export const ListCheckpointsRequestSchema: GenMessage<ListCheckpointsRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 11);
+
+/**
+ * The checkpoints.
+ *
+ * @generated from message tampertrace.v1.ListCheckpointsResponse
+ */
+export type ListCheckpointsResponse = Message<"tampertrace.v1.ListCheckpointsResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated tampertrace.v1.AuditCheckpoint checkpoints = 1;
+   */
+  checkpoints: AuditCheckpoint[];
+};
+
+/**
+ * Describes the message tampertrace.v1.ListCheckpointsResponse.
+ * Use `create(ListCheckpointsResponseSchema)` to create a new message.
+ */
+export const ListCheckpointsResponseSchema: GenMessage<ListCheckpointsResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_audit, 12);
+
+/**
+ * Formats of an export.
+ *
+ * @generated from enum tampertrace.v1.ExportFormat
+ */
+export enum ExportFormat {
+  /**
+   * Not set: treated as EXPORT_FORMAT_JSONL.
+   *
+   * @generated from enum value: EXPORT_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * JSON lines, one stored record per line (field names as in the CSV header), UTF-8, "\n" ends each line.
+   *
+   * @generated from enum value: EXPORT_FORMAT_JSONL = 1;
+   */
+  JSONL = 1,
+
+  /**
+   * RFC 4180 CSV, UTF-8: a header line of column names, then one line per record, "\r\n" line
+   * ends; structured fields (models, faces, regions, facts) as JSON in their cell.
+   *
+   * @generated from enum value: EXPORT_FORMAT_CSV = 2;
+   */
+  CSV = 2,
+}
+
+/**
+ * Describes the enum tampertrace.v1.ExportFormat.
+ */
+export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
+  enumDesc(file_tampertrace_v1_audit, 0);
+
+/**
+ * Reads the caller's audit trail. Every call is scoped to the tenant of the caller's API key
+ * (`authorization: Bearer <key>` metadata): another tenant's records are never read, counted or
+ * verified, and asking for them by id or content hash answers like an unknown key (empty).
+ * Errors are mapped as for IngestService: UNAUTHENTICATED for a missing or unknown key,
+ * INVALID_ARGUMENT (tt-error-code INVALID_MESSAGE) for a malformed filter, page token or range.
+ * Creating checkpoints and pruning are operator actions (the `tampertrace audit` CLI), not API calls.
  *
  * @generated from service tampertrace.v1.AuditService
  */
 export const AuditService: GenService<{
   /**
-   * Every record of one analysis or one content hash, in recording order.
+   * Every record of one analysis, or of every analysis of one content hash, in the order things
+   * happened: by event time, then by sequence. An unknown (or another tenant's) analysis or
+   * hash answers an empty trail, not NOT_FOUND.
    *
    * @generated from rpc tampertrace.v1.AuditService.GetTrail
    */
@@ -212,6 +684,47 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof GetTrailRequestSchema;
     output: typeof GetTrailResponseSchema;
+  },
+  /**
+   * One page of the records that match every set filter, newest first by (event time, sequence).
+   *
+   * @generated from rpc tampertrace.v1.AuditService.QueryRecords
+   */
+  queryRecords: {
+    methodKind: "unary";
+    input: typeof QueryRecordsRequestSchema;
+    output: typeof QueryRecordsResponseSchema;
+  },
+  /**
+   * Every matching record, in QueryRecords order, as JSON lines or CSV, streamed in chunks.
+   *
+   * @generated from rpc tampertrace.v1.AuditService.ExportRecords
+   */
+  exportRecords: {
+    methodKind: "server_streaming";
+    input: typeof ExportRecordsRequestSchema;
+    output: typeof ExportRecordsResponseSchema;
+  },
+  /**
+   * Recomputes the tenant's hash chain (or a range of it) and checks its checkpoints and, when
+   * given, the caller's kept copies of them; names the first record that does not verify.
+   *
+   * @generated from rpc tampertrace.v1.AuditService.VerifyChain
+   */
+  verifyChain: {
+    methodKind: "unary";
+    input: typeof VerifyChainRequestSchema;
+    output: typeof VerifyChainResponseSchema;
+  },
+  /**
+   * The tenant's chain checkpoints, oldest first, to keep outside the service.
+   *
+   * @generated from rpc tampertrace.v1.AuditService.ListCheckpoints
+   */
+  listCheckpoints: {
+    methodKind: "unary";
+    input: typeof ListCheckpointsRequestSchema;
+    output: typeof ListCheckpointsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tampertrace_v1_audit, 0);
