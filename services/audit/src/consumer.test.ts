@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Header, InMemoryBus, Topic, createLogger, encodeEvent } from '@tampertrace/shared';
+import { Header, InMemoryBus, Topic, createLogger, deadLetterTopic, encodeEvent } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { EventMetaSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { runAuditConsumer } from './consumer.ts';
+import { UNATTRIBUTED_TENANT } from './records.ts';
 import { AuditStore } from './store.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -54,6 +55,46 @@ test('the consumer checkpoints the tenants it appended to on its timer', async (
   }
   await sub.stop();
   assert.equal(cps.at(-1)?.recordSequence, 3);
+  await bus.close();
+  await store.close();
+});
+
+test('dead letters of the other consumers are recorded once each, FAILED at their stage with code and reason', async () => {
+  const db = await openPglite(undefined);
+  const store = new AuditStore(db);
+  await store.migrate();
+  const bus = new InMemoryBus();
+  const sub = await runAuditConsumer(bus, store, createLogger('audit-test', 'silent'), { checkpointIntervalMs: 0 });
+  const id = '01a21cbd-0000-7000-8000-000000000001';
+  const letter = {
+    topic: deadLetterTopic('face-detection'),
+    key: id,
+    value: new Uint8Array([0xde, 0xad]),
+    headers: {
+      [Header.tenant]: 't1',
+      [Header.contentSha256]: 'ab'.repeat(32),
+      [Header.dlqCode]: 'INVALID_MESSAGE',
+      [Header.dlqReason]: 'premature end of input',
+      [Header.dlqStage]: 'face-detection',
+      [Header.dlqTime]: '2026-11-27T12:00:00.000Z',
+      [Header.dlqOriginalTopic]: Topic.imageIngested,
+    },
+  };
+  await bus.publish(letter);
+  await bus.publish(letter); // redelivered: recorded once
+  await bus.publish({ topic: deadLetterTopic('ingest-submissions'), key: 'post-9', value: new Uint8Array([1]), headers: { [Header.dlqCode]: 'UNAUTHENTICATED', [Header.dlqStage]: 'ingest-submissions', [Header.dlqTime]: '2026-11-27T12:00:01.000Z' } });
+  await bus.idle();
+  await sub.stop();
+  const [r] = await store.trail('t1', { analysisId: id });
+  assert.equal(await store.count('t1'), 1);
+  assert.equal(r.stage, 'FACE_DETECTION');
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.errorCode, 'INVALID_MESSAGE');
+  assert.match(r.errorMessage!, /face-detection from tampertrace\.image\.ingested\.v1: premature end of input/);
+  // No tenant header (garbage from outside): kept for operators under its own tenant, never shown to a tenant.
+  const [u] = (await store.query(UNATTRIBUTED_TENANT)).records;
+  assert.equal(u.errorCode, 'UNAUTHENTICATED');
+  assert.equal(u.stage, 'INGEST');
   await bus.close();
   await store.close();
 });

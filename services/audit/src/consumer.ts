@@ -2,7 +2,7 @@
 // of its message, and checkpoints each tenant's chain as it grows.
 import type { DescMessage } from '@bufbuild/protobuf';
 import { classify, codeName, deadLetter, decodeEvent, Header, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
-import { AUDITED, toAuditRecord, traceIdOf } from './records.ts';
+import { AUDITED, AUDITED_DEAD_LETTERS, toAuditRecord, toDeadLetterRecord, traceIdOf } from './records.ts';
 import type { AuditStore } from './store.ts';
 
 export const AUDIT_GROUP = ConsumerGroup.audit;
@@ -32,12 +32,13 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
   const touched = new Set<string>();
   const sub = await bus.subscribe({
     group: AUDIT_GROUP,
-    topics: AUDITED.map((a) => a.topic),
+    topics: [...AUDITED.map((a) => a.topic), ...AUDITED_DEAD_LETTERS],
     concurrency: o.concurrency ?? 1,
     handler: async (msg: BusMessage) => {
       let record;
       try {
-        record = toAuditRecord(decodeEvent(schemas.get(msg.topic)!, msg) as never);
+        const schema = schemas.get(msg.topic);
+        record = schema ? toAuditRecord(decodeEvent(schema, msg) as never) : toDeadLetterRecord(msg);
       } catch (err) {
         const e = classify(err);
         log.warn({ topic: msg.topic, key: msg.key, code: codeName(e.code) }, 'dead-lettering an unrecordable message');

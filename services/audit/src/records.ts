@@ -2,7 +2,7 @@
 // the explanation stage: regions with any masked coverage.
 import { toJson, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { Topic } from '@tampertrace/shared';
+import { ConsumerGroup, Header, Topic, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
 import { FaceSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, ModelRefSchema, Stage, Verdict, type ModelRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
@@ -44,6 +44,7 @@ function base(meta: EventMeta, stage: Stage, status: AnalysisStatus): AuditRecor
     faces: [],
     regions: [],
     sourceName: meta.sourceName || undefined,
+    submittedBy: meta.submittedBy || undefined,
     eventTime: meta.occurredAt ? timestampDate(meta.occurredAt) : new Date(0),
   };
 }
@@ -95,4 +96,55 @@ export function traceIdOf(traceparent: string | undefined): string | undefined {
   if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
   if (/^0+$/.test(traceId) || /^0+$/.test(parentId)) return undefined;
   return traceId;
+}
+
+/**
+ * Dead-letter topics the audit service records (every consumer's but its own, which would loop):
+ * a message that could not be processed is a decision too ("this was dropped, and why").
+ */
+export const AUDITED_DEAD_LETTERS: readonly string[] = [
+  ConsumerGroup.faceDetection,
+  ConsumerGroup.forgeryLocalization,
+  ConsumerGroup.explanationGeneration,
+  ConsumerGroup.ingestResults,
+  ConsumerGroup.ingestSubmissions,
+].map(deadLetterTopic);
+
+/** The stage whose consumer dead-lettered a message, by consumer group. */
+const DLQ_STAGE: Record<string, Stage> = {
+  [ConsumerGroup.faceDetection]: Stage.FACE_DETECTION,
+  [ConsumerGroup.forgeryLocalization]: Stage.FORGERY_LOCALIZATION,
+  [ConsumerGroup.explanationGeneration]: Stage.EXPLANATION,
+  [ConsumerGroup.ingestResults]: Stage.INGEST,
+  [ConsumerGroup.ingestSubmissions]: Stage.INGEST,
+};
+
+/** Messages without a tenant header (garbage on a topic) are recorded under this tenant, for operators. */
+export const UNATTRIBUTED_TENANT = '_unattributed';
+
+/**
+ * A dead letter as an audit record: FAILED at the stage that gave up, with the code and reason
+ * from its headers. Its event id is derived from the message itself, so a redelivered dead
+ * letter is recorded once; the original value is not kept (it may be anything), only its hash.
+ */
+export function toDeadLetterRecord(msg: BusMessage): AuditRecordInput {
+  const h = msg.headers;
+  const group = h[Header.dlqStage] ?? '';
+  const time = new Date(h[Header.dlqTime] ?? '');
+  const at = Number.isNaN(time.getTime()) ? new Date(0) : time;
+  const id = sha256Hex(`${msg.topic}\n${msg.key}\n${sha256Hex(msg.value)}\n${h[Header.dlqTime] ?? ''}\n${h[Header.dlqOriginalTopic] ?? ''}`);
+  return {
+    eventId: `dlq:${id}`,
+    tenantId: h[Header.tenant] || UNATTRIBUTED_TENANT,
+    analysisId: /^[0-9a-f-]{36}$/.test(msg.key) ? msg.key : '',
+    contentSha256: h[Header.contentSha256] ?? '',
+    stage: Stage[DLQ_STAGE[group] ?? Stage.UNSPECIFIED],
+    status: AnalysisStatus[AnalysisStatus.FAILED],
+    models: [],
+    faces: [],
+    regions: [],
+    errorCode: h[Header.dlqCode] || undefined,
+    errorMessage: `dead-lettered by ${group || 'unknown'} from ${h[Header.dlqOriginalTopic] ?? 'unknown'}: ${(h[Header.dlqReason] ?? '').slice(0, 500)}`,
+    eventTime: at,
+  };
 }

@@ -50,6 +50,8 @@ const POLL_MS = 250;
 export interface GatewaySubmitOptions {
   tenantId: string;
   sourceName?: string;
+  /** Who submitted it, for the audit trail (see EventMeta.submitted_by). */
+  submittedBy?: string;
   /** Return the tenant's existing analysis of the same bytes instead of analysing them again. */
   dedupe?: boolean;
   /** Receives the final result (overrides the tenant's webhook). */
@@ -186,6 +188,7 @@ export class Gateway {
       const r = await run({
         tenantId: opts.tenantId,
         sourceName: opts.sourceName,
+        submittedBy: opts.submittedBy,
         beforePublish: async ({ analysisId, contentSha256 }) => {
           opts.signal?.throwIfAborted();
           id = analysisId;

@@ -27,6 +27,8 @@ export const INGEST = 'ingest';
 export interface SubmitOptions {
   tenantId: string;
   sourceName?: string;
+  /** Who submitted it (EventMeta.submitted_by): "key:<id>", "stream:<tenant>", "local". */
+  submittedBy?: string;
   /**
    * Runs after the input is validated and stored and before its event is published: the last
    * moment at which the submission can still be abandoned without a trace (a passed deadline),
@@ -93,5 +95,6 @@ function newMeta(contentSha256: string, opts: SubmitOptions): EventMeta {
     occurredAt: timestampNow(),
     submittedAt: timestampNow(),
     sourceName: opts.sourceName ?? '',
+    submittedBy: opts.submittedBy ?? '',
   });
 }

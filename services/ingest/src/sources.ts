@@ -19,13 +19,20 @@ export class SubmitSources {
     this.policy = { allowHttp: cfg.TAMPERTRACE_URL_ALLOW_HTTP, allowPrivate: cfg.TAMPERTRACE_URL_ALLOW_PRIVATE };
   }
 
-  async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal): Promise<GatewaySubmitResult> {
+  async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal, submittedBy?: string): Promise<GatewaySubmitResult> {
     if (req.webhookUrl) {
       // Checked now for its form, so a bad one is refused to the caller; its addresses are
       // checked again when the result is delivered (DNS may change in between).
       checkUrl(req.webhookUrl, this.policy);
     }
-    const opts = { tenantId: tenant.tenantId, sourceName: req.sourceName.slice(0, 200), dedupe: !req.reanalyze, webhookUrl: req.webhookUrl || undefined, signal };
+    const opts = {
+      tenantId: tenant.tenantId,
+      sourceName: req.sourceName.slice(0, 200),
+      submittedBy: submittedBy ?? (tenant.keyId ? `key:${tenant.keyId}` : undefined),
+      dedupe: !req.reanalyze,
+      webhookUrl: req.webhookUrl || undefined,
+      signal,
+    };
     switch (req.source.case) {
       case 'content':
         return this.gateway.submit(req.source.value, opts);

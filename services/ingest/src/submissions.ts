@@ -40,7 +40,7 @@ export async function consumeSubmissions(deps: { bus: EventBus; tenants: TenantS
         return refuse(msg, 'INVALID_MESSAGE', `not a SubmitRequest: ${(err as Error).message}`);
       }
       try {
-        await sources.submit(req, tenant);
+        await sources.submit(req, tenant, undefined, `stream:${tenantId}`);
       } catch (err) {
         const e = classify(err);
         // An outage is waited out (the message comes back). Anything else, a bug included, is

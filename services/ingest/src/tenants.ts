@@ -11,6 +11,8 @@ export interface Tenant {
   webhookUrl?: string;
   /** Signs webhooks and verifies stream submissions; never logged. */
   signingSecret: Buffer;
+  /** The API key the caller authenticated with (set by authenticate()). */
+  keyId?: string;
 }
 
 export class TenantError extends Error {}
@@ -91,7 +93,7 @@ export class TenantStore {
     );
     const row = res.rows[0];
     const ok = row !== undefined && timingSafeEqual(Buffer.from(row.key_hash), this.hash(apiKey));
-    const tenant = ok ? this.toTenant(row) : undefined;
+    const tenant = ok ? { ...this.toTenant(row), keyId: m[1] } : undefined;
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(apiKey, { tenant, until: Date.now() + CACHE_MS });
     return tenant;

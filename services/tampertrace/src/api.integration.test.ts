@@ -244,6 +244,8 @@ if (!serversReady) {
     }
     assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.ok(records.every((x) => x.tenantId === 'tenant-a'));
+    // Who submitted it: the key the call was made with.
+    assert.ok(records.every((x) => x.submittedBy === `key:${tenants.a.keyId}`), records.map((x) => x.submittedBy).join());
     assert.equal((await trailOf(auditB)).records.length, 0, "B sees nothing of A's analysis");
     const v = await unary<VerifyChainResponse>(auditA, 'verifyChain', create(VerifyChainRequestSchema, {}));
     assert.equal(v.ok, true, v.reason);

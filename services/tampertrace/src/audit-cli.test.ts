@@ -21,7 +21,8 @@ let home: string;
 let completedId: string;
 
 async function tampertrace(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn' };
+  // Embedded mode even when `make test` has put the local servers' addresses in the environment.
+  const env: NodeJS.ProcessEnv = { ...process.env, TAMPERTRACE_DATABASE_URL: '', TAMPERTRACE_KAFKA_BROKERS: '', TAMPERTRACE_S3_ENDPOINT: '', TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn' };
   delete env.TAMPERTRACE_DATABASE_URL; // embedded: the PGlite database under TAMPERTRACE_HOME
   delete env.TAMPERTRACE_TENANT;
   try {

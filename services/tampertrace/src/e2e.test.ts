@@ -28,9 +28,12 @@ let stdout: string;
 let gtMask: Uint8Array;
 let forgedRegions: Set<string>;
 
+/** Embedded mode even when `make test` has put the local servers' addresses in the environment (the audit CLI would read PostgreSQL then). */
+const EMBEDDED_ONLY = { TAMPERTRACE_DATABASE_URL: '', TAMPERTRACE_KAFKA_BROKERS: '', TAMPERTRACE_S3_ENDPOINT: '' };
+
 async function tampertrace(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [BIN, ...args], { env: { ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn', TAMPERTRACE_MAX_INPUT_BYTES: '2000000' }, maxBuffer: 1 << 24 });
+    const r = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...EMBEDDED_ONLY, TAMPERTRACE_HOME: home, TAMPERTRACE_LOG_LEVEL: 'warn', TAMPERTRACE_MAX_INPUT_BYTES: '2000000' }, maxBuffer: 1 << 24 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

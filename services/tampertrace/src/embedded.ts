@@ -120,7 +120,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     };
   }
   const tenantId = cfg.TAMPERTRACE_TENANT;
-  const submit = (bytes: Uint8Array, sourceName?: string) => gateway.submit(bytes, { tenantId, sourceName });
+  const submit = (bytes: Uint8Array, sourceName?: string) => gateway.submit(bytes, { tenantId, sourceName, submittedBy: 'local' });
   const result = (id: string) => gateway.wait(tenantId, id);
 
   return {
@@ -133,7 +133,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     result,
     lookup: (id) => gateway.get(tenantId, id),
     analyze: async (bytes, sourceName) => result((await submit(bytes, sourceName)).analysisId),
-    analyzeFile: async (file, sourceName) => result((await gateway.submitFile(file, { tenantId, sourceName })).analysisId),
+    analyzeFile: async (file, sourceName) => result((await gateway.submitFile(file, { tenantId, sourceName, submittedBy: 'local' })).analysisId),
     overlay: (a) => gateway.overlay(a),
     async close() {
       await t.idle?.();
