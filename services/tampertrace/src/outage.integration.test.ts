@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import sharp from 'sharp';
-import { REPO_ROOT } from '@tampertrace/shared';
-import { astronautPng } from '@tampertrace/shared/testing';
+import { create } from '@bufbuild/protobuf';
+import { REPO_ROOT, grpc, serviceClient, unary } from '@tampertrace/shared';
+import { astronautPng, grpcError } from '@tampertrace/shared/testing';
+import { IngestService, SubmitRequestSchema } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { SERVICES } from './cli.ts';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
@@ -54,6 +56,12 @@ if (!serversReady) {
     }
     // Down as soon as the originals are stored, so the stages meet the outage.
     execFileSync(INFRA, ['down', 's3'], { stdio: 'ignore' });
+    // Meanwhile the API tells callers to come back: UNAVAILABLE (DEPENDENCY_UNAVAILABLE), not an error of theirs.
+    const client = serviceClient(IngestService, cluster.grpcAddress, { apiKey: await cluster.createTenant('outage-api') });
+    const refused = await grpcError(unary(client, 'submit', create(SubmitRequestSchema, { source: { case: 'content', value: inputs[0] } }), { deadline: Date.now() + 15_000 }));
+    client.close();
+    assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+    assert.equal(refused.metadata.get('tt-error-code')[0], 'DEPENDENCY_UNAVAILABLE');
     await new Promise((r) => setTimeout(r, 20_000));
     const back = Date.now();
     execFileSync(INFRA, ['up', 's3'], { stdio: 'ignore' });
