@@ -1,5 +1,6 @@
-// audit service: records every stage event in PostgreSQL (distributed mode).
-import { connectBusAndStore, createLogger, loadConfig, requireDistributed, runUntilSignal } from '@tampertrace/shared';
+// audit service: records every stage event and dead letter in PostgreSQL (distributed mode). Its
+// gRPC port serves health only: the audit trail is read through the ingest service's AuditService.
+import { connectBusAndStore, createGrpcServer, createLogger, loadConfig, requireDistributed, runUntilSignal, startGrpcServer, stopGrpcServer } from '@tampertrace/shared';
 import { AUDIT_GROUP, runAuditConsumer } from './consumer.ts';
 import { openPostgres } from '@tampertrace/shared/pg';
 import { AuditStore } from './store.ts';
@@ -14,8 +15,12 @@ const sub = await runAuditConsumer(bus, audit, log, {
   checkpointEvery: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_EVERY,
   checkpointIntervalMs: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS,
 });
-log.info('ready');
+const health = createGrpcServer(cfg, []);
+const grpcPort = await startGrpcServer(health, cfg, log);
+health.health.serving();
+log.info({ grpcPort }, 'ready');
 await runUntilSignal(log, async () => {
+  await stopGrpcServer(health, 1000);
   await sub.stop();
   await bus.close();
   await audit.close();
