@@ -19,3 +19,15 @@ export function uuidv7(now = Date.now()): string {
 export function eventId(analysisId: string, stage: string): string {
   return `${analysisId}:${stage}`;
 }
+
+/** Deterministic PRNG (mulberry32) in [0, 1): same seed, same sequence (test data, forgeries). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

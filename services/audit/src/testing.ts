@@ -1,6 +1,6 @@
 // Audit records for tests (the same shape for the PGlite and the PostgreSQL suites), and synthetic
 // data sets with their expected query results for the query tests and bench/audit.ts.
-import type { SqlTx } from '@tampertrace/shared';
+import { rng, type SqlTx } from '@tampertrace/shared';
 import type { AuditFilter } from './query.ts';
 import type { AuditStore } from './store.ts';
 import { GENESIS, HASH_VERSION, recordHash, type AuditRecordInput, type AuditRow } from './row.ts';
@@ -34,16 +34,7 @@ export const LOCALIZER_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1'];
 const REJECT_CODES = ['TRUNCATED_IMAGE', 'UNSUPPORTED_FORMAT', 'CORRUPT_IMAGE', 'TOO_SMALL', 'TOO_MANY_PIXELS'];
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = rng;
 
 export interface SyntheticOptions {
   /** Tenant ids with their share of the analyses (weights, any scale). */

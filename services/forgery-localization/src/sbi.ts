@@ -2,7 +2,7 @@
 // blended back into the same photo through a soft mask over chosen facial regions. The result
 // has a known ground-truth mask, so the localizer and the explainer can be measured honestly.
 import sharp from 'sharp';
-import type { RgbImage } from '@tampertrace/shared';
+import { rng, type RgbImage } from '@tampertrace/shared';
 import type { Box, Point } from './geometry.ts';
 import { buildRegionMasks } from './regions.ts';
 
@@ -25,17 +25,7 @@ export interface SbiSample {
   options: SbiOptions;
 }
 
-/** Deterministic PRNG (mulberry32): same seed, same forgery. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 async function transformed(src: RgbImage, t: SbiTransform, rand: () => number): Promise<Buffer> {
   let p = sharp(src.data, { raw: { width: src.width, height: src.height, channels: 3 } });
