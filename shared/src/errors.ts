@@ -6,13 +6,17 @@ import { create } from '@bufbuild/protobuf';
 export type ErrorClass = 'invalid-input' | 'retriable' | 'internal' | 'caller';
 
 export class TamperTraceError extends Error {
+  /** The analysis the error is recorded in, when there is one (a refused submission's REJECTED analysis). */
+  readonly analysisId?: string;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; analysisId?: string },
   ) {
     super(message, options);
     this.name = new.target.name;
+    this.analysisId = options?.analysisId;
   }
   get errorClass(): ErrorClass {
     return classOf(this.code);

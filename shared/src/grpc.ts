@@ -115,7 +115,30 @@ export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_TRAILER, codeName(e.code));
   if (e instanceof CallerError && e.retryAfterMs !== undefined) metadata.set('retry-after-ms', String(Math.ceil(e.retryAfterMs)));
+  if (e.analysisId) metadata.set('tt-analysis-id', e.analysisId);
   return { code: grpcStatusOf(e.code), details: internal ? 'internal error' : e.message, metadata };
+}
+
+/** toGrpcError, logging what is internal (with its stack) once, here. */
+export function callFailure(log: Logger, method: string, err: unknown): grpc.ServiceError {
+  const status = toGrpcError(err);
+  if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), stack: (err as Error)?.stack, method }, 'call failed');
+  return status as grpc.ServiceError;
+}
+
+/** Aborted (reason: CANCELLED) when the client cancels or its deadline passes, so work on its behalf stops. */
+export function callSignal(call: { cancelled: boolean; once(event: 'cancelled', cb: () => void): unknown }): AbortSignal {
+  const abort = new AbortController();
+  const onCancel = () => abort.abort(new GrpcStatusError(grpc.status.CANCELLED, 'the call was cancelled or passed its deadline'));
+  if (call.cancelled) onCancel();
+  else call.once('cancelled', onCancel);
+  return abort.signal;
+}
+
+/** Ends a server stream with the error's status: grpc-js sends it on 'error' (destroy() would send none and leave the client waiting). */
+export function failStream(log: Logger, call: grpc.ServerWritableStream<unknown, unknown>, err: unknown): void {
+  const status = callFailure(log, call.getPath(), err);
+  call.emit('error', Object.assign(new Error(status.details), status));
 }
 
 /** An error that already says which gRPC status it is (e.g. NOT_FOUND from a handler). */
@@ -258,27 +281,20 @@ export async function stopGrpcServer(api: GrpcApi, graceMs = 5000): Promise<void
  * call is cancelled or its deadline passes. From then on the handler stops waiting and sends
  * nothing (grpc-js has already ended the call); `fn` should check `signal` before costly steps.
  */
-export function unaryHandler<Req, Res>(log: Logger, fn: (req: Req, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unaryHandler<Req, Res>(log: Logger, fn: (req: Req, signal: AbortSignal, metadata: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    const abort = new AbortController();
-    const onCancel = () => abort.abort(new GrpcStatusError(grpc.status.CANCELLED, 'the call was cancelled or passed its deadline'));
-    call.once('cancelled', onCancel);
-    if (call.cancelled) onCancel();
-    const stopped = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
-    Promise.race([fn(call.request, abort.signal), stopped])
-      .then(
-        (res) => callback(null, res),
-        (err) => {
-          if (abort.signal.aborted) {
-            log.debug({ method: call.getPath() }, 'call cancelled; no longer waiting for it');
-            return;
-          }
-          const status = toGrpcError(err);
-          if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), stack: (err as Error)?.stack, method: call.getPath() }, 'call failed');
-          callback(status as grpc.ServiceError);
-        },
-      )
-      .finally(() => call.removeListener('cancelled', onCancel));
+    const signal = callSignal(call);
+    const stopped = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    Promise.race([fn(call.request, signal, call.metadata), stopped]).then(
+      (res) => callback(null, res),
+      (err) => {
+        if (signal.aborted) {
+          log.debug({ method: call.getPath() }, 'call cancelled; no longer waiting for it');
+          return;
+        }
+        callback(callFailure(log, call.getPath(), err));
+      },
+    );
   };
 }
 

@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { InvalidInputError, grpc, toGrpcError, type Logger } from '@tampertrace/shared';
+import { InvalidInputError, callSignal, failStream, grpc, unaryHandler, type Logger } from '@tampertrace/shared';
 import { Cue, ExplanationSchema, FaceSchema, FactSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
@@ -229,21 +229,8 @@ export class AuditApi {
 /** AuditService for grpc-js: each call authenticated by `tenantOf`, errors mapped once by toGrpcError. */
 export function auditServiceImpl(store: AuditStore, tenantOf: TenantOf, log: Logger): grpc.UntypedServiceImplementation {
   const api = new AuditApi(store);
-  const fail = (method: string, err: unknown): grpc.ServiceError => {
-    const status = toGrpcError(err);
-    if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), method }, 'call failed');
-    return status as grpc.ServiceError;
-  };
-  const unary =
-    <Req, Res>(fn: (tenantId: string, req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
-    (call, callback) => {
-      tenantOf(call.metadata)
-        .then((tenantId) => fn(tenantId, call.request))
-        .then(
-          (res) => callback(null, res),
-          (err) => callback(fail(call.getPath(), err)),
-        );
-    };
+  const unary = <Req, Res>(fn: (tenantId: string, req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    unaryHandler(log, async (req: Req, _signal, md) => fn(await tenantOf(md), req));
 
   return {
     getTrail: unary((t, req: GetTrailRequest) => api.trail(t, req)),
@@ -254,21 +241,16 @@ export function auditServiceImpl(store: AuditStore, tenantOf: TenantOf, log: Log
     // One page of records at a time is read while the client takes the previous one: writes wait
     // for the stream to drain, so a slow client never makes the server hold the whole export.
     exportRecords: (call: grpc.ServerWritableStream<ExportRecordsRequest, unknown>) => {
-      const ac = new AbortController();
-      if (call.cancelled) ac.abort();
-      else call.on('cancelled', () => ac.abort());
+      const signal = callSignal(call);
       (async () => {
         const tenantId = await tenantOf(call.metadata);
         for await (const data of api.exportChunks(tenantId, call.request)) {
-          if (ac.signal.aborted) return;
-          if (!call.write(create(ExportRecordsResponseSchema, { data }))) await once(call, 'drain', { signal: ac.signal });
+          if (signal.aborted) return;
+          if (!call.write(create(ExportRecordsResponseSchema, { data }))) await once(call, 'drain', { signal });
         }
         call.end();
       })().catch((err) => {
-        if (ac.signal.aborted) return;
-        const status = fail(call.getPath(), err);
-        // grpc-js sends a server stream's status on 'error'.
-        call.emit('error', Object.assign(new Error(status.details), status));
+        if (!signal.aborted) failStream(log, call, err);
       });
     },
   };

@@ -3,7 +3,23 @@
 // decides the tenant; another tenant's analysis answers NOT_FOUND, so existence does not leak.
 // The same server also serves AuditService (services/audit/src/grpc.ts) with the same keys.
 import { create } from '@bufbuild/protobuf';
-import { CallerError, InvalidInputError, classify, createGrpcServer, grpc, startGrpcServer, toErrorInfo, toGrpcError, type Config, type GrpcApi, type GrpcServiceImpl, type Logger } from '@tampertrace/shared';
+import {
+  CallerError,
+  InvalidInputError,
+  callFailure,
+  callSignal,
+  classify,
+  createGrpcServer,
+  failStream,
+  grpc,
+  startGrpcServer,
+  toErrorInfo,
+  unaryHandler,
+  type Config,
+  type GrpcApi,
+  type GrpcServiceImpl,
+  type Logger,
+} from '@tampertrace/shared';
 import { ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
   GetAnalysisResponseSchema,
@@ -36,14 +52,6 @@ export function apiKeyOf(md: grpc.Metadata): string | undefined {
   return typeof k === 'string' ? k : undefined;
 }
 
-/** Aborted when the client cancels or its deadline passes, so work on its behalf stops. */
-function callSignal(call: { cancelled: boolean; on(event: 'cancelled', cb: () => void): unknown }): AbortSignal {
-  const ac = new AbortController();
-  if (call.cancelled) ac.abort();
-  else call.on('cancelled', () => ac.abort());
-  return ac.signal;
-}
-
 export interface IngestApi {
   gateway: Gateway;
   access: Access;
@@ -53,38 +61,9 @@ export interface IngestApi {
   audit?: AuditStore;
 }
 
-/**
- * A submission whose input was refused (INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for too many
- * bytes or pixels); its REJECTED analysis exists all the same (audit trail), id in a trailer.
- */
-class Rejected extends InvalidInputError {
-  constructor(
-    readonly analysisId: string,
-    code: ErrorCode,
-    message: string,
-  ) {
-    super(code, message);
-  }
-}
-
-function fail(log: Logger, method: string, err: unknown): Partial<grpc.StatusObject> {
-  const status = toGrpcError(err);
-  if (err instanceof Rejected) status.metadata!.set('tt-analysis-id', err.analysisId);
-  if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), method }, 'call failed');
-  return status;
-}
-
-function unaryHandler<Req, Res>(api: IngestApi, fn: (req: Req, tenant: Tenant, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    const signal = callSignal(call);
-    api.access
-      .tenantOf(apiKeyOf(call.metadata))
-      .then((tenant) => fn(call.request, tenant, signal))
-      .then(
-        (res) => callback(null, res),
-        (err) => callback(fail(api.log, call.getPath(), err) as grpc.ServiceError),
-      );
-  };
+/** A unary call of the caller's tenant (shared unaryHandler: cancellation, one error mapping). */
+function tenantCall<Req, Res>(api: IngestApi, fn: (req: Req, tenant: Tenant, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return unaryHandler(api.log, async (req: Req, signal, md) => fn(req, await api.access.tenantOf(apiKeyOf(md)), signal));
 }
 
 /**
@@ -105,7 +84,9 @@ export async function batchItem(api: IngestApi, req: SubmitRequest | undefined, 
 async function submitOne(api: IngestApi, req: SubmitRequest, tenant: Tenant, signal: AbortSignal): Promise<SubmitResponse> {
   await api.access.admit(tenant);
   const r = await api.sources.submit(req, tenant, signal);
-  if (r.rejected) throw new Rejected(r.analysisId, r.rejected.code, r.rejected.message);
+  // A refused image is an error to the caller, but its REJECTED analysis exists (audit trail):
+  // its id rides along in the tt-analysis-id trailer.
+  if (r.rejected) throw new InvalidInputError(r.rejected.code, r.rejected.message, { analysisId: r.analysisId });
   return create(SubmitResponseSchema, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
 }
 
@@ -114,7 +95,7 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
   const notFound = (id: string) => new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
 
   return {
-    submit: unaryHandler(api, (req: SubmitRequest, tenant, signal) => submitOne(api, req, tenant, signal)),
+    submit: tenantCall(api, (req: SubmitRequest, tenant, signal) => submitOne(api, req, tenant, signal)),
 
     // Items are handled one after another as they arrive, so a large batch never sits in memory;
     // one bad item is answered in its result and the rest go on.
@@ -128,17 +109,17 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
         return create(SubmitBatchResponseSchema, { results });
       })().then(
         (res) => callback(null, res),
-        (err) => callback(fail(api.log, call.getPath(), err) as grpc.ServiceError),
+        (err) => callback(callFailure(api.log, call.getPath(), err)),
       );
     },
 
-    getAnalysis: unaryHandler(api, async (req: GetAnalysisRequest, tenant) => {
+    getAnalysis: tenantCall(api, async (req: GetAnalysisRequest, tenant) => {
       const a = await gateway.get(tenant.tenantId, req.analysisId);
       if (!a) throw notFound(req.analysisId);
       return create(GetAnalysisResponseSchema, { analysis: a });
     }),
 
-    getArtifact: unaryHandler(api, async (req: GetArtifactRequest, tenant) => {
+    getArtifact: tenantCall(api, async (req: GetArtifactRequest, tenant) => {
       const art = await gateway.artifact(tenant.tenantId, req.analysisId, req.kind);
       if (!art) throw new CallerError(ErrorCode.NOT_FOUND, `analysis ${req.analysisId} has no such artefact`);
       return create(GetArtifactResponseSchema, { ref: art.ref, content: art.content });
@@ -157,11 +138,7 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
         if (!any) throw notFound(id);
         call.end();
       })().catch((err) => {
-        if (signal.aborted) return;
-        const status = fail(api.log, call.getPath(), err);
-        // grpc-js sends a server stream's status on 'error' (destroy() would send none and leave
-        // the client waiting).
-        call.emit('error', Object.assign(new Error(status.details), status));
+        if (!signal.aborted) failStream(api.log, call, err);
       });
     },
   };

@@ -34,7 +34,7 @@ import {
   type AuditFilter,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
-import { CallerError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
+import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactKind, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
@@ -68,7 +68,8 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   const headers: Record<string, string> = {};
   if (e instanceof CallerError && e.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
   const internal = e.errorClass === 'internal';
-  send(res, httpStatusOf(e.code), { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: internal ? 'internal error' : e.message } }, headers);
+  const body = { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: internal ? 'internal error' : e.message }, ...(e.analysisId ? { analysisId: e.analysisId } : {}) };
+  send(res, httpStatusOf(e.code), body, headers);
 }
 
 function apiKeyOf(req: http.IncomingMessage): string | undefined {
@@ -232,7 +233,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
         const r = await sources.submit(submit, tenant, ac.signal);
         if (url.searchParams.get('wait') !== 'true') {
           // As over gRPC: a refused image is an error with its reason, and its REJECTED analysis exists.
-          if (r.rejected) return send(res, httpStatusOf(r.rejected.code), { error: { code: `ERROR_CODE_${codeName(r.rejected.code)}`, message: r.rejected.message }, analysisId: r.analysisId });
+          if (r.rejected) throw new InvalidInputError(r.rejected.code, r.rejected.message, { analysisId: r.analysisId });
           return send(res, 202, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
         }
         const a = await gateway.wait(tenant.tenantId, r.analysisId, ac.signal);
