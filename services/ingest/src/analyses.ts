@@ -13,8 +13,17 @@ const MIGRATIONS = path.resolve(import.meta.dirname, '..', 'migrations');
 export class AnalysesStore {
   constructor(private readonly db: SqlClient) {}
 
-  migrate(): Promise<void> {
-    return runMigrations(this.db, MIGRATIONS);
+  async migrate(): Promise<void> {
+    await runMigrations(this.db, MIGRATIONS);
+    // Rows from before the list columns existed get them from their stored message, once.
+    for (;;) {
+      const res = await this.db.query<{ analysis: Uint8Array }>('SELECT analysis FROM analyses WHERE verdict IS NULL LIMIT 500');
+      if (res.rows.length === 0) return;
+      for (const r of res.rows) {
+        const a = fromBinary(AnalysisSchema, r.analysis);
+        await this.db.query('UPDATE analyses SET verdict = $2, max_forgery_score = $3 WHERE analysis_id = $1', [a.analysisId, a.verdict, a.maxForgeryScore]);
+      }
+    }
   }
 
   /** Records a submission (before its event is published); a row that already exists is left alone. */
@@ -34,7 +43,7 @@ export class AnalysesStore {
   async final(a: Analysis): Promise<{ webhookUrl?: string } | undefined> {
     const res = await this.write(
       a,
-      `DO UPDATE SET status = EXCLUDED.status, analysis = EXCLUDED.analysis, updated_at = now() WHERE analyses.status = ${AnalysisStatus.PENDING}`,
+      `DO UPDATE SET status = EXCLUDED.status, analysis = EXCLUDED.analysis, verdict = EXCLUDED.verdict, max_forgery_score = EXCLUDED.max_forgery_score, updated_at = now() WHERE analyses.status = ${AnalysisStatus.PENDING}`,
     );
     return res.rows[0] ? { webhookUrl: res.rows[0].webhook_url ?? undefined } : undefined;
   }
@@ -68,13 +77,65 @@ export class AnalysesStore {
     return res.rows[0] ? fromBinary(AnalysisSchema, res.rows[0].analysis) : undefined;
   }
 
+  /**
+   * One page of a tenant's analyses, newest first by (submitted_at, analysis_id); `after` is the
+   * last row of the previous page, so a row is never on two pages.
+   */
+  async list(tenantId: string, f: AnalysisListFilter, limit: number, after?: ListCursor): Promise<Array<{ analysis: Analysis; cursor: ListCursor }>> {
+    const where = ['tenant_id = $1'];
+    const params: unknown[] = [tenantId];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (f.status) add('status = ?', f.status);
+    if (f.verdict) add('verdict = ?', f.verdict);
+    if (f.minForgeryScore > 0) add('max_forgery_score >= ?', f.minForgeryScore);
+    if (after) {
+      params.push(after.submittedAt.toISOString(), after.analysisId);
+      where.push(`(submitted_at, analysis_id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+    }
+    params.push(limit);
+    const res = await this.db.query<{ analysis: Uint8Array; submitted_at: Date | string }>(
+      `SELECT analysis, submitted_at FROM analyses WHERE ${where.join(' AND ')} ORDER BY submitted_at DESC, analysis_id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return res.rows.map((r) => {
+      const analysis = fromBinary(AnalysisSchema, r.analysis);
+      return { analysis, cursor: { submittedAt: new Date(r.submitted_at), analysisId: analysis.analysisId } };
+    });
+  }
+
   private write(a: Analysis, onConflict: string, webhookUrl?: string) {
     return this.db.query<{ webhook_url: string | null }>(
-      `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at, webhook_url)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (analysis_id) ${onConflict} RETURNING webhook_url`,
-      [a.analysisId, a.tenantId, a.contentSha256, a.status, toBinary(AnalysisSchema, withoutUrls(a)), (a.submittedAt ? timestampDate(a.submittedAt) : new Date()).toISOString(), webhookUrl ?? null],
+      `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at, webhook_url, verdict, max_forgery_score)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (analysis_id) ${onConflict} RETURNING webhook_url`,
+      [
+        a.analysisId,
+        a.tenantId,
+        a.contentSha256,
+        a.status,
+        toBinary(AnalysisSchema, withoutUrls(a)),
+        (a.submittedAt ? timestampDate(a.submittedAt) : new Date()).toISOString(),
+        webhookUrl ?? null,
+        a.verdict,
+        a.maxForgeryScore,
+      ],
     );
   }
+}
+
+/** ListAnalyses filters (0 = any). */
+export interface AnalysisListFilter {
+  status: number;
+  verdict: number;
+  minForgeryScore: number;
+}
+
+/** Where a page of ListAnalyses ended. */
+export interface ListCursor {
+  submittedAt: Date;
+  analysisId: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -32,9 +32,9 @@ import {
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { ArtifactKind } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { overlayFor } from '@tampertrace/forgery-localization/overlay';
-import { AnalysesStore } from './analyses.ts';
+import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 
 /** Consumer group of the results view: shared by gateway replicas, so each final state is written once per group. */
@@ -269,6 +269,18 @@ export class Gateway {
     return overlayFor(this.store, a, limitsOf(this.deps.cfg), this.deps.decoded);
   }
 
+  /** One page of the tenant's analyses, newest first (ListAnalyses). */
+  async list(tenantId: string, req: ListAnalysesRequest): Promise<ListAnalysesResponse> {
+    if (!(req.minForgeryScore >= 0 && req.minForgeryScore <= 1)) throw new CallerError(ErrorCode.INVALID_MESSAGE, `min_forgery_score must be in [0, 1], got ${req.minForgeryScore}`);
+    const size = Math.min(req.pageSize || LIST_PAGE_DEFAULT, LIST_PAGE_MAX);
+    const after = req.pageToken ? cursorOf(req.pageToken) : undefined;
+    // One row more than the page says whether another page follows.
+    const rows = await this.analyses.list(tenantId, req, size + 1, after);
+    const page = rows.slice(0, size);
+    const nextPageToken = rows.length > size ? tokenOf(page.at(-1)!.cursor) : '';
+    return create(ListAnalysesResponseSchema, { analyses: await Promise.all(page.map((r) => this.withUrls(r.analysis))), nextPageToken });
+  }
+
   /** One artefact of a tenant's analysis with its bytes, or undefined when there is none. */
   async artifact(tenantId: string, analysisId: string, kind: ArtifactKind): Promise<{ ref: ObjectRef; content: Buffer } | undefined> {
     const a = await this.analyses.get(tenantId, analysisId);
@@ -298,6 +310,20 @@ export class Gateway {
     await presignRefs(presign, [a.artifacts.original, a.artifacts.mask, a.artifacts.heatmap, a.artifacts.overlay], ttl);
     return a;
   }
+}
+
+const LIST_PAGE_DEFAULT = 50;
+const LIST_PAGE_MAX = 200;
+
+/** A ListAnalyses page token: where the previous page ended (opaque to callers). */
+function tokenOf(c: ListCursor): string {
+  return Buffer.from(`${c.submittedAt.getTime()}.${c.analysisId}`).toString('base64url');
+}
+
+function cursorOf(token: string): ListCursor {
+  const m = /^(\d{1,16})\.([0-9a-f-]{36})$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
+  if (!m) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'not a ListAnalyses page token');
+  return { submittedAt: new Date(Number(m[1])), analysisId: m[2] };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<undefined> {

@@ -31,6 +31,7 @@ import {
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
   type GetArtifactRequest,
+  type ListAnalysesRequest,
   type SubmitBatchItemResult,
   type SubmitBatchRequest,
   type SubmitRequest,
@@ -124,6 +125,8 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
       if (!art) throw new CallerError(ErrorCode.NOT_FOUND, `analysis ${req.analysisId} has no such artefact`);
       return create(GetArtifactResponseSchema, { ref: art.ref, content: art.content });
     }),
+
+    listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => gateway.list(tenant.tenantId, req)),
 
     watchAnalysis: (call: grpc.ServerWritableStream<WatchAnalysisRequest, unknown>) => {
       const signal = callSignal(call);

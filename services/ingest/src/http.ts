@@ -3,6 +3,7 @@
 //   POST /v1/analyses                 body: image bytes, or a SubmitRequest in proto3 JSON
 //                                     (content-type: application/json); ?wait=true waits for the result
 //   POST /v1/analyses:batch           SubmitBatch: {"items": [SubmitRequest...]} in proto3 JSON
+//   GET  /v1/analyses?status=S&verdict=V&minForgeryScore=X&pageSize=N&pageToken=T   ListAnalyses
 //   GET  /v1/analyses/{id}            GetAnalysis
 //   GET  /v1/analyses/{id}/events     WatchAnalysis as server-sent events
 //   GET  /v1/analyses/{id}/{mask,overlay,heatmap,original}   GetArtifact (bytes)
@@ -16,6 +17,7 @@
 // FILTERS (AuditFilter): from, to (ISO 8601; from inclusive, to exclusive), status, verdict, stage,
 // errorCode (enum names, with or without their prefix: REJECTED or ANALYSIS_STATUS_REJECTED),
 // minForgeryScore (0-1), modelVersion, region.
+// Without a key, GET /console/ serves the review console's page (console-assets.ts).
 import http from 'node:http';
 import { once } from 'node:events';
 import { create, fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
@@ -37,7 +39,8 @@ import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audi
 import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactKind, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { ArtifactKind, ListAnalysesRequestSchema, ListAnalysesResponseSchema, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { serveConsole } from './console-assets.ts';
 import { batchItem, type IngestApi } from './grpc.ts';
 
 /** proto3 JSON of an Analysis, with every field present so that readers need no defaults. */
@@ -115,6 +118,18 @@ export function auditFilterOf(q: URLSearchParams): AuditFilter {
     if (v) json[name] = v;
   }
   return messageOf(AuditFilterSchema, json, 'audit filter');
+}
+
+/** The ListAnalysesRequest of a query string (enum names as for audit filters). */
+function listRequestOf(q: URLSearchParams) {
+  const json: Record<string, JsonValue> = { pageSize: Number(intParam(q, 'pageSize')), pageToken: q.get('pageToken') ?? '' };
+  for (const [name, prefix] of [['status', 'ANALYSIS_STATUS_'], ['verdict', 'VERDICT_']] as const) {
+    const v = q.get(name)?.toUpperCase();
+    if (v) json[name] = v.startsWith(prefix) ? v : prefix + v;
+  }
+  const score = q.get('minForgeryScore');
+  if (score) json.minForgeryScore = Number(score);
+  return messageOf(ListAnalysesRequestSchema, json, 'ListAnalysesRequest');
 }
 
 /** A non-negative integer query parameter (0 when absent), as proto3 JSON takes it. */
@@ -213,6 +228,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
     res.on('close', () => ac.abort());
     try {
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+      if (await serveConsole(req, res, url.pathname)) return;
       const tenant = await access.tenantOf(apiKeyOf(req));
       if (audit && url.pathname.startsWith('/v1/audit/') && (await serveAudit(audit, tenant.tenantId, req, res, url, ac.signal))) return;
       if (req.method === 'POST' && url.pathname === '/v1/analyses') {
@@ -240,6 +256,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
         const status = a.status === AnalysisStatus.REJECTED && a.error ? httpStatusOf(a.error.code) : 200;
         return send(res, status, analysisJson(a));
       }
+      if (req.method === 'GET' && url.pathname === '/v1/analyses') return send(res, 200, jsonOf(ListAnalysesResponseSchema, await gateway.list(tenant.tenantId, listRequestOf(url.searchParams))));
       if (req.method === 'POST' && url.pathname === '/v1/analyses:batch') {
         let items: SubmitRequest[];
         try {

@@ -9,7 +9,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Analysis } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
-import type { ErrorInfo, ObjectRef, Stage } from "./common_pb.ts";
+import type { AnalysisStatus, ErrorInfo, ObjectRef, Stage, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/ingest.proto.
  */
 export const file_tampertrace_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpUCCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEwoLd2ViaG9va191cmwYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzIlUKEkdldEFydGlmYWN0UmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RLaW5kIk4KE0dldEFydGlmYWN0UmVzcG9uc2USJgoDcmVmGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEg8KB2NvbnRlbnQYAiABKAwqlwEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWQVJUSUZBQ1RfS0lORF9PUklHSU5BTBABEhYKEkFSVElGQUNUX0tJTkRfTUFTSxACEhkKFUFSVElGQUNUX0tJTkRfSEVBVE1BUBADEhkKFUFSVElGQUNUX0tJTkRfT1ZFUkxBWRAEMsIDCg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAESVgoLR2V0QXJ0aWZhY3QSIi50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIy50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlYgZwcm90bzM", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpUCCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEwoLd2ViaG9va191cmwYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzIlUKEkdldEFydGlmYWN0UmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RLaW5kIk4KE0dldEFydGlmYWN0UmVzcG9uc2USJgoDcmVmGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEg8KB2NvbnRlbnQYAiABKAwisQEKE0xpc3RBbmFseXNlc1JlcXVlc3QSLgoGc3RhdHVzGAEgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMSKAoHdmVyZGljdBgCIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSGQoRbWluX2Zvcmdlcnlfc2NvcmUYAyABKAISEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiWwoUTGlzdEFuYWx5c2VzUmVzcG9uc2USKgoIYW5hbHlzZXMYASADKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqlwEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWQVJUSUZBQ1RfS0lORF9PUklHSU5BTBABEhYKEkFSVElGQUNUX0tJTkRfTUFTSxACEhkKFUFSVElGQUNUX0tJTkRfSEVBVE1BUBADEhkKFUFSVElGQUNUX0tJTkRfT1ZFUkxBWRAEMp0ECg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAESVgoLR2V0QXJ0aWZhY3QSIi50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIy50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlElkKDExpc3RBbmFseXNlcxIjLnRhbXBlcnRyYWNlLnYxLkxpc3RBbmFseXNlc1JlcXVlc3QaJC50YW1wZXJ0cmFjZS52MS5MaXN0QW5hbHlzZXNSZXNwb25zZWIGcHJvdG8z", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * One image to analyse.
@@ -353,6 +353,83 @@ export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__P
   messageDesc(file_tampertrace_v1_ingest, 10);
 
 /**
+ * Which analyses to list; every filter set must hold (unset filters match everything).
+ *
+ * @generated from message tampertrace.v1.ListAnalysesRequest
+ */
+export type ListAnalysesRequest = Message<"tampertrace.v1.ListAnalysesRequest"> & {
+  /**
+   * Only analyses in this state.
+   *
+   * @generated from field: tampertrace.v1.AnalysisStatus status = 1;
+   */
+  status: AnalysisStatus;
+
+  /**
+   * Only analyses with this verdict (implies COMPLETED).
+   *
+   * @generated from field: tampertrace.v1.Verdict verdict = 2;
+   */
+  verdict: Verdict;
+
+  /**
+   * Only analyses whose max_forgery_score is at least this, in [0, 1]; 0 matches every analysis.
+   *
+   * @generated from field: float min_forgery_score = 3;
+   */
+  minForgeryScore: number;
+
+  /**
+   * Page size: default 50, at most 200.
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.ListAnalysesRequest.
+ * Use `create(ListAnalysesRequestSchema)` to create a new message.
+ */
+export const ListAnalysesRequestSchema: GenMessage<ListAnalysesRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 11);
+
+/**
+ * One page of analyses.
+ *
+ * @generated from message tampertrace.v1.ListAnalysesResponse
+ */
+export type ListAnalysesResponse = Message<"tampertrace.v1.ListAnalysesResponse"> & {
+  /**
+   * Newest first, with the same fields as GetAnalysis answers.
+   *
+   * @generated from field: repeated tampertrace.v1.Analysis analyses = 1;
+   */
+  analyses: Analysis[];
+
+  /**
+   * Opaque token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.ListAnalysesResponse.
+ * Use `create(ListAnalysesResponseSchema)` to create a new message.
+ */
+export const ListAnalysesResponseSchema: GenMessage<ListAnalysesResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 12);
+
+/**
  * The artefacts an analysis can have.
  *
  * @generated from enum tampertrace.v1.ArtifactKind
@@ -464,6 +541,19 @@ export const IngestService: GenService<{
     methodKind: "unary";
     input: typeof GetArtifactRequestSchema;
     output: typeof GetArtifactResponseSchema;
+  },
+  /**
+   * The caller's analyses, newest first by submission time (ties by analysis id, descending),
+   * one page at a time; only the caller's tenant is ever read. Each analysis appears on exactly
+   * one page of a walk, even while new submissions arrive (they sort before the first page).
+   * INVALID_ARGUMENT (INVALID_MESSAGE) for a malformed filter or page token.
+   *
+   * @generated from rpc tampertrace.v1.IngestService.ListAnalyses
+   */
+  listAnalyses: {
+    methodKind: "unary";
+    input: typeof ListAnalysesRequestSchema;
+    output: typeof ListAnalysesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tampertrace_v1_ingest, 0);
