@@ -25,6 +25,12 @@ export interface Config {
   TAMPERTRACE_EXECUTION_PROVIDERS: string[];
   /** onnxruntime intra-op threads per session; 0 lets onnxruntime decide. */
   TAMPERTRACE_ORT_THREADS: number;
+  /** Dynamic batching in the model services: most inputs (faces, tiles) in one ONNX run. */
+  TAMPERTRACE_BATCH_MAX_SIZE: number;
+  /** How long a partial batch waits for more inputs when the model is free, ms (0: never waits). */
+  TAMPERTRACE_BATCH_MAX_WAIT_MS: number;
+  /** Most inputs waiting for a model run; beyond it work is retried later (bounded memory). */
+  TAMPERTRACE_BATCH_MAX_QUEUE: number;
   /** Embedded HTTP endpoint. */
   TAMPERTRACE_HTTP_HOST: string;
   TAMPERTRACE_HTTP_PORT: number;
@@ -140,6 +146,10 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_STAGE_CONCURRENCY: int(env, 'TAMPERTRACE_STAGE_CONCURRENCY', 2, 1, 64),
     TAMPERTRACE_EXECUTION_PROVIDERS: providers,
     TAMPERTRACE_ORT_THREADS: int(env, 'TAMPERTRACE_ORT_THREADS', 0, 0, 64),
+    TAMPERTRACE_BATCH_MAX_SIZE: int(env, 'TAMPERTRACE_BATCH_MAX_SIZE', 8, 1, 1024),
+    // 0: an idle model runs at once; batches form from what queued while it was busy.
+    TAMPERTRACE_BATCH_MAX_WAIT_MS: int(env, 'TAMPERTRACE_BATCH_MAX_WAIT_MS', 0, 0, 10_000),
+    TAMPERTRACE_BATCH_MAX_QUEUE: int(env, 'TAMPERTRACE_BATCH_MAX_QUEUE', 256, 1, 100_000),
     TAMPERTRACE_HTTP_HOST: str(env, 'TAMPERTRACE_HTTP_HOST', '127.0.0.1'),
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
     TAMPERTRACE_GRPC_HOST: str(env, 'TAMPERTRACE_GRPC_HOST', '127.0.0.1'),

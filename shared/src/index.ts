@@ -8,6 +8,7 @@ export * from './image.ts';
 export * from './log.ts';
 export * from './object-store.ts';
 export * from './stage.ts';
+export * from './batcher.ts';
 export * from './topics.ts';
 export * from './manifest.ts';
 export * from './originals.ts';

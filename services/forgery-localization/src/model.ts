@@ -2,7 +2,7 @@
 // input float32 [N,3,S,S] RGB in [0,1]; output `forgery_prob` [N,1,S,S] in [0,1]; optional
 // cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape.
 import * as ort from 'onnxruntime-node';
-import { loadVerifiedModel, type ManifestEntry } from '@tampertrace/shared';
+import { DynamicBatcher, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
 
 export interface LocalizerOutput {
   prob: Float32Array;
@@ -51,5 +51,24 @@ export async function loadForgeryModel(root: string, entry: ManifestEntry, opts:
       }));
     },
     close: () => session.release(),
+  };
+}
+
+/**
+ * The model behind a dynamic batcher: the crops of analyses worked on at once share ONNX runs
+ * (the graph's batch dimension is dynamic). Each crop's outputs are bit-identical to a run of
+ * that crop alone (model.test.ts), so batching never changes a result.
+ */
+export function batchedForgeryModel(model: ForgeryModel, opts: BatcherOptions): ForgeryModel & { readonly batcher: DynamicBatcher<Float32Array, LocalizerOutput> } {
+  const batcher = new DynamicBatcher<Float32Array, LocalizerOutput>((crops) => model.run(crops), opts);
+  return {
+    entry: model.entry,
+    size: model.size,
+    batcher,
+    run: (crops) => Promise.all(batcher.submitMany(crops)),
+    async close() {
+      await batcher.close();
+      await model.close();
+    },
   };
 }
