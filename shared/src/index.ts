@@ -9,6 +9,7 @@ export * from './log.ts';
 export * from './object-store.ts';
 export * from './stage.ts';
 export * from './batcher.ts';
+export * from './face-crops.ts';
 export * from './topics.ts';
 export * from './manifest.ts';
 export * from './originals.ts';

@@ -42,7 +42,8 @@ export class ObjectNotFoundError extends Error {}
 /** Object keys: tenant first, so that a prefix is a tenant boundary. */
 export const ObjectKey = {
   original: (tenant: string, sha256: string) => `${tenant}/${sha256}/original`,
-  artifact: (tenant: string, analysisId: string, name: 'mask.png' | 'overlay.png' | 'heatmap.png') => `${tenant}/${analysisId}/${name}`,
+  /** face-crops.bin: the detection stage's crops for the localizer (face-crops.ts), not served to users. */
+  artifact: (tenant: string, analysisId: string, name: 'mask.png' | 'overlay.png' | 'heatmap.png' | 'face-crops.bin') => `${tenant}/${analysisId}/${name}`,
 };
 
 const SAFE_SEGMENT = /^[A-Za-z0-9._-]+$/;

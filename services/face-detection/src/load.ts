@@ -1,6 +1,6 @@
 // Loads the BlazeFace models named in the manifest, each checked against its sha256.
 import path from 'node:path';
-import { findModel, loadVerifiedModel, readManifest, type Config } from '@tampertrace/shared';
+import { findModel, loadVerifiedModel, readManifest, type Config, type FaceCropSpec } from '@tampertrace/shared';
 import { BlazeFaceDetector } from './blazeface.ts';
 
 export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
@@ -15,4 +15,11 @@ export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
     executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS,
     intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
   });
+}
+
+/** The crops the configured localizer takes, which the stage cuts for it (face-crops.ts). */
+export async function localizerCropSpec(cfg: Config): Promise<FaceCropSpec> {
+  const entry = findModel(await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST), cfg.TAMPERTRACE_LOCALIZER_MODEL);
+  // 1.5 is the Localizer's default when the manifest names no crop scale.
+  return { scale: entry.cropScale ?? 1.5, size: entry.inputSize };
 }

@@ -1,6 +1,23 @@
 // The face-detection stage: fetch the original, decode it (EXIF-oriented), find every face.
 import { create } from '@bufbuild/protobuf';
-import { Topic, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type RgbImage, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
+import {
+  Bucket,
+  ObjectKey,
+  Topic,
+  cropRectFor,
+  cutFaceCrop,
+  encodeFaceCrops,
+  loadOriginal,
+  nextMeta,
+  type DecodedImageCache,
+  type FaceCropSpec,
+  type ImageLimits,
+  type ObjectStore,
+  type RgbImage,
+  type StageDefinition,
+  ConsumerGroup,
+} from '@tampertrace/shared';
+import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { BoxSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema, FacesDetectedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { FaceDetection } from './blazeface.ts';
@@ -13,7 +30,17 @@ export interface FaceDetector {
   readonly models: ReadonlyArray<{ name: string; version: string; sha256: string }>;
 }
 
-export function faceDetectionStage(deps: { store: ObjectStore; detector: FaceDetector; limits: ImageLimits; decoded?: DecodedImageCache }): StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> {
+/**
+ * faceCrops: the localizer's crop spec; with it, the stage also stores every face's crop for the
+ * localization stage (FacesDetected.face_crops), so that the original is decoded once per analysis.
+ */
+export function faceDetectionStage(deps: {
+  store: ObjectStore;
+  detector: FaceDetector;
+  limits: ImageLimits;
+  decoded?: DecodedImageCache;
+  faceCrops?: FaceCropSpec;
+}): StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> {
   return {
     name: FACE_DETECTION,
     stage: Stage.FACE_DETECTION,
@@ -22,8 +49,11 @@ export function faceDetectionStage(deps: { store: ObjectStore; detector: FaceDet
     async handle(event) {
       const rgb = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
       const faces = await deps.detector.detect(rgb);
+      const meta = nextMeta(event.meta!, Stage.FACE_DETECTION, FACE_DETECTION);
+      const faceCrops = deps.faceCrops && faces.length > 0 ? await storeFaceCrops(deps.store, meta, rgb, faces, deps.faceCrops) : undefined;
       return create(FacesDetectedSchema, {
-        meta: nextMeta(event.meta!, Stage.FACE_DETECTION, FACE_DETECTION),
+        meta,
+        faceCrops,
         original: event.original,
         image: { ...event.image!, width: rgb.width, height: rgb.height },
         faces: faces.map((f) =>
@@ -37,4 +67,15 @@ export function faceDetectionStage(deps: { store: ObjectStore; detector: FaceDet
       });
     },
   };
+}
+
+async function storeFaceCrops(store: ObjectStore, meta: { tenantId: string; analysisId: string }, rgb: RgbImage, faces: FaceDetection[], spec: FaceCropSpec): Promise<ObjectRef> {
+  // Boxes travel as float32: cut at the box the localization stage will read, or its crop
+  // rectangle could differ by a pixel and the crops would not be used.
+  const rects = faces.map((f) =>
+    cropRectFor({ x: Math.fround(f.box.x), y: Math.fround(f.box.y), width: Math.fround(f.box.width), height: Math.fround(f.box.height) }, spec.scale),
+  );
+  const crops = await Promise.all(rects.map((r) => cutFaceCrop(rgb, r, spec.size)));
+  const bytes = encodeFaceCrops({ size: spec.size, rects, rgb: crops });
+  return store.put(Bucket.artifacts, ObjectKey.artifact(meta.tenantId, meta.analysisId, 'face-crops.bin'), bytes, 'application/octet-stream');
 }

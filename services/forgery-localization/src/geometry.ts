@@ -12,34 +12,12 @@
  */
 
 export type { Box, Point } from '@tampertrace/shared';
-import type { Box, Point } from '@tampertrace/shared';
-
-/** Square crop in image pixels; may extend past the image borders. */
-export interface CropRect {
-  x: number;
-  y: number;
-  size: number;
-}
+import type { CropRect, Point } from '@tampertrace/shared';
+// The crop rectangle is shared with the detection stage, which cuts the crops (face-crops.ts).
+export { cropRectFor, type CropRect } from '@tampertrace/shared';
 
 /** Default model input side. */
 export const DEFAULT_CROP_SIZE = 256;
-
-/**
- * Square crop around a face: side = max(width, height) * scale, centred on the box centre.
- * Position and side are rounded to whole pixels (side at least 1) so the crop can be cut
- * exactly with integer extract/extend operations; the rounding shifts the centre by at most
- * half a pixel.
- */
-export function cropRectFor(face: Box, scale = 1.5): CropRect {
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`invalid crop scale ${scale}`);
-  if (![face.x, face.y, face.width, face.height].every(Number.isFinite) || face.width <= 0 || face.height <= 0) {
-    throw new RangeError(`invalid face box ${JSON.stringify(face)}`);
-  }
-  const size = Math.max(1, Math.round(Math.max(face.width, face.height) * scale));
-  const cx = face.x + face.width / 2;
-  const cy = face.y + face.height / 2;
-  return { x: Math.round(cx - size / 2), y: Math.round(cy - size / 2), size };
-}
 
 /** Image point -> crop point (crop resized to cropSize x cropSize). */
 export function toCrop(p: Point, rect: CropRect, cropSize = DEFAULT_CROP_SIZE): Point {

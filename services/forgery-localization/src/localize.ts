@@ -1,7 +1,7 @@
 // Forgery localization for one image: crop each face with its surroundings, run the model,
 // score the facial regions, paste masks back into the full image and decide a verdict.
 import sharp from 'sharp';
-import type { RgbImage } from '@tampertrace/shared';
+import { cutFaceCrop, type FaceCropSpec, type RgbImage } from '@tampertrace/shared';
 import { cropRectFor, faceScore, pasteMask, thresholdMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
 import type { ForgeryModel } from './model.ts';
 import { buildRegionMasks, scoreRegions, type RegionScore } from './regions.ts';
@@ -50,29 +50,17 @@ export function verdictFor(scores: number[], t: Thresholds): Verdict | undefined
 
 /** The square crop around a face, padded by repeating the border where it leaves the image, as CHW floats in [0,1]. */
 export async function cropFace(img: RgbImage, rect: CropRect, size: number): Promise<Float32Array> {
-  const x0 = Math.round(rect.x);
-  const y0 = Math.round(rect.y);
-  const s = Math.max(1, Math.round(rect.size));
-  const left = Math.min(Math.max(0, x0), img.width - 1);
-  const top = Math.min(Math.max(0, y0), img.height - 1);
-  const right = Math.max(left + 1, Math.min(img.width, x0 + s));
-  const bottom = Math.max(top + 1, Math.min(img.height, y0 + s));
-  // Two pipelines: sharp applies extend after resize within one pipeline, and the padding must come first.
-  const padded = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .extract({ left, top, width: right - left, height: bottom - top })
-    .extend({ left: left - x0, top: top - y0, right: x0 + s - right, bottom: y0 + s - bottom, extendWith: 'copy' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const resized = await sharp(padded.data, { raw: { width: padded.info.width, height: padded.info.height, channels: 3 } })
-    .resize(size, size, { fit: 'fill' })
-    .raw()
-    .toBuffer();
+  return rgbToChw(await cutFaceCrop(img, rect, size), size);
+}
+
+/** A packed RGB crop (cutFaceCrop's, or one the detection stage stored) as the model's CHW floats in [0,1]. */
+export function rgbToChw(rgb: Uint8Array, size: number): Float32Array {
   const plane = size * size;
   const out = new Float32Array(3 * plane);
   for (let i = 0; i < plane; i++) {
-    out[i] = resized[i * 3] / 255;
-    out[plane + i] = resized[i * 3 + 1] / 255;
-    out[2 * plane + i] = resized[i * 3 + 2] / 255;
+    out[i] = rgb[i * 3] / 255;
+    out[plane + i] = rgb[i * 3 + 1] / 255;
+    out[2 * plane + i] = rgb[i * 3 + 2] / 255;
   }
   return out;
 }
@@ -84,13 +72,32 @@ export class Localizer {
     private readonly cropScale = 1.5,
   ) {}
 
+  /** What the detection stage must cut so that localizeCrops() can stand in for localize(). */
+  get cropSpec(): FaceCropSpec {
+    return { scale: this.cropScale, size: this.model.size };
+  }
+
+  /** The crop rectangles localize() cuts for these faces. */
+  cropRects(faces: FaceInput[]): CropRect[] {
+    return faces.map((f) => cropRectFor(f.box, this.cropScale));
+  }
+
   async localize(img: RgbImage, faces: FaceInput[]): Promise<LocalizationResult> {
-    const { width, height } = img;
+    const crops = await Promise.all(this.cropRects(faces).map((r) => cropFace(img, r, this.model.size)));
+    return this.localizeCrops(img, faces, crops);
+  }
+
+  /**
+   * localize() from crops already cut (CHW floats, one per face, at cropRects() and the model's
+   * size): only the image's dimensions are needed, so the image need not be decoded here.
+   */
+  async localizeCrops(dims: { width: number; height: number }, faces: FaceInput[], crops: Float32Array[]): Promise<LocalizationResult> {
+    const { width, height } = dims;
     const size = this.model.size;
+    if (crops.length !== faces.length) throw new Error(`localizeCrops: ${crops.length} crops for ${faces.length} faces`);
     const mask = new Uint8Array(width * height);
     const heatProb = new Float32Array(width * height);
-    const rects = faces.map((f) => cropRectFor(f.box, this.cropScale));
-    const crops = await Promise.all(rects.map((r) => cropFace(img, r, size)));
+    const rects = this.cropRects(faces);
     const outputs = await this.model.run(crops);
     const localized = faces.map((f, i): LocalizedFace => {
       const rect = rects[i];

@@ -1,11 +1,12 @@
 // The forgery-localization stage: per-face forgery maps, region scores, full-image mask,
 // heatmap in object storage, and the image-level verdict.
 import { create } from '@bufbuild/protobuf';
-import { Bucket, ObjectKey, Topic, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
+import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
+import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import type { Localizer } from './localize.ts';
+import { rgbToChw, type FaceInput, type LocalizationResult, type Localizer } from './localize.ts';
 
 export const FORGERY_LOCALIZATION = ConsumerGroup.forgeryLocalization;
 
@@ -24,11 +25,23 @@ export function forgeryLocalizationStage(deps: {
     async handle(event) {
       const meta = nextMeta(event.meta!, Stage.FORGERY_LOCALIZATION, FORGERY_LOCALIZATION);
       const models = event.faces.length === 0 ? event.models : [...event.models, create(ModelRefSchema, deps.model)];
-      const img = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
-      const result = await deps.localizer.localize(
-        img,
-        event.faces.map((f) => ({ box: f.box!, score: f.score, keypoints: f.keypoints })),
-      );
+      const faces: FaceInput[] = event.faces.map((f) => ({ box: f.box!, score: f.score, keypoints: f.keypoints }));
+      // The detection stage's crops spare a second fetch and full decode of the original (with no
+      // face, only the image's size is needed); without them, or if they were cut for another
+      // crop size, the crops are cut here from the original, with the same result.
+      const sized = Boolean(event.image?.width && event.image.height);
+      const crops =
+        faces.length === 0 && sized ? [] : event.faceCrops?.key && sized ? await storedCrops(deps.store, event.faceCrops, deps.localizer, faces) : undefined;
+      let img: { width: number; height: number };
+      let result: LocalizationResult;
+      if (crops) {
+        img = { width: event.image!.width, height: event.image!.height };
+        result = await deps.localizer.localizeCrops(img, faces, crops);
+      } else {
+        const rgb = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
+        img = rgb;
+        result = await deps.localizer.localize(rgb, faces);
+      }
       const { tenantId, analysisId } = meta;
       // No overlay here: it is for people and costs more than the rest of the stage at 1080p,
       // so it is rendered when someone asks for it (see overlay.ts).
@@ -64,4 +77,13 @@ export function forgeryLocalizationStage(deps: {
       });
     },
   };
+}
+
+/** The stored crops as model input, or undefined when they are not the ones this localizer would cut. */
+async function storedCrops(store: ObjectStore, ref: ObjectRef, localizer: Localizer, faces: FaceInput[]): Promise<Float32Array[] | undefined> {
+  const stored = decodeFaceCrops(await store.get(ref.bucket, ref.key));
+  const { size } = localizer.cropSpec;
+  const rects = localizer.cropRects(faces);
+  const same = stored.size === size && stored.rects.length === rects.length && stored.rects.every((r, i) => r.x === rects[i].x && r.y === rects[i].y && r.size === rects[i].size);
+  return same ? stored.rgb.map((rgb) => rgbToChw(rgb, size)) : undefined;
 }

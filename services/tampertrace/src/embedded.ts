@@ -107,7 +107,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
     const presign = { store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S };
     subs.push(
-      await runStage(bus, faceDetectionStage({ store, detector, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
+      await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
       await runStage(bus, explanationStage({ explainer, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
