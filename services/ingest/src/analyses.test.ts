@@ -3,7 +3,7 @@
 // backfill of rows written before the list columns existed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { SqlClient } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
@@ -17,7 +17,7 @@ const ANY: AnalysisListFilter = { status: 0, verdict: 0, minForgeryScore: 0 };
 const T0 = Date.parse('2026-11-01T00:00:00Z');
 
 const id = (n: number) => `0190${String(n).padStart(4, '0')}-0000-7000-8000-000000000000`;
-function analysis(n: number, tenantId: string, fields: Partial<Analysis> = {}): Analysis {
+function analysis(n: number, tenantId: string, fields: MessageInitShape<typeof AnalysisSchema> = {}): Analysis {
   // Pairs of analyses share a submission time, so ties must be broken by id.
   return create(AnalysisSchema, { analysisId: id(n), tenantId, contentSha256: 'ab'.repeat(32), status: AnalysisStatus.PENDING, submittedAt: timestampFromDate(new Date(T0 + Math.floor(n / 2) * 1000)), ...fields });
 }

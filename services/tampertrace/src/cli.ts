@@ -20,6 +20,7 @@ import {
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveIngest } from '@tampertrace/ingest/api';
+import { CONSOLE_DIST } from '@tampertrace/ingest/console-assets';
 import { startEmbedded } from './embedded.ts';
 import { analysisJson, outputNames, writeOutputs } from './outputs.ts';
 
@@ -394,10 +395,15 @@ async function serve(args: string[]): Promise<number> {
   const url = `http://${cfg.TAMPERTRACE_HTTP_HOST}:${servers.httpPort}`;
   const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${servers.grpcPort}`;
   log.info({ url, grpc: grpcAddr }, 'ready');
+  const consoleBuilt = await stat(path.join(CONSOLE_DIST, 'index.html')).then(
+    () => true,
+    () => false,
+  );
   process.stdout.write(
     `TamperTrace is running (embedded mode, data in ${cfg.TAMPERTRACE_HOME}).\n` +
       (embedded.apiKeyCreated ? `  New API key of tenant "${cfg.TAMPERTRACE_TENANT}" (shown once): ${embedded.apiKey}\n` : '') +
       `  The key is kept in ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')} (owner-only); the CLI reads it from there.\n` +
+      `  Review console:    ${url}/console/  (paste the key: cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})${consoleBuilt ? '' : ' (not built yet: run `make console`)'}\n` +
       `  Analyse files:     npx tampertrace submit --server ${grpcAddr} photo.jpg\n` +
       `  Or over HTTP:      curl -H "authorization: Bearer $(cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})" --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
       `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,

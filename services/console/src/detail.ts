@@ -1,0 +1,332 @@
+// Analysis detail: the image with face boxes, the mask and heatmap as toggled overlays with an
+// opacity slider, region chips, the explanation (each region word highlights its region), models,
+// stage timings, downloads, and the audit trail with its chain verification.
+import { ApiError, api, type Analysis, type AuditRecord, type Face } from './api.ts';
+import { h, replace } from './dom.ts';
+import { segments } from './explain.ts';
+import { percent, score, stageLabel, statusLabel, verdictLabel, when } from './format.ts';
+import { regionShape } from './regions.ts';
+
+export function renderDetail(root: HTMLElement, id: string, signal: AbortSignal): void {
+  replace(root, h('p', { class: 'muted' }, 'Loading…'));
+  void (async () => {
+    try {
+      let a = await api.get(id);
+      if (a.status === 'ANALYSIS_STATUS_PENDING') {
+        replace(root, h('h1', {}, a.sourceName || 'Analysis'), h('p', { role: 'status' }, 'Running… this page fills in when the analysis is done.'));
+        a = (await api.watch(id, () => {}, signal)) ?? a;
+      }
+      if (signal.aborted) return;
+      await show(root, a, signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      const notFound = err instanceof ApiError && (err.status === 404 || err.status === 401);
+      replace(
+        root,
+        h('h1', {}, 'Analysis'),
+        h('p', { class: 'error', role: 'alert' }, notFound ? `No analysis ${id} for this API key.` : `Could not load the analysis: ${(err as Error).message}`),
+      );
+    }
+  })();
+}
+
+/** Object URLs made for this page, released when it goes. */
+function blobUrl(blob: Blob, signal: AbortSignal): string {
+  const url = URL.createObjectURL(blob);
+  signal.addEventListener('abort', () => URL.revokeObjectURL(url), { once: true });
+  return url;
+}
+
+async function show(root: HTMLElement, a: Analysis, signal: AbortSignal): Promise<void> {
+  const art = a.artifacts ?? ({} as NonNullable<Analysis['artifacts']>);
+  const has = (k: 'original' | 'mask' | 'heatmap') => !!art[k]?.key;
+  const [original, mask, heatmap] = await Promise.all(
+    (['original', 'mask', 'heatmap'] as const).map((k) => (has(k) ? api.artifact(a.analysisId, k).catch(() => undefined) : undefined)),
+  );
+  if (signal.aborted) return;
+  const name = a.sourceName || a.analysisId;
+  const base = name.replace(/^.*[\\/]/, '').replace(/\.[a-z0-9]+$/i, '') || a.analysisId;
+
+  const viewer = original && a.image ? await imageViewer(a, original, mask, heatmap, signal) : undefined;
+  const summary = h(
+    'dl',
+    { class: 'summary' },
+    h('dt', {}, 'Status'),
+    h('dd', { id: 'status' }, statusLabel(a.status)),
+    a.status === 'ANALYSIS_STATUS_COMPLETED' && [h('dt', {}, 'Verdict'), h('dd', {}, h('span', { class: `verdict ${a.verdict}` }, verdictLabel(a.verdict)))],
+    a.status === 'ANALYSIS_STATUS_COMPLETED' && [h('dt', {}, 'Highest face score'), h('dd', {}, score(a.maxForgeryScore))],
+    h('dt', {}, 'Faces'),
+    h('dd', {}, a.faces.length),
+    a.error && [h('dt', {}, 'Error'), h('dd', { class: 'bad' }, `${a.error.code.replace('ERROR_CODE_', '')}: ${a.error.message}`)],
+    h('dt', {}, 'Submitted'),
+    h('dd', {}, when(a.submittedAt)),
+    a.image && [h('dt', {}, 'Image'), h('dd', {}, `${a.image.format} ${a.image.width}×${a.image.height}`)],
+    h('dt', {}, 'Analysis id'),
+    h('dd', {}, h('code', {}, a.analysisId)),
+  );
+
+  const downloads = h(
+    'ul',
+    { class: 'downloads' },
+    mask && h('li', {}, h('a', { href: blobUrl(mask, signal), download: `${base}.mask.png` }, 'Mask PNG')),
+    heatmap && h('li', {}, h('a', { href: blobUrl(heatmap, signal), download: `${base}.heatmap.png` }, 'Heatmap PNG')),
+    original && h('li', {}, h('a', { href: blobUrl(original, signal), download: name.replace(/^.*[\\/]/, '') || 'original' }, 'Original')),
+    h('li', {}, h('a', { href: blobUrl(new Blob([JSON.stringify(a, null, 2)], { type: 'application/json' }), signal), download: `${base}.json` }, 'Analysis JSON')),
+  );
+
+  const audit = h('section', { class: 'audit', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Audit trail'), h('p', { class: 'muted' }, 'Loading…'));
+  replace(
+    root,
+    h('h1', {}, name),
+    h('div', { class: 'detail' }, h('div', { class: 'left' }, viewer?.element ?? h('p', { class: 'muted' }, 'No image to show.')), h('div', { class: 'right' }, summary, regionsSection(a, viewer), explanationSection(a, viewer))),
+    h('div', { class: 'columns' }, modelsSection(a), timingsSection(a), h('section', { 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h' }, 'Downloads'), downloads)),
+    audit,
+  );
+  void auditSection(audit, a.analysisId, signal);
+}
+
+interface Viewer {
+  element: HTMLElement;
+  highlight(face: Face, region: string): void;
+  clear(): void;
+}
+
+/** The original with face boxes, the mask and heatmap layers, and a region highlight layer. */
+async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, heatmap: Blob | undefined, signal: AbortSignal): Promise<Viewer> {
+  const { width: W, height: H } = a.image!;
+  const pct = (v: number, of: number) => `${(100 * v) / of}%`;
+  const stage = h('div', { class: 'stage', id: 'stage' }, h('img', { src: blobUrl(original, signal), alt: `The submitted image, ${W}×${H} pixels`, class: 'original' }));
+  const layers: Record<string, HTMLCanvasElement> = {};
+  if (mask) layers.mask = await layer(mask, W, H, (v) => (v >= 128 ? [255, 32, 32, 255] : [0, 0, 0, 0]));
+  // Heatmap: probability as colour, yellow to red, transparent where it is near 0.
+  if (heatmap) layers.heatmap = await layer(heatmap, W, H, (v) => [255, Math.round(255 * (1 - v / 255)), 0, Math.round(Math.min(1, (v / 255) * 1.6) * 255)]);
+  for (const [k, c] of Object.entries(layers)) {
+    c.className = `layer ${k}-layer`;
+    c.id = `${k}-layer`;
+    stage.append(c);
+  }
+  const boxes = a.faces.map((f) =>
+    f.box ? h('div', { class: 'face-box' }, h('span', {}, `face ${f.index + 1}`)) : undefined,
+  );
+  a.faces.forEach((f, i) => {
+    const el = boxes[i];
+    if (!el || !f.box) return;
+    // Positioned through the CSSOM (the CSP forbids inline style attributes).
+    Object.assign(el.style, { left: pct(f.box.x, W), top: pct(f.box.y, H), width: pct(f.box.width, W), height: pct(f.box.height, H) });
+    stage.append(el);
+  });
+  const highlightCanvas = h('canvas', { class: 'layer region-layer', id: 'region-layer', hidden: true });
+  stage.append(highlightCanvas);
+
+  const opacity = h('input', { type: 'range', id: 'opacity', min: 0, max: 100, value: 60 });
+  const opacityOut = h('output', { for: 'opacity' }, '60%');
+  const applyOpacity = () => {
+    for (const c of Object.values(layers)) c.style.opacity = String(Number(opacity.value) / 100);
+    opacityOut.textContent = `${opacity.value}%`;
+  };
+  opacity.addEventListener('input', applyOpacity);
+  applyOpacity();
+
+  const toggle = (label: string, target: HTMLElement[], on: boolean, id: string) => {
+    const b = h('button', { type: 'button', class: 'toggle', id, 'aria-pressed': String(on) }, label);
+    const set = (v: boolean) => {
+      b.setAttribute('aria-pressed', String(v));
+      for (const t of target) t.hidden = !v;
+    };
+    set(on);
+    b.addEventListener('click', () => set(b.getAttribute('aria-pressed') !== 'true'));
+    return b;
+  };
+  const controls = h(
+    'div',
+    { class: 'controls', role: 'group', 'aria-label': 'Layers' },
+    layers.mask && toggle('Mask', [layers.mask], true, 'toggle-mask'),
+    layers.heatmap && toggle('Heatmap', [layers.heatmap], false, 'toggle-heatmap'),
+    boxes.some(Boolean) && toggle('Face boxes', boxes.filter((b): b is HTMLDivElement => !!b), true, 'toggle-boxes'),
+    (layers.mask || layers.heatmap) && h('span', { class: 'opacity' }, h('label', { for: 'opacity' }, 'Overlay opacity'), opacity, opacityOut),
+  );
+
+  return {
+    element: h('figure', { class: 'viewer' }, stage, controls),
+    highlight(face, region) {
+      const shape = regionShape(face, region, W, H);
+      if (!shape) return;
+      highlightCanvas.width = shape.gw;
+      highlightCanvas.height = shape.gh;
+      const ctx = highlightCanvas.getContext('2d')!;
+      const img = ctx.createImageData(shape.gw, shape.gh);
+      for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
+      ctx.putImageData(img, 0, 0);
+      Object.assign(highlightCanvas.style, { left: pct(shape.window.x, W), top: pct(shape.window.y, H), width: pct(shape.window.width, W), height: pct(shape.window.height, H) });
+      highlightCanvas.dataset.region = region;
+      highlightCanvas.hidden = false;
+    },
+    clear() {
+      highlightCanvas.hidden = true;
+      delete highlightCanvas.dataset.region;
+    },
+  };
+}
+
+/** A PNG drawn into a canvas of the image's size, each pixel's grey level mapped to RGBA. */
+async function layer(png: Blob, W: number, H: number, colour: (grey: number) => number[]): Promise<HTMLCanvasElement> {
+  const bitmap = await createImageBitmap(png);
+  const c = h('canvas', { width: W, height: H });
+  const ctx = c.getContext('2d', { willReadFrequently: true })!;
+  ctx.drawImage(bitmap, 0, 0, W, H);
+  const img = ctx.getImageData(0, 0, W, H);
+  const d = img.data;
+  for (let i = 0; i < d.length; i += 4) d.set(colour(d[i]), i);
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+/** Hover and keyboard focus both highlight; leaving either clears. */
+function highlights(el: HTMLElement, viewer: Viewer | undefined, face: Face | undefined, region: string): HTMLElement {
+  if (!viewer || !face) return el;
+  const on = () => viewer.highlight(face, region);
+  const off = () => viewer.clear();
+  el.addEventListener('mouseenter', on);
+  el.addEventListener('focus', on);
+  el.addEventListener('mouseleave', off);
+  el.addEventListener('blur', off);
+  return el;
+}
+
+function regionsSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | undefined {
+  if (!a.faces.some((f) => f.regions.length)) return undefined;
+  return h(
+    'section',
+    { 'aria-labelledby': 'regions-h' },
+    h('h2', { id: 'regions-h' }, 'Regions'),
+    h('p', { class: 'muted' }, 'Mean forgery probability per facial region; hover or focus a region to see it on the image.'),
+    ...a.faces.map((f) =>
+      h(
+        'div',
+        { class: 'face-regions' },
+        a.faces.length > 1 && h('h3', {}, `Face ${f.index + 1} (score ${score(f.forgeryScore)})`),
+        h(
+          'ul',
+          { class: 'chips', 'aria-label': `Regions of face ${f.index + 1}` },
+          ...f.regions.map((r) =>
+            h(
+              'li',
+              {},
+              highlights(
+                h(
+                  'button',
+                  { type: 'button', class: `chip ${r.coverage >= 0.15 ? 'flagged' : ''}`, 'data-region': r.name, 'aria-label': `${r.name}: score ${score(r.score)}, ${percent(r.coverage)} masked` },
+                  h('span', { class: 'chip-name' }, r.name),
+                  h('span', { class: 'chip-score' }, score(r.score)),
+                ),
+                viewer,
+                f,
+                r.name,
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function explanationSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | undefined {
+  const ex = a.explanation;
+  if (!ex?.text) return undefined;
+  const faceOf = (region: string) => a.faces[ex.facts.find((f) => f.region === region)?.faceIndex ?? 0];
+  const names = [...ex.facts.map((f) => f.region), ...a.faces.flatMap((f) => f.regions.map((r) => r.name))];
+  const text = h(
+    'p',
+    { class: 'explanation', id: 'explanation' },
+    ...segments(ex.text, names).map((s) =>
+      s.region ? highlights(h('button', { type: 'button', class: 'region-word', 'data-region': s.region }, s.text), viewer, faceOf(s.region), s.region) : s.text,
+    ),
+  );
+  return h(
+    'section',
+    { 'aria-labelledby': 'explanation-h' },
+    h('h2', { id: 'explanation-h' }, 'Explanation'),
+    text,
+    ex.facts.length > 0 && h('h3', {}, 'Measured facts'),
+    ex.facts.length > 0 && h('ul', { class: 'facts' }, ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`))),
+  );
+}
+
+function modelsSection(a: Analysis): HTMLElement {
+  const models = [...a.models, ...(a.explanation?.generator && !a.models.some((m) => m.name === a.explanation!.generator!.name) ? [a.explanation.generator] : [])];
+  return h(
+    'section',
+    { 'aria-labelledby': 'models-h' },
+    h('h2', { id: 'models-h' }, 'Models'),
+    models.length ? h('ul', { class: 'models' }, ...models.map((m) => h('li', {}, h('strong', {}, m.name), ` ${m.version}`, m.sha256 && h('span', { class: 'hash', title: m.sha256 }, ` sha256 ${m.sha256.slice(0, 12)}…`)))) : h('p', { class: 'muted' }, 'None.'),
+  );
+}
+
+function timingsSection(a: Analysis): HTMLElement {
+  return h(
+    'section',
+    { 'aria-labelledby': 'timings-h' },
+    h('h2', { id: 'timings-h' }, 'Timings'),
+    a.timings.length
+      ? h(
+          'table',
+          { class: 'timings' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stage'), h('th', { scope: 'col' }, 'ms'))),
+          h('tbody', {}, ...a.timings.map((t) => h('tr', {}, h('td', {}, stageLabel(t.stage)), h('td', { class: 'num' }, t.durationMs.toFixed(1))))),
+        )
+      : h('p', { class: 'muted' }, 'None recorded.'),
+  );
+}
+
+async function auditSection(section: HTMLElement, id: string, signal: AbortSignal): Promise<void> {
+  const heading = section.firstElementChild!;
+  try {
+    const records = (await api.trail(id)).records ?? [];
+    if (signal.aborted) return;
+    if (!records.length) {
+      replace(section, heading, h('p', {}, 'No audit records for this analysis.'));
+      return;
+    }
+    const seqs = records.map((r) => BigInt(r.sequence));
+    const from = seqs.reduce((x, y) => (y < x ? y : x)).toString();
+    const to = seqs.reduce((x, y) => (y > x ? y : x)).toString();
+    const verdict = h('p', { class: 'chain', role: 'status', id: 'chain' }, 'Verifying the hash chain…');
+    replace(section, heading, verdict, trailTable(records));
+    const v = await api.verify(from, to);
+    if (signal.aborted) return;
+    verdict.classList.add(v.ok ? 'ok' : 'broken');
+    verdict.textContent = v.ok
+      ? `✔ Chain verified: records #${from} to #${to} of this tenant's hash chain are intact (${v.count} records checked), so this trail has not been changed.`
+      : `✘ Chain verification FAILED at record #${v.failedSequence}: ${v.reason}. This trail may have been tampered with.`;
+  } catch (err) {
+    if (!signal.aborted) replace(section, heading, h('p', { class: 'error', role: 'alert' }, `Could not load the audit trail: ${(err as Error).message}`));
+  }
+}
+
+function trailTable(records: AuditRecord[]): HTMLElement {
+  return h(
+    'table',
+    { class: 'trail', id: 'trail' },
+    h('caption', { class: 'sr-only' }, 'Audit records of this analysis, oldest first'),
+    h('thead', {}, h('tr', {}, ...['#', 'Event time', 'Stage', 'Status', 'Verdict', 'Score', 'Models', 'Record hash'].map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'tbody',
+      {},
+      ...records.map((r) =>
+        h(
+          'tr',
+          {},
+          h('td', { class: 'num' }, r.sequence),
+          h('td', {}, when(r.eventTime)),
+          h('td', {}, stageLabel(r.stage)),
+          h('td', {}, statusLabel(r.status), r.error?.code && r.error.code !== 'ERROR_CODE_UNSPECIFIED' ? ` (${r.error.code.replace('ERROR_CODE_', '')})` : ''),
+          h('td', {}, verdictLabel(r.verdict) || '–'),
+          h('td', { class: 'num' }, r.maxForgeryScore ? score(r.maxForgeryScore) : '–'),
+          h('td', {}, (r.models ?? []).map((m) => `${m.name} ${m.version}`).join(', ') || '–'),
+          h('td', {}, h('code', { class: 'hash', title: r.recordHash }, r.recordHash.slice(0, 12) + '…')),
+        ),
+      ),
+    ),
+  );
+}
