@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # --test-force-exit: a test file whose tests are all done must not hold the run (after a broker
 # restart a kafkajs consumer may keep a reconnect timer alive past disconnect()).
 NODE_TEST := node --import tsx --test --test-force-exit
-TESTS = $(shell find shared services -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+TESTS = $(shell find shared services charts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,7 +24,7 @@ run: install ## Start the whole pipeline on this machine (embedded mode) with it
 analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
 	npx tampertrace analyze $(args)
 
-test: install proto-check typecheck ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
+test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
 	  $(NODE_TEST) $(TESTS) || status=$$?; \
@@ -41,6 +41,9 @@ test-containers: install ## Run every test against throwaway Kafka, MinIO and Po
 
 test-one: install ## Run one test file (integration tests need `make infra-up` first), e.g. `make test-one file=shared/src/bus.test.ts`
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; $(NODE_TEST) $(file)
+
+chart-check: node_modules/.install-stamp ## Lint and render the Helm chart (default and GPU + KEDA values), validate every object against the Kubernetes and KEDA schemas, lint the Dockerfile, e.g. `make chart-check`
+	charts/tools/check.sh
 
 typecheck: node_modules/.install-stamp ## Strict TypeScript check of the whole tree, e.g. `make typecheck`
 	npx tsc -p .
@@ -88,4 +91,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-outages test-containers test-one typecheck proto proto-check bench bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-audit up down logs infra-up infra-down infra-smoke clean

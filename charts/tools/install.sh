@@ -25,7 +25,7 @@ log() { echo "[k8s-tools] $*" >&2; }
 # Without the -X flag a `go install`ed helm reports "v3.22" and no patch release.
 if ! stamp helm "$HELM_VERSION" || [[ ! -x "$dir/bin/helm" ]]; then
   log "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  GOBIN="$dir/bin" GOFLAGS=-mod=mod go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  GOBIN="$dir/bin" go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   mark helm "$HELM_VERSION"
 fi
