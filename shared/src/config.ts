@@ -54,6 +54,8 @@ export interface Config {
   TAMPERTRACE_TOPIC_PREFIX: string;
   /** Distributed mode: partitions of topics the services create. */
   TAMPERTRACE_TOPIC_PARTITIONS: number;
+  /** Distributed mode: replication factor of topics the services and `tampertrace topics create` create. */
+  TAMPERTRACE_TOPIC_REPLICATION: number;
   /** Distributed mode: S3 endpoint URL, region, credentials, bucket name prefix. Never logged. */
   TAMPERTRACE_S3_ENDPOINT: string;
   TAMPERTRACE_S3_REGION: string;
@@ -163,6 +165,8 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_KAFKA_BROKERS: str(env, 'TAMPERTRACE_KAFKA_BROKERS', '').split(',').map((s) => s.trim()).filter(Boolean),
     TAMPERTRACE_TOPIC_PREFIX: str(env, 'TAMPERTRACE_TOPIC_PREFIX', ''),
     TAMPERTRACE_TOPIC_PARTITIONS: int(env, 'TAMPERTRACE_TOPIC_PARTITIONS', 4, 1, 1000),
+    // 1 suits the single local broker; a production cluster wants 3.
+    TAMPERTRACE_TOPIC_REPLICATION: int(env, 'TAMPERTRACE_TOPIC_REPLICATION', 1, 1, 32),
     TAMPERTRACE_S3_ENDPOINT: str(env, 'TAMPERTRACE_S3_ENDPOINT', ''),
     TAMPERTRACE_S3_REGION: str(env, 'TAMPERTRACE_S3_REGION', 'us-east-1'),
     TAMPERTRACE_S3_ACCESS_KEY: str(env, 'TAMPERTRACE_S3_ACCESS_KEY', ''),

@@ -82,6 +82,8 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
   value: "0.0.0.0"
 - name: TAMPERTRACE_HTTP_HOST
   value: "0.0.0.0"
+- name: TAMPERTRACE_OPS_HOST
+  value: "0.0.0.0"
 - name: TAMPERTRACE_OPS_PORT
   value: {{ $v.ops.port | quote }}
 - name: TAMPERTRACE_HOME

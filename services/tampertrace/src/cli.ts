@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, InvalidInputError, REPO_ROOT, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary } from '@tampertrace/shared';
+import { ConfigError, InvalidInputError, REPO_ROOT, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -43,6 +43,8 @@ const USAGE = `Usage:
                                                                or TAMPERTRACE_DATABASE_URL) for --tenant or TAMPERTRACE_TENANT
   tampertrace service <ingest|face-detection|forgery-localization|explanation-generation|audit>
                                                                run one service on Kafka, S3 and PostgreSQL
+  tampertrace topics create                                    create every topic and dead-letter topic on TAMPERTRACE_KAFKA_BROKERS
+                                                               with TAMPERTRACE_TOPIC_PARTITIONS and _REPLICATION (existing ones are kept)
   tampertrace submit [--server HOST:PORT] [--api-key KEY] [--out DIR] [--reanalyze] PATH...
                                                                send files to a running ingest service (gRPC,
                                                                default 127.0.0.1:50051) and write the results
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
         return await auditCmd(rest);
       case 'service':
         return await service(rest);
+      case 'topics':
+        return await topicsCmd(rest);
       case 'submit':
         return await submitCmd(rest);
       case 'get':
@@ -435,6 +439,35 @@ async function service(args: string[]): Promise<number> {
     process.stderr.write(`${name} failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(EXIT.failure);
   }
+  return EXIT.ok;
+}
+
+/**
+ * `topics create`: what every service does at start (KafkaBus.provision of allTopics()), as a
+ * step of its own for installers (the Helm chart's Job), with the configured replication factor.
+ * Prints the topic names on the wire.
+ */
+async function topicsCmd(args: string[]): Promise<number> {
+  if (args.length !== 1 || args[0] !== 'create') {
+    process.stderr.write('usage: tampertrace topics create\n');
+    return EXIT.failure;
+  }
+  const cfg = loadConfig();
+  requireDistributed(cfg, { kafka: true });
+  const bus = await KafkaBus.connect({
+    brokers: cfg.TAMPERTRACE_KAFKA_BROKERS,
+    clientId: 'tampertrace-topics',
+    topicPrefix: cfg.TAMPERTRACE_TOPIC_PREFIX,
+    partitions: cfg.TAMPERTRACE_TOPIC_PARTITIONS,
+    replicationFactor: cfg.TAMPERTRACE_TOPIC_REPLICATION,
+    log: createLogger('topics'),
+  });
+  try {
+    await bus.provision(allTopics());
+  } finally {
+    await bus.close();
+  }
+  for (const t of allTopics()) process.stdout.write(`${withPrefix(cfg.TAMPERTRACE_TOPIC_PREFIX, t)}\n`);
   return EXIT.ok;
 }
 
