@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { InferenceSession, Tensor } from "onnxruntime-node";
+import { createWithCpuFallback } from "@tampertrace/shared/execution-providers";
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -594,13 +595,16 @@ async function loadModel(path: string, expectedSize: number, o: DetectorOptions)
   const bytes = await readFile(path);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   const known = KNOWN_MODELS[sha256];
-  const session = await InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
-    executionProviders: o.executionProviders ?? ["cpu"],
-    intraOpNumThreads: o.intraOpNumThreads ?? 1,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-    logSeverityLevel: 3, // the converted graphs carry unused initializers ORT warns about
-  });
+  // Asked for CUDA where it cannot load, the session runs on the CPU (logged at error level).
+  const { session } = await createWithCpuFallback(path, o.executionProviders ?? ["cpu"], (executionProviders) =>
+    InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+      executionProviders,
+      intraOpNumThreads: o.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+      logSeverityLevel: 3, // the converted graphs carry unused initializers ORT warns about
+    }),
+  );
   const fail = (why: string): never => {
     void session.release();
     throw new Error(`BlazeFace model ${path}: ${why}`);

@@ -2,6 +2,7 @@
 // input float32 [N,3,S,S] RGB in [0,1]; output `forgery_prob` [N,1,S,S] in [0,1]; optional
 // cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape.
 import * as ort from 'onnxruntime-node';
+import { createWithCpuFallback } from '@tampertrace/shared/execution-providers';
 import { DynamicBatcher, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
 
 export interface LocalizerOutput {
@@ -21,11 +22,14 @@ export interface ForgeryModel {
 
 export async function loadForgeryModel(root: string, entry: ManifestEntry, opts: { executionProviders?: string[]; intraOpNumThreads?: number } = {}): Promise<ForgeryModel> {
   const { bytes } = await loadVerifiedModel(root, entry);
-  const session = await ort.InferenceSession.create(bytes, {
-    executionProviders: opts.executionProviders ?? ['cpu'],
-    ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-    graphOptimizationLevel: 'all',
-  });
+  // Asked for CUDA where it cannot load, the session runs on the CPU (logged at error level).
+  const { session } = await createWithCpuFallback(entry.name, opts.executionProviders ?? ['cpu'], (executionProviders) =>
+    ort.InferenceSession.create(bytes, {
+      executionProviders,
+      ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+      graphOptimizationLevel: 'all',
+    }),
+  );
   const input = entry.input ?? 'face';
   const output = entry.output ?? 'forgery_prob';
   if (!session.inputNames.includes(input)) throw new Error(`${entry.name}: no input named "${input}" (has ${session.inputNames.join(', ')})`);
