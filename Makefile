@@ -73,6 +73,9 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
 	  exit $$status
 
+bench-tracing: install ## What tracing costs: embedded throughput with tracing off and on (100% sampling, OTLP to a local receiver), alternating, e.g. `make bench-tracing` or `make bench-tracing images=24 rounds=3`
+	node --import tsx bench/tracing.ts $(images) $(rounds)
+
 bench-audit: install ## Audit store at scale: 1M records in the local PostgreSQL, GetTrail/Query p50/p99, VerifyChain of 100k, append and Kafka rates, e.g. `make bench-audit` or `make bench-audit n=50000`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/audit.ts $(n)
@@ -98,4 +101,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-audit up down logs infra-up infra-down infra-smoke clean

@@ -8,6 +8,8 @@ services=(ingest face-detection forgery-localization explanation-generation audi
 # Each service gets a gRPC port of its own (TAMPERTRACE_GRPC_PORT), in the order above:
 # 50051 (ingest, the public API) to 50055 (audit); the stage services serve their stage there.
 grpc_base="${TAMPERTRACE_GRPC_PORT:-50051}"
+# ... and an ops port (GET /metrics, /livez, /readyz): 9464 (ingest) to 9468 (audit).
+ops_base="${TAMPERTRACE_OPS_PORT:-9464}"
 mkdir -p "$state"
 
 up() {
@@ -25,7 +27,7 @@ up() {
     s=${services[$i]}
     if [[ -f "$state/$s.pid" ]] && kill -0 "$(cat "$state/$s.pid")" 2>/dev/null; then continue; fi
     : >"$state/$s.log"
-    TAMPERTRACE_GRPC_PORT=$((grpc_base + i)) nohup node "$repo/services/tampertrace/bin/tampertrace.mjs" service "$s" >>"$state/$s.log" 2>&1 &
+    TAMPERTRACE_GRPC_PORT=$((grpc_base + i)) TAMPERTRACE_OPS_PORT=$((ops_base + i)) nohup node "$repo/services/tampertrace/bin/tampertrace.mjs" service "$s" >>"$state/$s.log" 2>&1 &
     echo $! >"$state/$s.pid"
   done
   for i in "${!services[@]}"; do
@@ -40,7 +42,7 @@ up() {
       sleep 0.1
     done
     grep -q '"msg":"ready"' "$state/$s.log" || { echo "[services] $s not ready after 60 s; see $state/$s.log" >&2; exit 1; }
-    echo "[services] $s ready (pid $(cat "$state/$s.pid"), gRPC 127.0.0.1:$((grpc_base + i)))"
+    echo "[services] $s ready (pid $(cat "$state/$s.pid"), gRPC 127.0.0.1:$((grpc_base + i)), metrics http://127.0.0.1:$((ops_base + i))/metrics)"
   done
   # A default tenant with a key, made on the first `make up` (kept in $state/api-key, owner-only).
   if [[ ! -s "$state/api-key" ]]; then

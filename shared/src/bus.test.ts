@@ -44,10 +44,15 @@ test('every consumer group sees every message; a late group starts at the oldest
   const bus = new InMemoryBus({ partitions: 2 });
   const a: number[] = [];
   const b: number[] = [];
-  await bus.subscribe({ group: 'a', topics: ['t'], handler: async (m) => void a.push(m.value[0]) });
+  // Group a holds its messages until b has joined, so they are still retained when b starts
+  // (messages every group has consumed are dropped, and a group that joins later never sees them).
+  let release!: () => void;
+  const bJoined = new Promise<void>((r) => (release = r));
+  await bus.subscribe({ group: 'a', topics: ['t'], handler: async (m) => void (await bJoined, a.push(m.value[0])) });
   await bus.publish(msg('x', 1));
   await bus.publish(msg('y', 2));
   await bus.subscribe({ group: 'b', topics: ['t'], handler: async (m) => void b.push(m.value[0]) });
+  release();
   await bus.idle();
   assert.deepEqual(a.sort(), [1, 2]);
   assert.deepEqual(b.sort(), [1, 2]);

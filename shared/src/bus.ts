@@ -2,6 +2,8 @@
 // mode). Semantics follow Kafka's so that stage code behaves the same on both: messages are
 // keyed and partitioned by key (per-key order), each consumer group sees every message,
 // delivery is at-least-once and a message counts as consumed only after its handler resolved.
+import { metrics, type LagRow } from './metrics.ts';
+import { tracedConsume, tracedPublish } from './telemetry.ts';
 
 export interface BusMessage {
   topic: string;
@@ -46,6 +48,7 @@ export function partitionFor(key: string, partitions: number): number {
 }
 
 interface Partition {
+  index: number;
   /** Offset of log[0]; older messages were consumed by every group and dropped. */
   base: number;
   log: BusMessage[];
@@ -77,7 +80,7 @@ export class InMemoryBus implements EventBus {
   private topic(name: string): Partition[] {
     let t = this.topics.get(name);
     if (!t) {
-      t = Array.from({ length: this.partitions }, () => ({ base: 0, log: [], committed: new Map(), wake: [] }));
+      t = Array.from({ length: this.partitions }, (_, index) => ({ index, base: 0, log: [], committed: new Map(), wake: [] }));
       this.topics.set(name, t);
     }
     return t;
@@ -85,10 +88,13 @@ export class InMemoryBus implements EventBus {
 
   async publish(msg: BusMessage): Promise<void> {
     if (this.closed) throw new Error('bus is closed');
-    const p = this.topic(msg.topic)[partitionFor(msg.key, this.partitions)];
-    // Copy: the producer may reuse its buffer, and consumers must see what was published.
-    p.log.push({ ...msg, value: Uint8Array.from(msg.value), headers: { ...msg.headers } });
-    for (const w of p.wake.splice(0)) w();
+    await tracedPublish(msg, 'in-process', async (withTrace) => {
+      const p = this.topic(msg.topic)[partitionFor(msg.key, this.partitions)];
+      // Copy: the producer may reuse its buffer, and consumers must see what was published.
+      p.log.push({ ...withTrace, value: Uint8Array.from(msg.value) });
+      for (const w of p.wake.splice(0)) w();
+    });
+    metrics.messagesPublished.inc({ topic: msg.topic });
   }
 
   async subscribe(o: SubscribeOptions): Promise<Subscription> {
@@ -128,12 +134,14 @@ export class InMemoryBus implements EventBus {
       for (;;) {
         attempt++;
         await slots.acquire();
+        metrics.inFlight.inc({ group: o.group });
         try {
-          await o.handler(msg);
+          await tracedConsume(msg, { group: o.group, system: 'in-process', partition: p.index, offset: String(offset) }, () => o.handler(msg));
           break;
         } catch (err) {
           this.opts.onHandlerError?.(err, msg, attempt);
         } finally {
+          metrics.inFlight.dec({ group: o.group });
           slots.release();
         }
         if (!running()) return; // not committed: a later member of the group gets it again
@@ -148,6 +156,7 @@ export class InMemoryBus implements EventBus {
         if (!running()) return;
       }
       p.committed.set(o.group, offset + 1);
+      metrics.messagesConsumed.inc({ topic: msg.topic, group: o.group });
       this.trim(p);
     }
   }
@@ -168,6 +177,15 @@ export class InMemoryBus implements EventBus {
     let n = 0;
     for (const p of this.topic(topic)) n += p.base + p.log.length - (p.committed.get(group) ?? p.base);
     return n;
+  }
+
+  /** Lag of every group on every partition, as tampertrace_consumer_lag_messages reports it. */
+  async lagRows(): Promise<LagRow[]> {
+    const rows: LagRow[] = [];
+    for (const [topic, parts] of this.topics) {
+      for (const p of parts) for (const [group, c] of p.committed) rows.push({ group, topic, partition: p.index, lag: p.base + p.log.length - c });
+    }
+    return rows;
   }
 
   /** Resolves once every group has consumed every message (and so nothing is in flight). */

@@ -38,6 +38,14 @@ export interface Config {
   TAMPERTRACE_GRPC_HOST: string;
   TAMPERTRACE_GRPC_PORT: number;
   /**
+   * Operations endpoint of every service process: GET /metrics (Prometheus), /livez, /readyz.
+   * Port 0 picks a free one (logged at start).
+   */
+  TAMPERTRACE_OPS_HOST: string;
+  TAMPERTRACE_OPS_PORT: number;
+  /** How often readiness re-checks the dependencies (Kafka, S3, PostgreSQL), ms. */
+  TAMPERTRACE_READINESS_INTERVAL_MS: number;
+  /**
    * Optional TLS for every gRPC server: certificate chain and key files (PEM). With a client CA
    * as well, clients must present a certificate it signed (mTLS between services).
    */
@@ -156,6 +164,9 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
     TAMPERTRACE_GRPC_HOST: str(env, 'TAMPERTRACE_GRPC_HOST', '127.0.0.1'),
     TAMPERTRACE_GRPC_PORT: int(env, 'TAMPERTRACE_GRPC_PORT', 50051, 0, 65535),
+    TAMPERTRACE_OPS_HOST: str(env, 'TAMPERTRACE_OPS_HOST', '127.0.0.1'),
+    TAMPERTRACE_OPS_PORT: int(env, 'TAMPERTRACE_OPS_PORT', 9464, 0, 65535),
+    TAMPERTRACE_READINESS_INTERVAL_MS: int(env, 'TAMPERTRACE_READINESS_INTERVAL_MS', 5000, 100, 600_000),
     TAMPERTRACE_GRPC_TLS_CERT: str(env, 'TAMPERTRACE_GRPC_TLS_CERT', ''),
     TAMPERTRACE_GRPC_TLS_KEY: str(env, 'TAMPERTRACE_GRPC_TLS_KEY', ''),
     TAMPERTRACE_GRPC_TLS_CLIENT_CA: str(env, 'TAMPERTRACE_GRPC_TLS_CLIENT_CA', ''),

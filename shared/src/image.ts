@@ -5,6 +5,7 @@ import sharp, { type Metadata } from 'sharp';
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, type ImageInfo, ImageInfoSchema } from './gen/tampertrace/v1/common_pb.ts';
 import { InvalidInputError } from './errors.ts';
+import { Attr, SpanName, withSpan } from './telemetry.ts';
 
 export interface ImageLimits {
   maxInputBytes: number;
@@ -115,7 +116,15 @@ export async function probeImage(bytes: Uint8Array, limits: ImageLimits): Promis
  * Decodes the first frame to sRGB packed RGB with EXIF orientation applied. Truncated or
  * damaged data fails rather than yielding a half-grey picture.
  */
-export async function decodeRgb(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
+export function decodeRgb(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
+  return withSpan(SpanName.decode, { [Attr.objectBytes]: bytes.byteLength }, async (span) => {
+    const img = await decode(bytes, limits);
+    span.setAttributes({ [Attr.imageWidth]: img.width, [Attr.imageHeight]: img.height });
+    return img;
+  });
+}
+
+async function decode(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
   await probeImage(bytes, limits);
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1 })

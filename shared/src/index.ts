@@ -19,3 +19,5 @@ export * from './s3-object-store.ts';
 export * from './sql.ts';
 export * from './grpc.ts';
 export * from './stage-call.ts';
+export * from './ops.ts';
+export * from './telemetry.ts';

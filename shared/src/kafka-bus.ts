@@ -9,6 +9,8 @@ import { Kafka, Partitioners, logLevel, type Admin, type EachBatchPayload, type 
 import type { BusMessage, EventBus, SubscribeOptions, Subscription } from './bus.ts';
 import { createLogger, type Logger } from './log.ts';
 import { withPrefix } from './topics.ts';
+import { metrics, type LagRow } from './metrics.ts';
+import { tracedConsume, tracedPublish } from './telemetry.ts';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -49,6 +51,10 @@ export class KafkaBus implements EventBus {
   /** One creation per topic per bus; a failed one is forgotten so the next call retries it. */
   private readonly topicsReady = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<Subscription>();
+  /** Consumer groups (unprefixed) and the topics each reads, for lag. */
+  private readonly groups = new Map<string, string[]>();
+  /** A consumer that kafkajs gave up on (crashed without restarting): this process is broken. */
+  private crashed: string | undefined;
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private producerBroken = false;
@@ -136,12 +142,49 @@ export class KafkaBus implements EventBus {
     return this.ensureTopics(topics.map((t) => this.wire(t)));
   }
 
-  publish(msg: BusMessage): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('bus is closed'));
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ msg, resolve, reject });
-      this.flushing ??= this.flush();
-    });
+  async publish(msg: BusMessage): Promise<void> {
+    if (this.closed) throw new Error('bus is closed');
+    await tracedPublish(
+      msg,
+      'kafka',
+      (withTrace) =>
+        new Promise<void>((resolve, reject) => {
+          this.queue.push({ msg: withTrace, resolve, reject });
+          this.flushing ??= this.flush();
+        }),
+    );
+    metrics.messagesPublished.inc({ topic: msg.topic });
+  }
+
+  /** Readiness: the cluster answers a metadata request within `timeoutMs`. */
+  async ping(timeoutMs = 3000): Promise<void> {
+    await withTimeout(this.admin.describeCluster(), timeoutMs, 'Kafka describeCluster');
+  }
+
+  /** Liveness: why this process can no longer consume (a consumer kafkajs stopped restarting), if so. */
+  get fatal(): string | undefined {
+    return this.crashed;
+  }
+
+  /**
+   * Lag of every group this process consumes with, per partition: the partition's end offset
+   * minus the group's committed offset (a group with no commit yet lags by the whole partition).
+   */
+  async lag(): Promise<LagRow[]> {
+    const rows: LagRow[] = [];
+    for (const [group, topics] of this.groups) {
+      const committed = await this.admin.fetchOffsets({ groupId: this.wire(group), topics: topics.map((t) => this.wire(t)) });
+      for (const t of committed) {
+        const ends = await this.admin.fetchTopicOffsets(t.topic);
+        const topic = topics.find((name) => this.wire(name) === t.topic) ?? t.topic;
+        for (const e of ends) {
+          const c = t.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
+          const start = c === '-1' ? BigInt(e.low) : BigInt(c);
+          rows.push({ group, topic, partition: e.partition, lag: Number(BigInt(e.high) - start) });
+        }
+      }
+    }
+    return rows;
   }
 
   // Publishes go out one produce request at a time: kafkajs does not keep concurrent send()
@@ -226,12 +269,16 @@ export class KafkaBus implements EventBus {
         // again from the last resolved offset, and a new owner from the last committed one.
         if (stopping || !isRunning() || isStale()) return;
         const msg = toBusMessage(topic, m);
+        const delivery = { group: o.group, system: 'kafka' as const, partition: batch.partition, offset: m.offset };
         for (let attempt = 1; ; attempt++) {
           try {
-            await withHeartbeats(heartbeat, heartbeatMs, () => o.handler(msg));
+            metrics.inFlight.inc({ group: o.group });
+            await withHeartbeats(heartbeat, heartbeatMs, () => tracedConsume(msg, delivery, () => o.handler(msg)));
             break;
           } catch (err) {
             this.log.warn({ topic, key: msg.key, partition: batch.partition, offset: m.offset, attempt, err: errText(err) }, 'handler failed; the message will be redelivered');
+          } finally {
+            metrics.inFlight.dec({ group: o.group });
           }
           // Retried here, in place, rather than by a seek: the partition must not move past the
           // message (per-key order), and this is exactly "the same message again, later".
@@ -246,6 +293,7 @@ export class KafkaBus implements EventBus {
         // redoing as few of them as possible after a crash is worth a round trip.
         const next = (BigInt(m.offset) + 1n).toString();
         await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
+        metrics.messagesConsumed.inc({ topic, group: o.group });
         await heartbeat();
       }
     };
@@ -259,6 +307,12 @@ export class KafkaBus implements EventBus {
       timer = setTimeout(() => reject(new Error(`consumer group ${o.group} not joined within ${joinTimeout} ms`)), joinTimeout);
       offs.push(consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
       offs.push(consumer.on(consumer.events.CRASH, (e) => (e.payload.restart ? undefined : reject(e.payload.error))));
+    });
+    // After the join, a crash kafkajs does not restart from leaves this member consuming nothing.
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (e.payload.restart || stopping) return;
+      this.crashed = `consumer ${o.group} crashed: ${errText(e.payload.error)}`;
+      this.log.error({ group: o.group, err: errText(e.payload.error) }, 'Kafka consumer crashed and will not restart');
     });
     joined.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     try {
@@ -281,6 +335,7 @@ export class KafkaBus implements EventBus {
       for (const off of offs) off();
     }
 
+    this.groups.set(o.group, [...new Set([...(this.groups.get(o.group) ?? []), ...o.topics])]);
     let stopped: Promise<void> | null = null;
     const sub: Subscription = {
       stop: () =>

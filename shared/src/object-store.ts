@@ -6,6 +6,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type ObjectRef, ObjectRefSchema } from './gen/tampertrace/v1/common_pb.ts';
 import { sha256Hex } from './ids.ts';
+import { observeStore } from './observe.ts';
 
 export const Bucket = {
   originals: 'originals',
@@ -17,6 +18,8 @@ export interface ObjectStore {
   get(bucket: string, key: string): Promise<Buffer>;
   exists(bucket: string, key: string): Promise<boolean>;
   ensureBuckets(buckets: string[]): Promise<void>;
+  /** Throws when the store cannot serve requests now (readiness probes). */
+  ping(): Promise<void>;
   /** A time-limited GET URL for consumers outside the process; absent where objects are local files. */
   presignedGetUrl?(bucket: string, key: string, expirySeconds: number): Promise<string>;
 }
@@ -71,18 +74,25 @@ export class FsObjectStore implements ObjectStore {
     const file = this.file(bucket, key);
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, data);
-    await rename(tmp, file);
+    await observeStore('put', bucket, data.byteLength, async () => {
+      await writeFile(tmp, data);
+      await rename(tmp, file);
+    });
     return create(ObjectRefSchema, { bucket, key, sha256: sha256Hex(data), sizeBytes: BigInt(data.byteLength), contentType });
   }
 
   async get(bucket: string, key: string): Promise<Buffer> {
     try {
-      return await readFile(this.file(bucket, key));
+      const file = this.file(bucket, key);
+      return await observeStore('get', bucket, undefined, () => readFile(file));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(`${bucket}/${key} not found`);
       throw err;
     }
+  }
+
+  async ping(): Promise<void> {
+    await stat(this.root);
   }
 
   async exists(bucket: string, key: string): Promise<boolean> {

@@ -3,6 +3,7 @@
 // classify() in @tampertrace/shared treats as retriable.
 import pg from 'pg';
 import type { SqlClient, SqlTx } from './sql.ts';
+import { observeSql, sqlOperation } from './observe.ts';
 
 export interface PostgresOptions {
   /** Pool size (default 5). */
@@ -31,8 +32,31 @@ export async function openPostgres(url: string, opts: PostgresOptions = {}): Pro
   }
 
   const query = async <T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> => {
-    const res = await pool.query(sql, params);
+    const res = await observeSql('postgresql', sqlOperation(sql), () => pool.query(sql, params));
     return { rows: res.rows as T[] };
+  };
+
+  const transaction = async <R>(fn: (tx: SqlTx) => Promise<R>): Promise<R> => {
+    const conn = await pool.connect();
+    let broken = false;
+    try {
+      await conn.query('BEGIN');
+      const result = await fn({
+        query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await conn.query(sql, params)).rows as T[] }),
+        exec: (sql: string) => conn.query(sql),
+      });
+      await conn.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await conn.query('ROLLBACK');
+      } catch {
+        broken = true; // connection is unusable: destroy it instead of returning it to the pool
+      }
+      throw err;
+    } finally {
+      conn.release(broken);
+    }
   };
 
   const client: SqlClient = {
@@ -40,29 +64,9 @@ export async function openPostgres(url: string, opts: PostgresOptions = {}): Pro
     // Without parameters node-postgres uses the simple query protocol, which runs several
     // statements (and $$-quoted function bodies) in one call, like a migration file.
     exec: (sql: string) => pool.query(sql),
-    transaction: async <R>(fn: (tx: SqlTx) => Promise<R>): Promise<R> => {
-      const conn = await pool.connect();
-      let broken = false;
-      try {
-        await conn.query('BEGIN');
-        const result = await fn({
-          query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await conn.query(sql, params)).rows as T[] }),
-          exec: (sql: string) => conn.query(sql),
-        });
-        await conn.query('COMMIT');
-        return result;
-      } catch (err) {
-        try {
-          await conn.query('ROLLBACK');
-        } catch {
-          broken = true; // connection is unusable: destroy it instead of returning it to the pool
-        }
-        throw err;
-      } finally {
-        conn.release(broken);
-      }
-    },
+    transaction: <R>(fn: (tx: SqlTx) => Promise<R>): Promise<R> => observeSql('postgresql', 'TRANSACTION', () => transaction(fn)),
     close: () => pool.end(),
   };
+
   return client;
 }

@@ -11,7 +11,8 @@ import { create } from '@bufbuild/protobuf';
 import { type ObjectRef, ObjectRefSchema, ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
 import { RetriableError } from './errors.ts';
 import { sha256Hex } from './ids.ts';
-import { checkKey, ObjectNotFoundError, type ObjectStore } from './object-store.ts';
+import { Bucket, checkKey, ObjectNotFoundError, type ObjectStore } from './object-store.ts';
+import { observeStore } from './observe.ts';
 
 export interface S3ObjectStoreOptions {
   /** http(s)://host[:port], no path. http → payload SHA-256 is signed; https → TLS. */
@@ -127,10 +128,12 @@ export class S3ObjectStore implements ObjectStore {
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const sha256 = sha256Hex(buf);
     try {
-      await this.client.putObject(this.physicalBucket(bucket), key, buf, buf.byteLength, {
-        'Content-Type': contentType,
-        'x-amz-meta-sha256': sha256,
-      });
+      await observeStore('put', bucket, buf.byteLength, () =>
+        this.client.putObject(this.physicalBucket(bucket), key, buf, buf.byteLength, {
+          'Content-Type': contentType,
+          'x-amz-meta-sha256': sha256,
+        }),
+      );
     } catch (err) {
       throw this.fail('put', this.physicalBucket(bucket), key, err);
     }
@@ -141,10 +144,12 @@ export class S3ObjectStore implements ObjectStore {
     checkKey(bucket, key);
     const name = this.physicalBucket(bucket);
     try {
-      const stream = await this.client.getObject(name, key);
-      const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
+      return await observeStore('get', bucket, undefined, async () => {
+        const stream = await this.client.getObject(name, key);
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      });
     } catch (err) {
       if (isNotFound(err)) throw new ObjectNotFoundError(`${bucket}/${key} not found`, { cause: err });
       throw this.fail('get', name, key, err);
@@ -160,6 +165,16 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       if (isNotFound(err)) return false;
       throw this.fail('stat', name, key, err); // unlike a missing object, an unreachable server is not "false"
+    }
+  }
+
+  /** Readiness: the server answers and the originals bucket exists. */
+  async ping(): Promise<void> {
+    const name = this.physicalBucket(Bucket.originals);
+    try {
+      if (!(await this.client.bucketExists(name))) throw new Error(`bucket ${name} does not exist`);
+    } catch (err) {
+      throw this.fail('head bucket', name, undefined, err);
     }
   }
 

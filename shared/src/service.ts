@@ -5,11 +5,14 @@ import { S3ObjectStore } from './s3-object-store.ts';
 import { requireDistributed, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import type { DescMessage } from '@bufbuild/protobuf';
-import type { EventBus } from './bus.ts';
 import { runStage, type StageDefinition } from './stage.ts';
 import { startGrpcServer, stopGrpcServer, type GrpcApi } from './grpc.ts';
 import { allTopics } from './topics.ts';
-import { Bucket } from './object-store.ts';
+import { Bucket, type ObjectStore } from './object-store.ts';
+import { setLagSource } from './metrics.ts';
+import { Readiness, startOpsServer, type DependencyCheck, type OpsServer } from './ops.ts';
+import type { ServiceHealth } from './health.ts';
+import type { SqlClient } from './sql.ts';
 
 export async function connectBusAndStore(cfg: Config, log: Logger, service: string): Promise<{ bus: KafkaBus; store: S3ObjectStore }> {
   requireDistributed(cfg, { kafka: true, s3: true });
@@ -25,6 +28,7 @@ export async function connectBusAndStore(cfg: Config, log: Logger, service: stri
     clientId: service,
     topicPrefix: cfg.TAMPERTRACE_TOPIC_PREFIX,
     partitions: cfg.TAMPERTRACE_TOPIC_PARTITIONS,
+    replicationFactor: cfg.TAMPERTRACE_TOPIC_REPLICATION,
     log,
   });
   // Every service creates every topic it could touch, dead-letter topics included, so that none
@@ -41,7 +45,27 @@ export async function connectBusAndStore(cfg: Config, log: Logger, service: stri
     }
   }
   await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
+  setLagSource(() => bus.lag());
   return { bus, store };
+}
+
+/** What a process depends on, as readiness checks; `fatal` fails liveness (a consumer that will not restart). */
+export function dependencyChecks(deps: { bus?: KafkaBus; store?: ObjectStore; sql?: SqlClient }): DependencyCheck[] {
+  const checks: DependencyCheck[] = [];
+  if (deps.bus) checks.push({ name: 'kafka', check: () => deps.bus!.ping() });
+  if (deps.store) checks.push({ name: 's3', check: () => deps.store!.ping() });
+  if (deps.sql) checks.push({ name: 'postgresql', check: async () => void (await deps.sql!.query('SELECT 1')) });
+  return checks;
+}
+
+/**
+ * Readiness over these dependencies, driving `health` (gRPC) and served with /metrics and /livez
+ * on the ops port. Call `readiness.started()` once start-up is done, `stopping()` on a signal.
+ */
+export async function startOps(cfg: Config, log: Logger, health: ServiceHealth | undefined, deps: { bus?: KafkaBus; store?: ObjectStore; sql?: SqlClient }): Promise<{ readiness: Readiness; ops: OpsServer }> {
+  const readiness = new Readiness(dependencyChecks(deps), health, log, () => deps.bus?.fatal);
+  const ops = await startOpsServer(cfg, log, readiness);
+  return { readiness, ops };
 }
 
 /** Resolves when the process is asked to stop; then runs `stop` and exits, forcibly after the deadline. */
@@ -69,22 +93,24 @@ export async function runUntilSignal(log: Logger, stop: () => Promise<void>, tim
 export async function serveStage<I extends DescMessage, O extends DescMessage>(
   cfg: Config,
   log: Logger,
-  bus: EventBus,
+  { bus, store }: { bus: KafkaBus; store: ObjectStore },
   def: StageDefinition<I, O>,
   api: GrpcApi,
   release: () => Promise<void> = async () => {},
 ): Promise<void> {
+  const { readiness, ops } = await startOps(cfg, log, api.health, { bus, store });
   const grpcPort = await startGrpcServer(api, cfg, log);
   const sub = await runStage(bus, def, { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS, log });
-  api.health.serving();
-  log.info({ grpcPort }, 'ready');
+  await readiness.started(cfg.TAMPERTRACE_READINESS_INTERVAL_MS);
+  log.info({ grpcPort, opsPort: ops.port, ready: readiness.report.ready }, 'started');
   await runUntilSignal(
     log,
     async () => {
-      api.health.notServing();
+      readiness.stopping();
       await Promise.all([sub.stop(), stopGrpcServer(api, Math.min(5000, cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS / 2))]);
       await bus.close();
       await release();
+      await ops.close();
     },
     cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS,
   );

@@ -29,6 +29,8 @@ export class CallObjectStore implements ObjectStore {
   }
 
   async ensureBuckets(): Promise<void> {}
+
+  async ping(): Promise<void> {}
 }
 
 /** What a stage's input event needs for one synchronous call. */

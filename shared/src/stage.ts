@@ -7,7 +7,17 @@ import { AnalysisCompletedSchema, type EventMeta } from './gen/tampertrace/v1/ev
 import { classify, codeName, toErrorInfo } from './errors.ts';
 import { decodeEvent, encodeEvent, terminalEvent } from './events.ts';
 import type { Logger } from './log.ts';
-import { Header, Topic, deadLetterTopic } from './topics.ts';
+import { ConsumerGroup, Header, Topic, deadLetterTopic } from './topics.ts';
+import { metrics } from './metrics.ts';
+import { Attr, SpanName, recordError, withSpan } from './telemetry.ts';
+import { trace } from '@opentelemetry/api';
+
+/** The span of each stage's own work (inside its consumer span), by stage name. */
+const STAGE_SPAN: Record<string, string> = {
+  [ConsumerGroup.faceDetection]: SpanName.detect,
+  [ConsumerGroup.forgeryLocalization]: SpanName.localize,
+  [ConsumerGroup.explanationGeneration]: SpanName.explain,
+};
 
 type WithMeta = { meta?: EventMeta };
 
@@ -30,6 +40,7 @@ export interface RunStageOptions {
 
 /** Sends a message to the consuming service's dead-letter topic with provenance headers; original key and value kept. */
 export async function deadLetter(bus: EventBus, msg: BusMessage, stage: string, code: string, reason: string): Promise<void> {
+  metrics.deadLetters.inc({ group: stage, code });
   await bus.publish({
     topic: deadLetterTopic(stage),
     key: msg.key,
@@ -55,25 +66,40 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
       event = decodeEvent(def.input.schema, msg);
     } catch (err) {
       const e = classify(err);
+      metrics.errors.inc({ stage: def.name, code: codeName(e.code) });
       log.warn({ topic: msg.topic, key: msg.key, code: codeName(e.code), err: e.message }, 'dead-lettering an undecodable message');
       await deadLetter(bus, msg, def.name, codeName(e.code), e.message);
       return;
     }
     const meta = event.meta!;
     const started = performance.now();
+    const span = trace.getActiveSpan(); // the consumer span of this message
+    span?.setAttribute(Attr.tenant, meta.tenantId);
+    const done = (outcome: 'ok' | 'rejected' | 'failed' | 'retry') => {
+      metrics.stageDuration.observe({ stage: def.name, outcome }, (performance.now() - started) / 1000);
+      if (outcome !== 'retry') metrics.imagesProcessed.inc({ stage: def.name, outcome });
+    };
     try {
-      const out = await def.handle(event);
+      const out = await withSpan(STAGE_SPAN[def.name] ?? `tampertrace.stage.${def.name}`, { [Attr.analysisId]: meta.analysisId, [Attr.stage]: def.name }, () => def.handle(event));
       out.meta!.timings.push(create(StageTimingSchema, { stage: def.stage, durationMs: performance.now() - started }));
       await bus.publish(encodeEvent(def.output.topic, def.output.schema, out));
       attempts.delete(meta.eventId);
+      done('ok');
+      log.debug({ analysisId: meta.analysisId, tenant: meta.tenantId, ms: Math.round(performance.now() - started) }, 'message handled');
     } catch (err) {
       const e = classify(err);
+      metrics.errors.inc({ stage: def.name, code: codeName(e.code) });
+      if (span) {
+        recordError(span, e);
+        span.setAttributes({ [Attr.errorCode]: codeName(e.code), [Attr.errorClass]: e.errorClass });
+      }
       const ctx = { analysisId: meta.analysisId, tenant: meta.tenantId, code: codeName(e.code), class: e.errorClass };
       if (e.errorClass === 'invalid-input') {
         // The image itself is bad: a normal, final outcome for the user, not an incident.
         log.info({ ...ctx, err: e.message }, 'input rejected');
         const final = terminalEvent(meta, AnalysisStatus.REJECTED, toErrorInfo(e, def.stage), def.name);
         await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
+        done('rejected');
         return;
       }
       const n = (attempts.get(meta.eventId) ?? 0) + 1;
@@ -83,6 +109,7 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
       // message itself may cause, count against maxAttempts.
       if (e.errorClass === 'retriable' && (e.code === ErrorCode.DEPENDENCY_UNAVAILABLE || n < opts.maxAttempts)) {
         log.warn({ ...ctx, attempt: n, err: e.message }, 'retriable failure; the message will be redelivered');
+        done('retry');
         throw e; // not committed: the bus redelivers after a backoff
       }
       log.error({ ...ctx, attempt: n, err: e.message, stack: e.stack }, 'giving up on message');
@@ -90,6 +117,7 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
       const final = terminalEvent(meta, AnalysisStatus.FAILED, toErrorInfo(e, def.stage), def.name);
       await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
       attempts.delete(meta.eventId);
+      done('failed');
     }
   };
 

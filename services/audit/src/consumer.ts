@@ -1,7 +1,7 @@
 // The audit service's consumer: records every stage event once (group "audit"), with the trace id
 // of its message, and checkpoints each tenant's chain as it grows.
 import type { DescMessage } from '@bufbuild/protobuf';
-import { classify, codeName, deadLetter, decodeEvent, Header, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
+import { Attr, classify, codeName, deadLetter, decodeEvent, Header, SpanName, withSpan, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
 import { AUDITED, AUDITED_DEAD_LETTERS, toAuditRecord, toDeadLetterRecord, traceIdOf } from './records.ts';
 import type { AuditStore } from './store.ts';
 
@@ -46,7 +46,10 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
         return;
       }
       // A database failure throws: the message is not committed and comes back.
-      if (await store.append({ ...record, traceId: traceIdOf(msg.headers[Header.traceparent]) }, { checkpointEvery })) touched.add(record.tenantId);
+      const appended = await withSpan(SpanName.auditAppend, { [Attr.analysisId]: record.analysisId, [Attr.tenant]: record.tenantId }, () =>
+        store.append({ ...record, traceId: traceIdOf(msg.headers[Header.traceparent]) }, { checkpointEvery }),
+      );
+      if (appended) touched.add(record.tenantId);
     },
   });
   if (intervalMs <= 0) return sub;

@@ -12,4 +12,4 @@ const log = createLogger(EXPLANATION);
 const [entry, { bus, store }] = await Promise.all([localizerEntry(cfg), connectBusAndStore(cfg, log, EXPLANATION)]);
 const explainer = new TemplateExplainer(entry.cueThresholds);
 const api = createGrpcServer(cfg, [explanationGrpc({ explainer }, cfg, log)]);
-await serveStage(cfg, log, bus, explanationStage({ explainer, store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S }), api);
+await serveStage(cfg, log, { bus, store }, explanationStage({ explainer, store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S }), api);

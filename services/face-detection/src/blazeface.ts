@@ -24,6 +24,7 @@ import { createWithCpuFallback } from "@tampertrace/shared/execution-providers";
 // One definition of pixel geometry and images for the whole project.
 export type { Box, Point, RgbImage } from '@tampertrace/shared';
 import type { Box, Point, RgbImage } from '@tampertrace/shared';
+import { observeInference } from "@tampertrace/shared/observe";
 /**
  * keypoints: 6, in MediaPipe order: right eye, left eye, nose tip, mouth centre,
  * right ear tragion, left ear tragion (subject's right = image left).
@@ -702,7 +703,7 @@ export class BlazeFaceDetector {
       const scaled = resampleImage(img, pass.scaledWidth, pass.scaledHeight, MAX_TAPS[pass.model], this.scratch.subarray(0, n));
       for (const tile of pass.tiles) {
         copyTile(scaled, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, m.input);
-        const out = await m.session.run({ [INPUT_NAME]: new Tensor("float32", m.input, [1, S, S, 3]) });
+        const out = await observeInference(m.info.name, 1, () => m.session.run({ [INPUT_NAME]: new Tensor("float32", m.input, [1, S, S, 3]) }));
         const logits = concat(out[OUTPUT_NAMES[0]].data as Float32Array, out[OUTPUT_NAMES[1]].data as Float32Array);
         const regs = concat(out[OUTPUT_NAMES[2]].data as Float32Array, out[OUTPUT_NAMES[3]].data as Float32Array);
         // decode in scaled-image pixels first (for the tile-edge test), then map to the image

@@ -11,4 +11,4 @@ const limits = limitsOf(cfg);
 const [detector, faceCrops, { bus, store }] = await Promise.all([loadDetector(cfg), localizerCropSpec(cfg), connectBusAndStore(cfg, log, FACE_DETECTION)]);
 await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
 const api = createGrpcServer(cfg, [faceDetectionGrpc({ detector, limits }, cfg, log)]);
-await serveStage(cfg, log, bus, faceDetectionStage({ store, detector, limits, faceCrops }), api, () => detector.close());
+await serveStage(cfg, log, { bus, store }, faceDetectionStage({ store, detector, limits, faceCrops }), api, () => detector.close());

@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { createWithCpuFallback } from '@tampertrace/shared/execution-providers';
 import { DynamicBatcher, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
+import { observeInference } from '@tampertrace/shared/observe';
 
 export interface LocalizerOutput {
   prob: Float32Array;
@@ -45,7 +46,7 @@ export async function loadForgeryModel(root: string, entry: ManifestEntry, opts:
       const batch = new Float32Array(crops.length * 3 * plane);
       crops.forEach((c, i) => batch.set(c, i * 3 * plane));
       const feeds = { [input]: new ort.Tensor('float32', batch, [crops.length, 3, size, size]) };
-      const res = await session.run(feeds);
+      const res = await observeInference(entry.name, crops.length, () => session.run(feeds));
       const slice = (name: string, i: number) => (has(name) ? (res[name].data as Float32Array).slice(i * plane, (i + 1) * plane) : undefined);
       return crops.map((_, i) => ({
         prob: slice(output, i)!,

@@ -5,6 +5,7 @@ import type http from 'node:http';
 import { AuditStore } from '@tampertrace/audit/store';
 import { stopGrpcServer, type Config, type DecodedImageCache, type EventBus, type Logger, type ObjectStore, type SqlClient } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import type { ServiceHealth } from '@tampertrace/shared/health';
 import { Access } from './access.ts';
 import { Gateway } from './gateway.ts';
 import { serveGrpc, type IngestApi } from './grpc.ts';
@@ -89,12 +90,13 @@ export async function openIngest(deps: IngestDeps): Promise<Ingest> {
 }
 
 /** Both servers of the ingest service; `stop` refuses new calls, lets running ones finish, then closes. */
-export async function serveIngest(api: Ingest, cfg: Config): Promise<{ grpcPort: number; httpPort: number; stop(): Promise<void> }> {
+export async function serveIngest(api: Ingest, cfg: Config): Promise<{ grpcPort: number; httpPort: number; health: ServiceHealth; stop(): Promise<void> }> {
   const { server, port } = await serveGrpc(api, cfg);
   const httpServer: http.Server = await serveHttp(api, cfg);
   const addr = httpServer.address();
   return {
     grpcPort: port,
+    health: server.health,
     httpPort: typeof addr === 'object' && addr ? addr.port : 0,
     stop: async () => {
       await Promise.all([stopGrpcServer(server), new Promise<void>((resolve) => httpServer.close(() => resolve()))]);

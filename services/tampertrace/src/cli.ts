@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, InvalidInputError, REPO_ROOT, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
+import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, startOpsServer, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
+import { setLagSource } from '@tampertrace/shared/metrics';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
@@ -396,6 +397,11 @@ async function serve(args: string[]): Promise<number> {
   const log = createLogger('tampertrace');
   const embedded = await startEmbedded(cfg, log);
   const servers = await serveIngest(embedded.ingest, cfg);
+  // Everything is in this process: ready once started. Metrics as the services export them.
+  if (embedded.bus instanceof InMemoryBus) setLagSource(() => (embedded.bus as InMemoryBus).lagRows());
+  const readiness = new Readiness([], servers.health, log);
+  const ops = await startOpsServer(cfg, log, readiness);
+  await readiness.started(cfg.TAMPERTRACE_READINESS_INTERVAL_MS);
   const url = `http://${cfg.TAMPERTRACE_HTTP_HOST}:${servers.httpPort}`;
   const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${servers.grpcPort}`;
   log.info({ url, grpc: grpcAddr }, 'ready');
@@ -410,15 +416,18 @@ async function serve(args: string[]): Promise<number> {
       `  Review console:    ${url}/console/  (paste the key: cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})${consoleBuilt ? '' : ' (not built yet: run `make console`)'}\n` +
       `  Analyse files:     npx tampertrace submit --server ${grpcAddr} photo.jpg\n` +
       `  Or over HTTP:      curl -H "authorization: Bearer $(cat ${path.join(cfg.TAMPERTRACE_HOME, 'api-key')})" --data-binary @photo.jpg '${url}/v1/analyses?wait=true'\n` +
-      `  Health:            ${url}/healthz\nPress Ctrl-C to stop.\n`,
+      `  Health:            ${url}/healthz\n` +
+      `  Metrics:           http://${cfg.TAMPERTRACE_OPS_HOST}:${ops.port}/metrics\nPress Ctrl-C to stop.\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  readiness.stopping();
   await servers.stop();
   await embedded.close();
+  await ops.close();
   return EXIT.ok;
 }
 

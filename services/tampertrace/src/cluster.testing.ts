@@ -39,6 +39,14 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
 }
 
+const SERVICE_ORDER = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit', 'face-detection-2'];
+
+function serviceIndex(name: string): number {
+  const i = SERVICE_ORDER.indexOf(name);
+  if (i < 0) throw new Error(`no ports planned for ${name}`);
+  return i;
+}
+
 export class Cluster {
   readonly run = `mp${Date.now()}${process.pid}`;
   readonly schema = `it_${this.run}`;
@@ -51,7 +59,8 @@ export class Cluster {
   bus!: KafkaBus;
   ingestor!: Ingestor;
 
-  constructor(httpPort: number) {
+  /** `env` adds to (or overrides) what every service process gets, e.g. OTEL_* variables. */
+  constructor(httpPort: number, env: NodeJS.ProcessEnv = {}) {
     this.env = {
       ...process.env,
       TAMPERTRACE_TOPIC_PREFIX: this.run,
@@ -68,6 +77,7 @@ export class Cluster {
       TAMPERTRACE_URL_ALLOW_PRIVATE: '127.0.0.2/32',
       // The first of the services' gRPC ports (grpcPortOf).
       TAMPERTRACE_GRPC_PORT: String(httpPort + 1),
+      ...env,
     };
     this.cfg = loadConfig(this.env);
   }
@@ -79,10 +89,12 @@ export class Cluster {
 
   /** Every service process serves gRPC; each gets a port of its own, ingest the first. */
   grpcPortOf(name: string): number {
-    const order = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit', 'face-detection-2'];
-    const i = order.indexOf(name);
-    if (i < 0) throw new Error(`no gRPC port planned for ${name}`);
-    return Number(this.env.TAMPERTRACE_GRPC_PORT) + i;
+    return Number(this.env.TAMPERTRACE_GRPC_PORT) + serviceIndex(name);
+  }
+
+  /** Each service process's ops endpoint (/metrics, /livez, /readyz): ten ports above the gRPC ones. */
+  opsPortOf(name: string): number {
+    return Number(this.env.TAMPERTRACE_GRPC_PORT) + 10 + serviceIndex(name);
   }
 
   /**
@@ -96,7 +108,7 @@ export class Cluster {
     const out = openSync(logFile, 'a');
     // A restarted service appends to its log: only what this process writes counts.
     const from = statSync(logFile).size;
-    const child = spawn(process.execPath, [BIN, 'service', service], { env: { ...this.env, TAMPERTRACE_GRPC_PORT: String(this.grpcPortOf(name)) }, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, [BIN, 'service', service], { env: { ...this.env, TAMPERTRACE_GRPC_PORT: String(this.grpcPortOf(name)), TAMPERTRACE_OPS_PORT: String(this.opsPortOf(name)) }, stdio: ['ignore', out, out] });
     closeSync(out);
     this.procs.set(name, child);
     return new Promise((resolve, reject) => {
