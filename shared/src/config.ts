@@ -1,5 +1,6 @@
 // The one typed configuration. Keys are the environment variable names; read once at start,
 // validated, and handed to whatever needs it. Defaults run the embedded mode on one machine.
+import os from 'node:os';
 import path from 'node:path';
 
 export interface Config {
@@ -31,6 +32,11 @@ export interface Config {
   TAMPERTRACE_BATCH_MAX_WAIT_MS: number;
   /** Most inputs waiting for a model run; beyond it work is retried later (bounded memory). */
   TAMPERTRACE_BATCH_MAX_QUEUE: number;
+  /**
+   * Worker threads that run the localizer's ONNX sessions off the event loop (the detector gets
+   * one more of its own); 0 runs them on the main thread, as before the pool existed.
+   */
+  TAMPERTRACE_ORT_WORKERS: number;
   /** Embedded HTTP endpoint. */
   TAMPERTRACE_HTTP_HOST: string;
   TAMPERTRACE_HTTP_PORT: number;
@@ -160,6 +166,8 @@ export function loadConfig(env: Env = process.env): Config {
     // 0: an idle model runs at once; batches form from what queued while it was busy.
     TAMPERTRACE_BATCH_MAX_WAIT_MS: int(env, 'TAMPERTRACE_BATCH_MAX_WAIT_MS', 0, 0, 10_000),
     TAMPERTRACE_BATCH_MAX_QUEUE: int(env, 'TAMPERTRACE_BATCH_MAX_QUEUE', 256, 1, 100_000),
+    // One per core: each worker's session runs on its own core.
+    TAMPERTRACE_ORT_WORKERS: int(env, 'TAMPERTRACE_ORT_WORKERS', os.availableParallelism(), 0, 64),
     TAMPERTRACE_HTTP_HOST: str(env, 'TAMPERTRACE_HTTP_HOST', '127.0.0.1'),
     TAMPERTRACE_HTTP_PORT: int(env, 'TAMPERTRACE_HTTP_PORT', 8080, 0, 65535),
     TAMPERTRACE_GRPC_HOST: str(env, 'TAMPERTRACE_GRPC_HOST', '127.0.0.1'),

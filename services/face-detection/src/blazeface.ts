@@ -15,7 +15,7 @@
 
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { InferenceSession, Tensor } from "onnxruntime-node";
+import { OnnxPool, localOnnxRunner, type OnnxRunner } from "@tampertrace/shared/onnx-pool";
 import { createWithCpuFallback } from "@tampertrace/shared/execution-providers";
 
 // ---------------------------------------------------------------------------
@@ -57,6 +57,11 @@ export interface DetectorOptions {
   minFaceSize?: number;
   /** Upper bound on back-model tiles per image (cost cap for huge images). Default 12. */
   maxTiles?: number;
+  /**
+   * Run both sessions in a worker thread of the detector's own, off the event loop (detect()
+   * calls are serialised, so one is enough). Default false: on the calling thread.
+   */
+  worker?: boolean;
 }
 
 export interface ModelInfo {
@@ -585,27 +590,28 @@ const OUTPUT_NAMES = ["Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:
 const MAX_TAPS = { front: 2, back: 2 } as const;
 
 interface LoadedModel {
-  session: InferenceSession;
+  session: OnnxRunner;
   inputSize: number;
   anchors: Anchor[];
   info: ModelInfo;
   input: Float32Array;
 }
 
-async function loadModel(path: string, expectedSize: number, o: DetectorOptions): Promise<LoadedModel> {
+async function loadModel(path: string, expectedSize: number, o: DetectorOptions, pool: OnnxPool | undefined): Promise<LoadedModel> {
   const bytes = await readFile(path);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   const known = KNOWN_MODELS[sha256];
   // Asked for CUDA where it cannot load, the session runs on the CPU (logged at error level).
-  const { session } = await createWithCpuFallback(path, o.executionProviders ?? ["cpu"], (executionProviders) =>
-    InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+  const { session } = await createWithCpuFallback(path, o.executionProviders ?? ["cpu"], (executionProviders) => {
+    const options = {
       executionProviders,
       intraOpNumThreads: o.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
-      graphOptimizationLevel: "all",
-      logSeverityLevel: 3, // the converted graphs carry unused initializers ORT warns about
-    }),
-  );
+      graphOptimizationLevel: "all" as const,
+      logSeverityLevel: 3 as const, // the converted graphs carry unused initializers ORT warns about
+    };
+    return pool ? pool.open({ path, sha256 }, options) : localOnnxRunner(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), options);
+  });
   const fail = (why: string): never => {
     void session.release();
     throw new Error(`BlazeFace model ${path}: ${why}`);
@@ -616,7 +622,7 @@ async function loadModel(path: string, expectedSize: number, o: DetectorOptions)
   }
   const meta = session.inputMetadata.find((m) => m.name === INPUT_NAME);
   if (meta && meta.isTensor) {
-    const shape = meta.shape.join(",");
+    const shape = (meta.shape ?? []).join(",");
     if (shape !== `1,${expectedSize},${expectedSize},3`) fail(`input shape [${shape}], expected [1,${expectedSize},${expectedSize},3]`);
   }
   return {
@@ -641,6 +647,8 @@ export class BlazeFaceDetector {
   private readonly maxFaces: number;
   private readonly planOptions: PlanOptions;
   private closed = false;
+  /** The worker thread of the sessions, when o.worker. */
+  private pool: OnnxPool | undefined;
   /** reused buffer for the resampled image of the current pass */
   private scratch = new Float32Array(0);
   /** detect() calls run one at a time */
@@ -657,12 +665,17 @@ export class BlazeFaceDetector {
   }
 
   static async load(o: DetectorOptions): Promise<BlazeFaceDetector> {
-    const front = await loadModel(o.frontModelPath, FRONT_INPUT_SIZE, o);
+    const pool = o.worker ? new OnnxPool(1) : undefined;
+    let front: LoadedModel | undefined;
     try {
-      const back = await loadModel(o.backModelPath, BACK_INPUT_SIZE, o);
-      return new BlazeFaceDetector(front, back, o);
+      front = await loadModel(o.frontModelPath, FRONT_INPUT_SIZE, o, pool);
+      const back = await loadModel(o.backModelPath, BACK_INPUT_SIZE, o, pool);
+      const detector = new BlazeFaceDetector(front, back, o);
+      detector.pool = pool;
+      return detector;
     } catch (err) {
-      await front.session.release();
+      await front?.session.release();
+      await pool?.close();
       throw err;
     }
   }
@@ -703,9 +716,11 @@ export class BlazeFaceDetector {
       const scaled = resampleImage(img, pass.scaledWidth, pass.scaledHeight, MAX_TAPS[pass.model], this.scratch.subarray(0, n));
       for (const tile of pass.tiles) {
         copyTile(scaled, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, m.input);
-        const out = await observeInference(m.info.name, 1, () => m.session.run({ [INPUT_NAME]: new Tensor("float32", m.input, [1, S, S, 3]) }));
-        const logits = concat(out[OUTPUT_NAMES[0]].data as Float32Array, out[OUTPUT_NAMES[1]].data as Float32Array);
-        const regs = concat(out[OUTPUT_NAMES[2]].data as Float32Array, out[OUTPUT_NAMES[3]].data as Float32Array);
+        // A worker takes its input's buffer, so it gets a copy of the reused one.
+        const data = this.pool ? m.input.slice() : m.input;
+        const out = await observeInference(m.info.name, 1, () => m.session.run({ [INPUT_NAME]: { data, dims: [1, S, S, 3] } }));
+        const logits = concat(out[OUTPUT_NAMES[0]].data, out[OUTPUT_NAMES[1]].data);
+        const regs = concat(out[OUTPUT_NAMES[2]].data, out[OUTPUT_NAMES[3]].data);
         // decode in scaled-image pixels first (for the tile-edge test), then map to the image
         const inScaled = decodeDetections(logits, regs, m.anchors, S, this.minScore, {
           scaleX: 1,
@@ -730,6 +745,7 @@ export class BlazeFaceDetector {
     this.closed = true;
     await this.queue;
     await Promise.all([this.front.session.release(), this.back.session.release()]);
+    await this.pool?.close();
   }
 }
 

@@ -14,6 +14,8 @@ export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
     minScore: cfg.TAMPERTRACE_MIN_FACE_SCORE,
     executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS,
     intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
+    // Off the event loop with the localizer's sessions (TAMPERTRACE_ORT_WORKERS), in its own worker.
+    worker: cfg.TAMPERTRACE_ORT_WORKERS > 0,
   });
 }
 

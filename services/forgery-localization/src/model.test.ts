@@ -8,6 +8,7 @@ import { cropRectFor } from './geometry.ts';
 import { Localizer, cropFace, type FaceInput, type LocalizationResult } from './localize.ts';
 import { batchedForgeryModel, loadForgeryModel, type ForgeryModel, type LocalizerOutput } from './model.ts';
 import { makeSelfBlended } from './sbi.ts';
+import { OnnxPool } from '@tampertrace/shared/onnx-pool';
 
 // BlazeFace's face in astronaut.png, so this test needs no detector.
 const FACE: FaceInput = {
@@ -31,7 +32,8 @@ const images: { data: Uint8Array; width: number; height: number }[] = [];
 before(async () => {
   const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
   entry = findModel(manifest, cfg.TAMPERTRACE_LOCALIZER_MODEL);
-  single = await loadForgeryModel(manifest.root, entry, { intraOpNumThreads: 1 });
+  // onnxruntime's own thread count here; the pool's sessions run one thread each.
+  single = await loadForgeryModel(manifest.root, entry);
   const real = await decodeRgb(astronautPng(), limitsOf(cfg));
   images.push(real);
   for (const [i, transform] of (['blur', 'colour', 'sharpen'] as const).entries()) {
@@ -83,5 +85,20 @@ test('concurrent localizations through the batcher share runs and equal unbatche
     });
   } finally {
     await batched.close();
+  }
+});
+
+test('sessions in the worker pool, one thread each, give exactly the outputs of a session on the main thread with onnxruntime\'s default threads', async () => {
+  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
+  const pool = new OnnxPool(2);
+  try {
+    const pooled = await loadForgeryModel(manifest.root, entry, { intraOpNumThreads: 1, pool });
+    const crops = await Promise.all(images.map((img) => cropFace(img, cropRectFor(FACE.box, 1.5), single.size)));
+    const here = await single.run(crops);
+    // Concurrent runs, so both workers take part.
+    const there = (await Promise.all([pooled.run(crops.slice(0, 2)), pooled.run(crops.slice(2))])).flat();
+    crops.forEach((_, i) => sameOutputs(there[i], here[i], `crop ${i}`));
+  } finally {
+    await pool.close();
   }
 });

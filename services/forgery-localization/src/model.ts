@@ -1,9 +1,9 @@
 // Runs any forgery-localization model that meets the contract in models/README.md:
 // input float32 [N,3,S,S] RGB in [0,1]; output `forgery_prob` [N,1,S,S] in [0,1]; optional
 // cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape.
-import * as ort from 'onnxruntime-node';
 import { createWithCpuFallback } from '@tampertrace/shared/execution-providers';
 import { DynamicBatcher, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
+import { localOnnxRunner, type OnnxPool } from '@tampertrace/shared/onnx-pool';
 import { observeInference } from '@tampertrace/shared/observe';
 
 export interface LocalizerOutput {
@@ -21,16 +21,18 @@ export interface ForgeryModel {
   close(): Promise<void>;
 }
 
-export async function loadForgeryModel(root: string, entry: ManifestEntry, opts: { executionProviders?: string[]; intraOpNumThreads?: number } = {}): Promise<ForgeryModel> {
-  const { bytes } = await loadVerifiedModel(root, entry);
+/** pool: run the session in these worker threads, off the event loop (else on this thread). */
+export async function loadForgeryModel(
+  root: string,
+  entry: ManifestEntry,
+  opts: { executionProviders?: string[]; intraOpNumThreads?: number; pool?: OnnxPool } = {},
+): Promise<ForgeryModel> {
+  const { file, bytes } = await loadVerifiedModel(root, entry);
   // Asked for CUDA where it cannot load, the session runs on the CPU (logged at error level).
-  const { session } = await createWithCpuFallback(entry.name, opts.executionProviders ?? ['cpu'], (executionProviders) =>
-    ort.InferenceSession.create(bytes, {
-      executionProviders,
-      ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-      graphOptimizationLevel: 'all',
-    }),
-  );
+  const { session } = await createWithCpuFallback(entry.name, opts.executionProviders ?? ['cpu'], (executionProviders) => {
+    const options = { executionProviders, ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}), graphOptimizationLevel: 'all' as const };
+    return opts.pool ? opts.pool.open({ path: file, sha256: entry.sha256 }, options) : localOnnxRunner(bytes, options);
+  });
   const input = entry.input ?? 'face';
   const output = entry.output ?? 'forgery_prob';
   if (!session.inputNames.includes(input)) throw new Error(`${entry.name}: no input named "${input}" (has ${session.inputNames.join(', ')})`);
@@ -45,9 +47,9 @@ export async function loadForgeryModel(root: string, entry: ManifestEntry, opts:
       if (crops.length === 0) return [];
       const batch = new Float32Array(crops.length * 3 * plane);
       crops.forEach((c, i) => batch.set(c, i * 3 * plane));
-      const feeds = { [input]: new ort.Tensor('float32', batch, [crops.length, 3, size, size]) };
+      const feeds = { [input]: { data: batch, dims: [crops.length, 3, size, size] } };
       const res = await observeInference(entry.name, crops.length, () => session.run(feeds));
-      const slice = (name: string, i: number) => (has(name) ? (res[name].data as Float32Array).slice(i * plane, (i + 1) * plane) : undefined);
+      const slice = (name: string, i: number) => (has(name) ? res[name].data.slice(i * plane, (i + 1) * plane) : undefined);
       return crops.map((_, i) => ({
         prob: slice(output, i)!,
         noise: slice('cue_noise', i),
