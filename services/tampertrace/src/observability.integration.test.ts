@@ -165,6 +165,20 @@ if (!serversReady) {
     }
   });
 
+  test('an HTTP API call gets a server span of its own, without the API key', async () => {
+    const res = await fetch(`http://127.0.0.1:${cluster.env.TAMPERTRACE_HTTP_PORT}/v1/analyses/${analysisId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(res.status, 200);
+    let span: ReceivedSpan | undefined;
+    await waitFor(
+      () => (span = receiver.spans.find((s) => s.service === 'ingest' && s.kind === SERVER && String(s.attributes['url.path'] ?? s.attributes['http.target'] ?? '').includes(analysisId))) !== undefined,
+      15_000,
+      'the HTTP server span',
+    );
+    assert.equal(span!.attributes['http.request.method'] ?? span!.attributes['http.method'], 'GET');
+    assert.equal(span!.attributes['http.response.status_code'] ?? span!.attributes['http.status_code'], 200);
+    assert.ok(!JSON.stringify(span!.attributes).includes(apiKey));
+  });
+
   test('no span carries an API key, a presigned URL or image bytes', async () => {
     await traceOfAnalysis();
     const text = JSON.stringify(receiver.spans.map((s) => s.attributes));
