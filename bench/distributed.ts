@@ -33,6 +33,8 @@ export interface Distributed extends Driver {
   readonly run: string;
   /** CPU seconds used so far by each process of the distributed mode (services, servers, this process). */
   cpuSeconds(): Promise<Record<string, number>>;
+  /** Resident memory now (VmRSS) of each service process and of Kafka and S3Proxy. */
+  rssMiB(): Promise<Record<string, number>>;
   /** Peak RSS (VmHWM) of each service process and server, then stops the services and removes this run's topics, buckets, groups and schema. */
   stop(): Promise<{ peakRssMiB: Record<string, number> }>;
 }
@@ -111,6 +113,15 @@ export async function startDistributed(): Promise<Distributed> {
       out['bench (ingest + results)'] = (u.user + u.system) / 1e6;
       return out;
     },
+    async rssMiB() {
+      const out: Record<string, number> = {};
+      const pids: Array<[string, number | undefined]> = [...[...cluster.procs].map(([name, p]) => [name, p.pid] as [string, number | undefined]), ['kafka', servers.kafka?.[0]], ['s3proxy', servers.s3proxy?.[0]]];
+      for (const [name, pid] of pids) {
+        const kib = pid ? await procStatusKiB(pid, 'VmRSS') : undefined;
+        if (kib !== undefined) out[name] = kib / 1024;
+      }
+      return out;
+    },
     async stop() {
       const peakRssMiB: Record<string, number> = {};
       for (const [name, p] of cluster.procs) {
@@ -140,8 +151,13 @@ const CLK_TCK = (() => {
 
 /** Peak resident set size of a live process, in KiB. */
 export async function vmHwmKiB(pid: number): Promise<number | undefined> {
+  return procStatusKiB(pid, 'VmHWM');
+}
+
+/** A KiB figure of /proc/<pid>/status (VmHWM: peak resident, VmRSS: resident now). */
+async function procStatusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number | undefined> {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;

@@ -6,22 +6,35 @@
 // all images offered through the same bounded in-flight window (throughput, latency under load),
 // and one image at a time (idle latency: submit to AnalysisCompleted seen).
 //
+// Then each pipeline mode is offered open-loop Poisson arrivals at fractions of the rate it
+// sustained (BENCH_SWEEP, default 0.3,0.5,0.7,0.9,1.2,2), for throughput and latency against
+// offered load; the plot of those goes next to the JSON (speed.svg, bench/plot.ts).
+//
 // Usage: `make bench` or `node --import tsx bench/speed.ts [count]` (default 24 images).
-// BENCH_WINDOW: images in flight at saturation (default 8). BENCH_OUT: where the JSON goes
-// (default bench/results/speed.json; point it elsewhere for trial runs).
+// BENCH_WORKLOAD: `mixed` (default: issue #8's stream of 1080p and 12 MP JPEGs with 0, 1 or 3
+// faces, forgeries and bad inputs; bench/workload.ts) or `oneface` (1080p, one face each).
+// BENCH_WINDOW: images in flight at saturation (default 8). BENCH_SWEEP_COUNT: images per
+// offered-load level (default: count). BENCH_OUT: where the JSON goes (default
+// bench/results/speed.json; point it elsewhere for trial runs).
 import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, Semaphore, createLogger, decodeRgb, loadConfig } from '@tampertrace/shared';
+import { REPO_ROOT, Semaphore, createLogger, decodeRgb, loadConfig, rng } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { loadModels, startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { DISTRIBUTED_SKIP_REASON, distributedReady, startDistributed, type Driver, type Seen } from './distributed.ts';
-import { oneFace1080p } from './workload.ts';
+import { speedSvg } from './plot.ts';
+import { mixedWorkload, oneFace1080p, type WorkItem } from './workload.ts';
 
 const N = Number(process.argv[2] ?? 24);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 8);
+const WORKLOAD = process.env.BENCH_WORKLOAD || 'mixed';
+const SWEEP = (process.env.BENCH_SWEEP ?? '0.3,0.5,0.7,0.9,1.2,2').split(',').filter(Boolean).map(Number);
+const SWEEP_COUNT = Number(process.env.BENCH_SWEEP_COUNT ?? N);
+if (!['mixed', 'oneface'].includes(WORKLOAD)) throw new Error(`BENCH_WORKLOAD must be mixed or oneface, got ${WORKLOAD}`);
+if (SWEEP.some((x) => !(x > 0))) throw new Error(`BENCH_SWEEP must be positive fractions, got ${process.env.BENCH_SWEEP}`);
 /** Warm-up per pipeline mode, never counted: this many images one at a time, then one full window. */
 const WARM_SINGLES = 2;
 const OUT = path.resolve(process.env.BENCH_OUT || path.join(REPO_ROOT, 'bench', 'results', 'speed.json'));
@@ -31,11 +44,18 @@ if (!Number.isInteger(WINDOW) || WINDOW < 1) throw new Error(`BENCH_WINDOW must 
 const note = (what: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
 note(`building ${N} inputs`);
 const loadAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
-const inputs = await oneFace1080p(N);
+const items: WorkItem[] =
+  WORKLOAD === 'mixed'
+    ? await mixedWorkload(N)
+    : (await oneFace1080p(N)).map((bytes) => ({ bytes, kind: '1920x1080 1 face', width: 1920, height: 1080, faces: 1 as const, forged: false, bad: false }));
+const inputs = items.map((x) => x.bytes);
+const expectedFaces = items.reduce((a, x) => a + x.faces, 0);
 const limits = { maxInputBytes: 50e6, maxPixels: 50e6, minSide: 32 };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const pcts = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99) });
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Peak RSS of this process so far (the raw loop and the embedded pipeline both run here). */
+const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 const cpuNow = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -47,15 +67,26 @@ const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: await mkdtemp(path.jo
 const m = await loadModels(cfg);
 const stageMs = { decode: [] as number[], detect: [] as number[], localize: [] as number[], explain: [] as number[] };
 const rawLatency: number[] = [];
+const rawMsByKind: Record<string, number[]> = {};
 let faces = 0;
+let rawRejected = 0;
 const warm = await decodeRgb(inputs[0], limits);
 await m.localizer.localize(warm, await m.detector.detect(warm)); // warm-up: first ONNX runs allocate
 const rawCpu0 = cpuNow();
 const rawStart = performance.now();
-for (const bytes of inputs) {
+for (const [i, bytes] of inputs.entries()) {
   const t0 = performance.now();
   let t = t0;
-  const img = await decodeRgb(bytes, limits);
+  let img;
+  try {
+    img = await decodeRgb(bytes, limits);
+  } catch {
+    // A bad input ends at the decode, as it does in the pipeline (REJECTED).
+    rawRejected++;
+    rawLatency.push(performance.now() - t0);
+    (rawMsByKind[items[i].kind] ??= []).push(performance.now() - t0);
+    continue;
+  }
   stageMs.decode.push(performance.now() - t);
   t = performance.now();
   const det = await m.detector.detect(img);
@@ -68,10 +99,12 @@ for (const bytes of inputs) {
   if (loc.faces.length) await m.explainer.explain({ verdict: loc.verdict!, faces: loc.faces.map((f, i) => ({ faceIndex: i, forgeryScore: f.forgeryScore, regions: f.regions })) });
   stageMs.explain.push(performance.now() - t);
   rawLatency.push(performance.now() - t0);
+  (rawMsByKind[items[i].kind] ??= []).push(performance.now() - t0);
 }
 const rawSeconds = (performance.now() - rawStart) / 1000;
 const rawCpuMsPerImage = ((cpuNow() - rawCpu0) * 1000) / N;
 await Promise.all([m.detector.close(), m.model.close()]);
+const rawPeakRssMiB = peakRssMiB();
 
 // ---- The pipeline modes, measured the same way ----
 
@@ -106,6 +139,70 @@ async function saturate(d: Driver): Promise<{ seconds: number; loaded: Seen[] }>
 async function oneAtATime(d: Driver): Promise<Seen[]> {
   const out: Seen[] = [];
   for (const [i, b] of inputs.entries()) out.push(await d.analyze(b, `single-${i}.jpg`));
+  return out;
+}
+
+/** One offered-load level: open-loop Poisson arrivals, whatever the pipeline's state. */
+interface SweepPoint {
+  fraction: number;
+  offeredPerSecond: number;
+  /**
+   * Submissions per second as they really went out. Lower than offered where the pipeline shares
+   * this process's event loop (embedded mode) and delays the timers of the load generator.
+   */
+  submittedPerSecond: number;
+  achievedPerSecond: number;
+  latencyMs: { p50: number; p95: number; p99: number };
+  /** Highest resident memory seen while the level ran (sampled every 250 ms), per process. */
+  peakRssMiB: Record<string, number>;
+  statuses: Record<string, number>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function offer(d: Driver, rate: number, fraction: number, seed: number, rss: () => Promise<Record<string, number>>): Promise<SweepPoint> {
+  const rand = rng(seed);
+  const peak: Record<string, number> = {};
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      for (const [k, v] of Object.entries(await rss())) peak[k] = Math.max(peak[k] ?? 0, v);
+      await sleep(250);
+    }
+  })();
+  const start = performance.now();
+  let next = 0;
+  const pending: Promise<Seen>[] = [];
+  let lastSubmit = start;
+  for (let i = 0; i < SWEEP_COUNT; i++) {
+    const wait = start + next - performance.now();
+    if (wait > 0) await sleep(wait);
+    lastSubmit = performance.now();
+    pending.push(d.analyze(inputs[i % N], `offered-${fraction}-${i}.jpg`));
+    next += (-Math.log(1 - rand()) / rate) * 1000;
+  }
+  const seen = await Promise.all(pending);
+  const seconds = (performance.now() - start) / 1000;
+  sampling = false;
+  await sampler;
+  return {
+    fraction,
+    offeredPerSecond: rate,
+    submittedPerSecond: SWEEP_COUNT > 1 ? (SWEEP_COUNT - 1) / ((lastSubmit - start) / 1000) : rate,
+    achievedPerSecond: SWEEP_COUNT / seconds,
+    latencyMs: pcts(seen.map((x) => x.ms)),
+    peakRssMiB: peak,
+    statuses: statusCounts(seen),
+  };
+}
+
+/** Every BENCH_SWEEP fraction of the rate the mode sustained at saturation, lowest first. */
+async function sweep(d: Driver, sustained: number, rss: () => Promise<Record<string, number>>): Promise<SweepPoint[]> {
+  const out: SweepPoint[] = [];
+  for (const [k, f] of [...SWEEP].sort((a, b) => a - b).entries()) {
+    note(`  offered ${(f * sustained).toFixed(2)} images/s (${f} x sustained)`);
+    out.push(await offer(d, f * sustained, f, 100 + k, rss));
+  }
   return out;
 }
 
@@ -151,12 +248,15 @@ const embCpu0 = cpuNow();
 const embSat = await saturate(embDriver);
 const embCpu = cpuNow() - embCpu0;
 const embRun: ModeRun = { ...embSat, idle: await oneAtATime(embDriver) };
+note('embedded: offered-load sweep');
+const embSweep = await sweep(embDriver, N / embSat.seconds, async () => ({ 'tampertrace (embedded)': process.memoryUsage().rss / 2 ** 20 }));
+const embPeakRssMiB = peakRssMiB();
 await embedded.close();
 await rm(cfg.TAMPERTRACE_HOME, { recursive: true, force: true });
-const emb = figures(embRun, embCpu);
+const emb = { ...figures(embRun, embCpu), sweep: embSweep, peakRssMiB: { 'tampertrace (embedded, after the raw loop)': embPeakRssMiB } };
 
 // Distributed mode: every service its own process on Kafka, S3 and PostgreSQL; images submitted through the Ingestor here.
-let dist: (ReturnType<typeof figures> & { run: string; cpuMsPerImageUnderLoadByProcess: Record<string, number>; peakRssMiB: Record<string, number> }) | undefined;
+let dist: (ReturnType<typeof figures> & { run: string; cpuMsPerImageUnderLoadByProcess: Record<string, number>; peakRssMiB: Record<string, number>; sweep: SweepPoint[] }) | undefined;
 if (distributedReady) {
   note('distributed: starting the services');
   const d = await startDistributed();
@@ -168,6 +268,8 @@ if (distributedReady) {
     const sat = await saturate(d);
     const cpu1 = await d.cpuSeconds();
     const run: ModeRun = { ...sat, idle: await oneAtATime(d) };
+    note('distributed: offered-load sweep');
+    const distSweep = await sweep(d, N / sat.seconds, () => d.rssMiB());
     note('distributed: stopping the services and removing the run\'s topics, buckets and schema');
     stopped = await d.stop();
     const cpuSeconds = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k] - (cpu0[k] ?? 0)]));
@@ -177,6 +279,7 @@ if (distributedReady) {
       run: d.run,
       cpuMsPerImageUnderLoadByProcess: Object.fromEntries(Object.entries(cpuSeconds).map(([k, v]) => [k, (v * 1000) / N])),
       peakRssMiB: stopped.peakRssMiB,
+      sweep: distSweep,
     };
   } finally {
     if (!stopped) await d.stop();
@@ -184,6 +287,16 @@ if (distributedReady) {
 }
 
 // ---- Results ----
+function countBy(xs: string[]): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const x of xs) c[x] = (c[x] ?? 0) + 1;
+  return c;
+}
+/** p99 / p50 latency at the sweep level nearest to this fraction of the sustained rate (aim <= 3). */
+function p99OverP50(points: SweepPoint[], fraction: number): { fraction: number; ratio: number } | null {
+  const p = [...points].sort((a, b) => Math.abs(a.fraction - fraction) - Math.abs(b.fraction - fraction))[0];
+  return p ? { fraction: p.fraction, ratio: p.latencyMs.p99 / p.latencyMs.p50 } : null;
+}
 const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'cpu';
 const ramGiB = Math.round(os.totalmem() / 2 ** 30);
 const rawIps = N / rawSeconds;
@@ -192,7 +305,11 @@ const result = {
   date: new Date().toISOString(),
   machine: `${os.cpus().length} x ${cpuModel}, ${ramGiB} GiB, ${process.platform}/${process.arch}, node ${process.version}`,
   machineDetail: { cpuModel, cores: os.cpus().length, ramGiB, os: `${os.type()} ${os.release()}`, arch: process.arch, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-  workload: `${N} JPEGs 1920x1080, one face each (90-350 px), quality 90`,
+  workload:
+    WORKLOAD === 'mixed'
+      ? `${N} inputs (bench/workload.ts mixedWorkload, seed 11): ${Object.entries(countBy(items.map((x) => x.kind))).map(([k, v]) => `${v} ${k}`).join(', ')}; ${items.filter((x) => x.forged).length} self-blended forgeries; JPEG quality 90`
+      : `${N} JPEGs 1920x1080, one face each (90-350 px), quality 90`,
+  expectedFaces,
   window: WINDOW,
   warmUp: `${WARM_SINGLES} images one at a time, then ${WINDOW} at once, per pipeline mode (not counted)`,
   facesFound: faces,
@@ -202,6 +319,10 @@ const result = {
     stageMsMean: Object.fromEntries(Object.entries(stageMs).map(([k, v]) => [k, mean(v)])),
     stageMsP95: Object.fromEntries(Object.entries(stageMs).map(([k, v]) => [k, pct(v, 95)])),
     cpuMsPerImage: rawCpuMsPerImage,
+    rejected: rawRejected,
+    /** Mean loop time per input kind. */
+    msMeanByKind: Object.fromEntries(Object.entries(rawMsByKind).map(([k, v]) => [k, mean(v)])),
+    peakRssMiB: rawPeakRssMiB,
   },
   embedded: emb,
   distributed: dist ?? null,
@@ -220,16 +341,27 @@ const result = {
   /** Idle p50 latency, distributed minus embedded. */
   addedP50Ms: dist ? dist.latencyMsIdle.p50 - emb.latencyMsIdle.p50 : null,
   aims: { distributedOverEmbeddedAtLeast: 0.6, addedP50MsBelow: 30 },
+  /** Issue #8's targets, as this run measured them (not tests: the machine is shared). */
+  targets: {
+    embeddedOverRawAtLeast09: emb.imagesPerSecond / rawIps >= 0.9,
+    distributedOverRawAtLeast07: dist ? dist.imagesPerSecond / rawIps >= 0.7 : null,
+    p99OverP50At70Percent: {
+      embedded: p99OverP50(emb.sweep, 0.7),
+      distributed: dist ? p99OverP50(dist.sweep, 0.7) : null,
+    },
+  },
 };
 await mkdir(path.dirname(OUT), { recursive: true });
 await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
+const SVG = OUT.replace(/\.json$/, '') + '.svg';
+await writeFile(SVG, speedSvg(result));
 
 // ---- Table ----
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 const W = [12, 6, 6, 6, 8, 8, 8, 8, 8, 8, 9];
 console.log(`\nSpeed on ${result.machine}`);
-console.log(`${result.workload}; faces found ${faces}/${N}; window ${WINDOW} in flight; warm-up: ${result.warmUp}`);
+console.log(`${result.workload}; faces found ${faces} (${expectedFaces} placed); window ${WINDOW} in flight; warm-up: ${result.warmUp}`);
 if (loadAtStart[0] > 0.5) console.log(`NOTE: load average ${loadAtStart.join(' ')} at the start: the machine was not idle, so these figures are not final`);
 console.log('');
 console.log(row(['', 'img/s', 'x raw', 'x emb', 'idle p50', 'p95', 'p99', 'load p50', 'p95', 'p99', 'CPU ms/img'], W));
@@ -268,4 +400,13 @@ if (dist) {
   console.log(`added p50 latency, one image (distributed - embedded): ${added >= 0 ? '+' : ''}${added.toFixed(1)} ms (aim < 30 ms: ${added < 30 ? 'met' : 'NOT met'})`);
 }
 console.log(`embedded/raw throughput: ${result.ratios.embeddedOverRaw.toFixed(2)}; embedded results: ${Object.entries(emb.statuses).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-console.log(`written to ${path.relative(process.cwd(), OUT) || OUT}`);
+console.log('');
+console.log(row(['offered load', 'x sust.', 'offered/s', 'sent/s', 'achieved/s', 'p50 ms', 'p95', 'p99', 'p99/p50', 'peak RSS MiB (max over processes)'], [12, 8, 10, 8, 11, 8, 8, 8, 8, 34]));
+for (const [name, x] of [['embedded', emb], ['distributed', dist]] as const) {
+  for (const p of x?.sweep ?? []) {
+    const rss = Math.max(...Object.values(p.peakRssMiB));
+    console.log(row([name, f(p.fraction, 1), f(p.offeredPerSecond, 2), f(p.submittedPerSecond, 2), f(p.achievedPerSecond, 2), f(p.latencyMs.p50, 0), f(p.latencyMs.p95, 0), f(p.latencyMs.p99, 0), f(p.latencyMs.p99 / p.latencyMs.p50, 2), f(rss, 0)], [12, 8, 10, 8, 11, 8, 8, 8, 8, 34]));
+  }
+}
+console.log(`ratios: embedded/raw ${result.ratios.embeddedOverRaw.toFixed(2)} (target >= 0.9), distributed/raw ${f(result.ratios.distributedOverRaw, 2)} (target >= 0.7)`);
+console.log(`written to ${path.relative(process.cwd(), OUT) || OUT} and ${path.relative(process.cwd(), SVG) || SVG}`);
