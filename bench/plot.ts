@@ -12,6 +12,7 @@ interface Point {
   /** What really went out (the x axis): embedded mode's pipeline can slow its own load generator. */
   submittedPerSecond: number;
   achievedPerSecond: number;
+  afterOverload?: boolean;
   latencyMs: { p50: number; p99: number };
 }
 
@@ -43,7 +44,8 @@ function niceMax(x: number): { max: number; step: number } {
 }
 
 export function speedSvg(r: PlotInput): string {
-  const bySent = (pts: Point[]) => [...pts].sort((a, b) => a.submittedPerSecond - b.submittedPerSecond);
+  // The recovery level (offered again after the overload) is in the JSON and the table, not in the lines.
+  const bySent = (pts: Point[]) => pts.filter((p) => !p.afterOverload).sort((a, b) => a.submittedPerSecond - b.submittedPerSecond);
   const modes = [
     ['embedded', bySent(r.embedded.sweep)],
     ['distributed', bySent(r.distributed?.sweep ?? [])],

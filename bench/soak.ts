@@ -14,6 +14,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { REPO_ROOT, Semaphore, createLogger, loadConfig } from '@tampertrace/shared';
 import { astronautPng } from '@tampertrace/shared/testing';
+import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { distributedReady, startDistributed, type Driver } from './distributed.ts';
 
@@ -80,7 +81,8 @@ try {
       await slots.acquire();
       try {
         const { analysis } = await driver.analyze(inputs[i % inputs.length], `soak-${i}.jpg`);
-        statuses[analysis.status] = (statuses[analysis.status] ?? 0) + 1;
+        const status = AnalysisStatus[analysis.status];
+        statuses[status] = (statuses[status] ?? 0) + 1;
       } finally {
         slots.release();
       }

@@ -1,4 +1,4 @@
-// Speed of the analysis on 1920x1080 one-face JPEGs, in one run on the same inputs: the raw loop
+// Speed of the analysis on the benchmark workload, in one run on the same inputs: the raw loop
 // (stage functions back to back, no bus, no storage), the embedded pipeline, and, when the server
 // addresses are in the environment (TAMPERTRACE_KAFKA_BROKERS, _S3_ENDPOINT, _DATABASE_URL; `make
 // bench` starts the local servers), the distributed mode: every service its own process on Kafka,
@@ -8,7 +8,8 @@
 //
 // Then each pipeline mode is offered open-loop Poisson arrivals at fractions of the rate it
 // sustained (BENCH_SWEEP, default 0.3,0.5,0.7,0.9,1.2,2), for throughput and latency against
-// offered load; the plot of those goes next to the JSON (speed.svg, bench/plot.ts).
+// offered load, and the lowest rate once more after the highest (does latency recover?); the
+// plot of those goes next to the JSON (speed.svg, bench/plot.ts).
 //
 // Usage: `make bench` or `node --import tsx bench/speed.ts [count]` (default 24 images).
 // BENCH_WORKLOAD: `mixed` (default: issue #8's stream of 1080p and 12 MP JPEGs with 0, 1 or 3
@@ -145,6 +146,8 @@ async function oneAtATime(d: Driver): Promise<Seen[]> {
 /** One offered-load level: open-loop Poisson arrivals, whatever the pipeline's state. */
 interface SweepPoint {
   fraction: number;
+  /** Offered right after the overload levels: does latency come back down when the load drops? */
+  afterOverload?: boolean;
   offeredPerSecond: number;
   /**
    * Submissions per second as they really went out. Lower than offered where the pipeline shares
@@ -196,13 +199,19 @@ async function offer(d: Driver, rate: number, fraction: number, seed: number, rs
   };
 }
 
-/** Every BENCH_SWEEP fraction of the rate the mode sustained at saturation, lowest first. */
+/**
+ * Every BENCH_SWEEP fraction of the rate the mode sustained at saturation, lowest first, then
+ * the lowest again right after the highest (recovery).
+ */
 async function sweep(d: Driver, sustained: number, rss: () => Promise<Record<string, number>>): Promise<SweepPoint[]> {
   const out: SweepPoint[] = [];
-  for (const [k, f] of [...SWEEP].sort((a, b) => a - b).entries()) {
+  const levels = [...SWEEP].sort((a, b) => a - b);
+  for (const [k, f] of levels.entries()) {
     note(`  offered ${(f * sustained).toFixed(2)} images/s (${f} x sustained)`);
     out.push(await offer(d, f * sustained, f, 100 + k, rss));
   }
+  note(`  offered ${(levels[0] * sustained).toFixed(2)} images/s again, after the overload`);
+  out.push({ ...(await offer(d, levels[0] * sustained, levels[0], 99, rss)), afterOverload: true });
   return out;
 }
 
@@ -294,7 +303,7 @@ function countBy(xs: string[]): Record<string, number> {
 }
 /** p99 / p50 latency at the sweep level nearest to this fraction of the sustained rate (aim <= 3). */
 function p99OverP50(points: SweepPoint[], fraction: number): { fraction: number; ratio: number } | null {
-  const p = [...points].sort((a, b) => Math.abs(a.fraction - fraction) - Math.abs(b.fraction - fraction))[0];
+  const p = points.filter((x) => !x.afterOverload).sort((a, b) => Math.abs(a.fraction - fraction) - Math.abs(b.fraction - fraction))[0];
   return p ? { fraction: p.fraction, ratio: p.latencyMs.p99 / p.latencyMs.p50 } : null;
 }
 const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'cpu';
@@ -405,7 +414,7 @@ console.log(row(['offered load', 'x sust.', 'offered/s', 'sent/s', 'achieved/s',
 for (const [name, x] of [['embedded', emb], ['distributed', dist]] as const) {
   for (const p of x?.sweep ?? []) {
     const rss = Math.max(...Object.values(p.peakRssMiB));
-    console.log(row([name, f(p.fraction, 1), f(p.offeredPerSecond, 2), f(p.submittedPerSecond, 2), f(p.achievedPerSecond, 2), f(p.latencyMs.p50, 0), f(p.latencyMs.p95, 0), f(p.latencyMs.p99, 0), f(p.latencyMs.p99 / p.latencyMs.p50, 2), f(rss, 0)], [12, 8, 10, 8, 11, 8, 8, 8, 8, 34]));
+    console.log(row([p.afterOverload ? `${name} (after)` : name, f(p.fraction, 1), f(p.offeredPerSecond, 2), f(p.submittedPerSecond, 2), f(p.achievedPerSecond, 2), f(p.latencyMs.p50, 0), f(p.latencyMs.p95, 0), f(p.latencyMs.p99, 0), f(p.latencyMs.p99 / p.latencyMs.p50, 2), f(rss, 0)], [12, 8, 10, 8, 11, 8, 8, 8, 8, 34]));
   }
 }
 console.log(`ratios: embedded/raw ${result.ratios.embeddedOverRaw.toFixed(2)} (target >= 0.9), distributed/raw ${f(result.ratios.distributedOverRaw, 2)} (target >= 0.7)`);
