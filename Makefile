@@ -76,6 +76,13 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 bench-tracing: install ## What tracing costs: embedded throughput with tracing off and on (100% sampling, OTLP to a local receiver), alternating, e.g. `make bench-tracing` or `make bench-tracing images=24 rounds=3`
 	node --import tsx bench/tracing.ts $(images) $(rounds)
 
+bench-soak: install ## Resident memory of every process over a long run of small images (issue #8), e.g. `make bench-soak` (10,000, embedded) or `make bench-soak n=3000 mode=distributed`
+	@if [ "$(mode)" = distributed ]; then deploy/local/infra.sh up; fi
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; BENCH_SOAK_MODE=$(or $(mode),embedded) node --import tsx bench/soak.ts $(or $(n),10000)
+
+bench-profile: install ## Main-thread CPU profile of the embedded pipeline on the benchmark workload, top functions and files, e.g. `make bench-profile` or `BENCH_PROFILE_OUT=/tmp/p.cpuprofile make bench-profile n=48`
+	node --import tsx bench/profile.ts $(or $(n),24)
+
 bench-audit: install ## Audit store at scale: 1M records in the local PostgreSQL, GetTrail/Query p50/p99, VerifyChain of 100k, append and Kafka rates, e.g. `make bench-audit` or `make bench-audit n=50000`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/audit.ts $(n)
@@ -101,4 +108,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
