@@ -41,8 +41,8 @@ if (childMode) {
 }
 
 // ---- parent ----
-const N = Number(process.argv[2] ?? 16);
-const ROUNDS = Number(process.argv[3] ?? 3);
+const N = Number(process.argv[2] || 40);
+const ROUNDS = Number(process.argv[3] || 5);
 const OUT = process.env.BENCH_OUT_TRACING ?? path.join(here, 'results', 'tracing.json');
 const note = (what: string) => process.stderr.write(`[bench-tracing ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
