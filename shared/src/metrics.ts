@@ -6,7 +6,9 @@ import client from 'prom-client';
 
 export const registry = client.register;
 
-/** Stage names as labels: the consumer groups and embedded stages use the same names. */
+/** Longest a scrape waits for Kafka's offsets before reporting the last known lag. */
+const LAG_TIMEOUT_MS = 3000;
+/** Histogram buckets, seconds: a stage's work per image, and one I/O call. */
 const STAGE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const IO_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
@@ -58,7 +60,10 @@ export const metrics = {
     async collect() {
       const source = lagSource;
       if (!source) return;
-      const rows = await source().catch(() => undefined);
+      // A broker that does not answer must not hold the scrape past Prometheus' timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LAG_TIMEOUT_MS)));
+      const rows = await Promise.race([source().catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
       if (!rows) return; // a broker that cannot be asked keeps the last figures
       this.reset();
       for (const r of rows) this.set({ group: r.group, topic: r.topic, partition: String(r.partition) }, r.lag);
