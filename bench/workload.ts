@@ -1,7 +1,7 @@
 // Reproducible benchmark inputs: 1920x1080 JPEGs with one face of varying size and place,
 // built from the licensed photos in testdata/faces.
 import sharp from 'sharp';
-import { astronautPng } from '@tampertrace/shared/testing';
+import { ASTRONAUT_FACE, astronautPng } from '@tampertrace/shared/testing';
 import { rng } from '@tampertrace/forgery-localization/sbi';
 
 export async function oneFace1080p(count: number, seed = 7): Promise<Buffer[]> {
@@ -39,19 +39,6 @@ export interface WorkItem {
   forged: boolean;
   bad: boolean;
 }
-
-// BlazeFace's face in astronaut.png (the localizer's tests use the same), so the forgeries need no detector.
-const ASTRONAUT_FACE = {
-  box: { x: 176.29, y: 77.92, width: 97.48, height: 97.48 },
-  keypoints: [
-    { x: 204.33, y: 100.53 },
-    { x: 248.79, y: 105.8 },
-    { x: 224.31, y: 125.1 },
-    { x: 221.93, y: 146.09 },
-    { x: 177.62, y: 109.32 },
-    { x: 271.64, y: 119.98 },
-  ],
-};
 
 /**
  * The mixed stream of issue #8, deterministic for a seed: 1920x1080 and 4000x3000 JPEGs with 0,

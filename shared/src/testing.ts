@@ -5,10 +5,25 @@ import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { errorCodeOf, grpc } from './grpc.ts';
 import { REPO_ROOT } from './config.ts';
+import type { Box, Point } from './image.ts';
 
 export const FACES_DIR = path.join(REPO_ROOT, 'testdata', 'faces');
 export const astronautPng = (): Buffer => readFileSync(path.join(FACES_DIR, 'astronaut.png'));
 export const cameraPng = (): Buffer => readFileSync(path.join(FACES_DIR, 'camera.png'));
+
+/** BlazeFace's face in astronaut.png (what Detect returns for it), for tests that need a face but no detector. */
+export const ASTRONAUT_FACE: { box: Box; score: number; keypoints: Point[] } = {
+  box: { x: 176.29, y: 77.92, width: 97.48, height: 97.48 },
+  score: 0.915,
+  keypoints: [
+    { x: 204.33, y: 100.53 },
+    { x: 248.79, y: 105.8 },
+    { x: 224.31, y: 125.1 },
+    { x: 221.93, y: 146.09 },
+    { x: 177.62, y: 109.32 },
+    { x: 271.64, y: 119.98 },
+  ],
+};
 
 /** A JPEG cut in half: the header is intact, the scan data ends early. */
 export async function truncatedJpeg(): Promise<Buffer> {

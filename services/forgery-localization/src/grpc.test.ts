@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { createGrpcServer, decodeRgb, grpc, limitsOf, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { checkHealth } from '@tampertrace/shared/health';
-import { astronautPng, grpcFailure } from '@tampertrace/shared/testing';
+import { ASTRONAUT_FACE, astronautPng, grpcFailure } from '@tampertrace/shared/testing';
 import { Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ForgeryLocalizationService, LocalizeRequestSchema, type LocalizeResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
@@ -18,18 +18,7 @@ import type { ForgeryModel } from './model.ts';
 import { makeSelfBlended, toPng } from './sbi.ts';
 
 // BlazeFace's face in astronaut.png (what Detect returns for it), so this test needs no detector.
-const ASTRONAUT = create(DetectedFaceSchema, {
-  box: { x: 176.29, y: 77.92, width: 97.48, height: 97.48 },
-  score: 0.915,
-  keypoints: [
-    { x: 204.33, y: 100.53 },
-    { x: 248.79, y: 105.8 },
-    { x: 224.31, y: 125.1 },
-    { x: 221.93, y: 146.09 },
-    { x: 177.62, y: 109.32 },
-    { x: 271.64, y: 119.98 },
-  ],
-});
+const ASTRONAUT = create(DetectedFaceSchema, ASTRONAUT_FACE);
 
 const cfg = loadConfig({ ...process.env, TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_STAGE_CONCURRENCY: '1' });
 let model: ForgeryModel;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeRgb, findModel, limitsOf, loadConfig, readManifest } from '@tampertrace/shared';
-import { astronautPng } from '@tampertrace/shared/testing';
+import { ASTRONAUT_FACE, astronautPng } from '@tampertrace/shared/testing';
 import { cropRectFor } from './geometry.ts';
 import { Localizer, cropFace, type FaceInput, type LocalizationResult } from './localize.ts';
 import { batchedForgeryModel, loadForgeryModel, type ForgeryModel, type LocalizerOutput } from './model.ts';
@@ -11,18 +11,7 @@ import { makeSelfBlended } from './sbi.ts';
 import { OnnxPool } from '@tampertrace/shared/onnx-pool';
 
 // BlazeFace's face in astronaut.png, so this test needs no detector.
-const FACE: FaceInput = {
-  box: { x: 176.29, y: 77.92, width: 97.48, height: 97.48 },
-  score: 0.915,
-  keypoints: [
-    { x: 204.33, y: 100.53 },
-    { x: 248.79, y: 105.8 },
-    { x: 224.31, y: 125.1 },
-    { x: 221.93, y: 146.09 },
-    { x: 177.62, y: 109.32 },
-    { x: 271.64, y: 119.98 },
-  ],
-};
+const FACE: FaceInput = ASTRONAUT_FACE;
 
 const cfg = loadConfig({ ...process.env, TAMPERTRACE_ORT_THREADS: '1' });
 let single: ForgeryModel;
