@@ -404,7 +404,7 @@ async function serve(args: string[]): Promise<number> {
   await readiness.started(cfg.TAMPERTRACE_READINESS_INTERVAL_MS);
   const url = `http://${cfg.TAMPERTRACE_HTTP_HOST}:${servers.httpPort}`;
   const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${servers.grpcPort}`;
-  log.info({ url, grpc: grpcAddr }, 'ready');
+  log.info({ url, grpc: grpcAddr }, 'serving');
   const consoleBuilt = await stat(path.join(CONSOLE_DIST, 'index.html')).then(
     () => true,
     () => false,
