@@ -89,14 +89,14 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
     } catch (err) {
       const e = classify(err);
       metrics.errors.inc({ stage: def.name, code: codeName(e.code) });
-      if (span) {
-        recordError(span, e);
-        span.setAttributes({ [Attr.errorCode]: codeName(e.code), [Attr.errorClass]: e.errorClass });
-      }
+      span?.setAttributes({ [Attr.errorCode]: codeName(e.code), [Attr.errorClass]: e.errorClass });
+      // A rethrown error is recorded by the consumer span itself; a handled one, here.
+      const handled = () => span && recordError(span, e);
       const ctx = { analysisId: meta.analysisId, tenant: meta.tenantId, code: codeName(e.code), class: e.errorClass };
       if (e.errorClass === 'invalid-input') {
         // The image itself is bad: a normal, final outcome for the user, not an incident.
         log.info({ ...ctx, err: e.message }, 'input rejected');
+        handled();
         const final = terminalEvent(meta, AnalysisStatus.REJECTED, toErrorInfo(e, def.stage), def.name);
         await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));
         done('rejected');
@@ -113,6 +113,7 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
         throw e; // not committed: the bus redelivers after a backoff
       }
       log.error({ ...ctx, attempt: n, err: e.message, stack: e.stack }, 'giving up on message');
+      handled();
       await deadLetter(bus, msg, def.name, codeName(e.code), e.message);
       const final = terminalEvent(meta, AnalysisStatus.FAILED, toErrorInfo(e, def.stage), def.name);
       await bus.publish(encodeEvent(Topic.analysisCompleted, AnalysisCompletedSchema, final));

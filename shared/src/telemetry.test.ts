@@ -114,3 +114,61 @@ test('tracing starts only when an exporter is configured', () => {
   assert.equal(tracingRequested({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), false);
   assert.equal(tracingRequested({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), false);
 });
+
+test('a stage records each outcome once: its own span under the consumer span, errors on the consumer span, and the outcome metrics', async () => {
+  exporter.reset();
+  const { create } = await import('@bufbuild/protobuf');
+  const { InvalidInputError, RetriableError } = await import('./errors.ts');
+  const { encodeEvent, nextMeta } = await import('./events.ts');
+  const { ErrorCode, Stage } = await import('./gen/tampertrace/v1/common_pb.ts');
+  const { EventMetaSchema, FacesDetectedSchema, ImageIngestedSchema } = await import('./gen/tampertrace/v1/events_pb.ts');
+  const { runStage } = await import('./stage.ts');
+  const { Topic } = await import('./topics.ts');
+  const { metrics } = await import('./metrics.ts');
+  const bus = new InMemoryBus({ partitions: 1, retryBackoffMs: 1 });
+  let retried = false;
+  await runStage(
+    bus,
+    {
+      name: 'face-detection',
+      stage: Stage.FACE_DETECTION,
+      input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
+      output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
+      async handle(e) {
+        const id = e.meta!.analysisId;
+        if (id === 'bad') throw new InvalidInputError(ErrorCode.TRUNCATED_IMAGE, 'truncated');
+        if (id === 'flaky' && !retried) {
+          retried = true;
+          throw new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, 'S3 down');
+        }
+        return create(FacesDetectedSchema, { meta: nextMeta(e.meta!, Stage.FACE_DETECTION, 'face-detection') });
+      },
+    },
+    { concurrency: 1, maxAttempts: 3, log: pino({ level: 'silent' }) },
+  );
+  const value = async (outcome: string) => (await metrics.imagesProcessed.get()).values.find((v) => v.labels.stage === 'face-detection' && v.labels.outcome === outcome)?.value ?? 0;
+  const before = { ok: await value('ok'), rejected: await value('rejected') };
+  for (const id of ['good', 'bad', 'flaky']) {
+    const meta = create(EventMetaSchema, { eventId: `${id}:ingest`, analysisId: id, tenantId: 't1', contentSha256: 'ab'.repeat(32) });
+    await bus.publish(encodeEvent(Topic.imageIngested, ImageIngestedSchema, create(ImageIngestedSchema, { meta })));
+  }
+  await bus.idle();
+  await bus.close();
+  assert.equal((await value('ok')) - before.ok, 2);
+  assert.equal((await value('rejected')) - before.rejected, 1);
+  const spans = exporter.getFinishedSpans();
+  const consumers = (id: string) => spans.filter((s) => s.name === `process ${Topic.imageIngested}` && s.attributes['tampertrace.analysis.id'] === id);
+  const [good] = consumers('good');
+  const detect = spans.find((s) => s.name === 'tampertrace.face_detection.detect' && s.parentSpanContext?.spanId === good.spanContext().spanId);
+  assert.ok(detect, 'the stage span is a child of its consumer span');
+  assert.equal(good.status.code, 0);
+  const [bad] = consumers('bad');
+  assert.equal(bad.status.code, 2, 'a rejected input marks the consumer span');
+  assert.equal(bad.attributes['tampertrace.error.code'], 'TRUNCATED_IMAGE');
+  assert.equal(bad.events.filter((e) => e.name === 'exception').length, 1);
+  const flaky = consumers('flaky');
+  assert.equal(flaky.length, 2, 'a retried message gets a consumer span per attempt');
+  assert.equal(flaky[0].status.code, 2);
+  assert.equal(flaky[0].events.filter((e) => e.name === 'exception').length, 1, 'recorded once, not by the stage and the bus both');
+  assert.equal(flaky[1].status.code, 0);
+});

@@ -7,6 +7,7 @@
 // API keys or presigned URLs on a span.
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { BusMessage } from './bus.ts';
+import { TamperTraceError, codeName } from './errors.ts';
 
 /** The tracer of every TamperTrace span (instrumentation scope). */
 const tracer = () => trace.getTracer('tampertrace');
@@ -83,7 +84,8 @@ export function recordError(span: Span, err: unknown): void {
   const e = err instanceof Error ? err : new Error(String(err));
   span.recordException(e);
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message.slice(0, 300) });
-  const code = (err as { code?: unknown }).code;
+  // Our errors carry an ErrorCode, named as in the API; others (Node, pg, kafkajs) their own code.
+  const code = err instanceof TamperTraceError ? codeName(err.code) : (err as { code?: unknown } | undefined)?.code;
   if (typeof code === 'number' || typeof code === 'string') span.setAttribute(Attr.errorCode, String(code));
 }
 
