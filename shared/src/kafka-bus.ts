@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './log.ts';
 import { withPrefix } from './topics.ts';
 import { metrics, type LagRow } from './metrics.ts';
 import { tracedConsume, tracedPublish } from './telemetry.ts';
+import { withTimeout } from './timeout.ts';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -156,9 +157,9 @@ export class KafkaBus implements EventBus {
     metrics.messagesPublished.inc({ topic: msg.topic });
   }
 
-  /** Readiness: the cluster answers a metadata request within `timeoutMs`. */
-  async ping(timeoutMs = 3000): Promise<void> {
-    await withTimeout(this.admin.describeCluster(), timeoutMs, 'Kafka describeCluster');
+  /** Readiness: the cluster answers a metadata request (Readiness bounds how long it may take). */
+  async ping(): Promise<void> {
+    await this.admin.describeCluster();
   }
 
   /** Liveness: why this process can no longer consume (a consumer kafkajs stopped restarting), if so. */
@@ -205,10 +206,11 @@ export class KafkaBus implements EventBus {
         }
         await this.ensureTopics([...byTopic.keys()]);
         if (this.producerBroken) await this.renewProducer();
+        const publishTimeoutMs = this.opts.publishTimeoutMs ?? 60_000;
         await withTimeout(
           this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }),
-          this.opts.publishTimeoutMs ?? 60_000,
-          'Kafka publish',
+          publishTimeoutMs,
+          `Kafka publish not acknowledged within ${publishTimeoutMs} ms`,
         );
         for (const p of batch) p.resolve();
       } catch (err) {
@@ -369,12 +371,6 @@ export class KafkaBus implements EventBus {
  */
 function newProducer(kafka: Kafka): Producer {
   return kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} not acknowledged within ${ms} ms`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
 /**

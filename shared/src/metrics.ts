@@ -3,6 +3,7 @@
 // the name (_seconds, _bytes), `_total` on counters. Label values are small closed sets (stage,
 // outcome, error code, topic, partition): never an analysis id, a tenant or a key.
 import client from 'prom-client';
+import { withTimeout } from './timeout.ts';
 
 export const registry = client.register;
 
@@ -61,9 +62,7 @@ export const metrics = {
       const source = lagSource;
       if (!source) return;
       // A broker that does not answer must not hold the scrape past Prometheus' timeout.
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LAG_TIMEOUT_MS)));
-      const rows = await Promise.race([source().catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
+      const rows = await withTimeout(source(), LAG_TIMEOUT_MS, 'consumer lag').catch(() => undefined);
       if (!rows) return; // a broker that cannot be asked keeps the last figures
       this.reset();
       for (const r of rows) this.set({ group: r.group, topic: r.topic, partition: String(r.partition) }, r.lag);

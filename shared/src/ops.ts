@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import type { ServiceHealth } from './health.ts';
 import type { Logger } from './log.ts';
 import { collectProcessMetrics, METRICS_CONTENT_TYPE, scrape } from './metrics.ts';
+import { withTimeout } from './timeout.ts';
 
 /** A dependency the process cannot work without; `check` throws (or times out) when it is down. */
 export interface DependencyCheck {
@@ -65,7 +66,7 @@ export class Readiness {
     const results = await Promise.all(
       this.checks.map(async (c) => {
         try {
-          await withTimeout(c.check(), CHECK_TIMEOUT_MS, c.name);
+          await withTimeout(c.check(), CHECK_TIMEOUT_MS, `${c.name}: no answer within ${CHECK_TIMEOUT_MS} ms`);
           return [c.name, 'ok'] as const;
         } catch (err) {
           return [c.name, err instanceof Error ? err.message.slice(0, 200) : String(err)] as const;
@@ -84,11 +85,6 @@ export class Readiness {
     else this.health?.notServing();
     return this.last;
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
 export interface OpsServer {
