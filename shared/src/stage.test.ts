@@ -26,6 +26,7 @@ async function harness(behaviour: (id: string) => Promise<void>) {
   const def: StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> = {
     name: 'face-detection',
     stage: Stage.FACE_DETECTION,
+    span: 'tampertrace.face_detection.detect',
     input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
     output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
     async handle(e) {

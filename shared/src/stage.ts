@@ -7,17 +7,10 @@ import { AnalysisCompletedSchema, type EventMeta } from './gen/tampertrace/v1/ev
 import { classify, codeName, toErrorInfo } from './errors.ts';
 import { decodeEvent, encodeEvent, terminalEvent } from './events.ts';
 import type { Logger } from './log.ts';
-import { ConsumerGroup, Header, Topic, deadLetterTopic } from './topics.ts';
+import { Header, Topic, deadLetterTopic } from './topics.ts';
 import { metrics } from './metrics.ts';
-import { Attr, SpanName, recordError, withSpan } from './telemetry.ts';
+import { Attr, recordError, withSpan } from './telemetry.ts';
 import { trace } from '@opentelemetry/api';
-
-/** The span of each stage's own work (inside its consumer span), by stage name. */
-const STAGE_SPAN: Record<string, string> = {
-  [ConsumerGroup.faceDetection]: SpanName.detect,
-  [ConsumerGroup.forgeryLocalization]: SpanName.localize,
-  [ConsumerGroup.explanationGeneration]: SpanName.explain,
-};
 
 type WithMeta = { meta?: EventMeta };
 
@@ -26,6 +19,8 @@ export interface StageDefinition<I extends DescMessage, O extends DescMessage> {
   /** Service name; also the consumer group. */
   readonly name: string;
   readonly stage: Stage;
+  /** Name of the span around handle(), inside the message's consumer span (a SpanName). */
+  readonly span: string;
   readonly input: { topic: string; schema: I };
   readonly output: { topic: string; schema: O };
   handle(event: MessageShape<I> & WithMeta): Promise<MessageShape<O> & WithMeta>;
@@ -80,7 +75,7 @@ export async function runStage<I extends DescMessage, O extends DescMessage>(bus
       if (outcome !== 'retry') metrics.imagesProcessed.inc({ stage: def.name, outcome });
     };
     try {
-      const out = await withSpan(STAGE_SPAN[def.name] ?? `tampertrace.stage.${def.name}`, { [Attr.analysisId]: meta.analysisId, [Attr.stage]: def.name }, () => def.handle(event));
+      const out = await withSpan(def.span, { [Attr.analysisId]: meta.analysisId, [Attr.stage]: def.name }, () => def.handle(event));
       out.meta!.timings.push(create(StageTimingSchema, { stage: def.stage, durationMs: performance.now() - started }));
       await bus.publish(encodeEvent(def.output.topic, def.output.schema, out));
       attempts.delete(meta.eventId);

@@ -132,6 +132,7 @@ test('a stage records each outcome once: its own span under the consumer span, e
     {
       name: 'face-detection',
       stage: Stage.FACE_DETECTION,
+      span: 'tampertrace.face_detection.detect',
       input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
       output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
       async handle(e) {

@@ -2,7 +2,7 @@
 // assembles the final Analysis.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { Topic, nextMeta, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
+import { Topic, nextMeta, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
 import { AnalysisSchema, Cue, ExplanationSchema, FactSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
@@ -29,6 +29,7 @@ export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof 
   return {
     name: EXPLANATION,
     stage: Stage.EXPLANATION,
+    span: SpanName.explain,
     input: { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
     output: { topic: Topic.analysisCompleted, schema: AnalysisCompletedSchema },
     async handle(event) {

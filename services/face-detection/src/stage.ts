@@ -16,6 +16,7 @@ import {
   type RgbImage,
   type StageDefinition,
   ConsumerGroup,
+  SpanName,
 } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { BoxSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -44,6 +45,7 @@ export function faceDetectionStage(deps: {
   return {
     name: FACE_DETECTION,
     stage: Stage.FACE_DETECTION,
+    span: SpanName.detect,
     input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
     output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
     async handle(event) {

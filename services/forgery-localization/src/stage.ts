@@ -1,7 +1,7 @@
 // The forgery-localization stage: per-face forgery maps, region scores, full-image mask,
 // heatmap in object storage, and the image-level verdict.
 import { create } from '@bufbuild/protobuf';
-import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
+import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -20,6 +20,7 @@ export function forgeryLocalizationStage(deps: {
   return {
     name: FORGERY_LOCALIZATION,
     stage: Stage.FORGERY_LOCALIZATION,
+    span: SpanName.localize,
     input: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
     output: { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
     async handle(event) {
