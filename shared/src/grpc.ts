@@ -71,11 +71,10 @@ export function grpcStatusOf(code: ErrorCode): grpc.status {
   switch (code) {
     case ErrorCode.TOO_LARGE:
     case ErrorCode.TOO_MANY_PIXELS:
+    case ErrorCode.QUOTA_EXCEEDED:
       return grpc.status.RESOURCE_EXHAUSTED;
     case ErrorCode.TIMEOUT:
       return grpc.status.DEADLINE_EXCEEDED;
-    case ErrorCode.QUOTA_EXCEEDED:
-      return grpc.status.RESOURCE_EXHAUSTED;
     case ErrorCode.UNAUTHENTICATED:
       return grpc.status.UNAUTHENTICATED;
     case ErrorCode.NOT_FOUND:
