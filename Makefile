@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # --test-force-exit: a test file whose tests are all done must not hold the run (after a broker
 # restart a kafkajs consumer may keep a reconnect timer alive past disconnect()).
 NODE_TEST := node --import tsx --test --test-force-exit
-TESTS = $(shell find shared services charts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+TESTS = $(shell find shared services charts bench -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'

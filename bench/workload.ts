@@ -75,13 +75,14 @@ export async function mixedWorkload(count: number, seed = 11): Promise<WorkItem[
   /** Photos of the astronaut (side px each) pasted at random, non-overlapping columns of the scene. */
   const compose = async (bg: Buffer, width: number, height: number, sides: number[], forged: boolean[]) => {
     const column = width / sides.length;
-    const layers = await Promise.all(
-      sides.map(async (side, k) => ({
-        input: await sharp(photo(forged[k])).resize(side).toBuffer(),
-        left: Math.round(k * column + rand() * Math.max(0, column - side)),
-        top: Math.round(rand() * (height - side)),
-      })),
-    );
+    // Every draw from the generator before the first await: resizes finish in any order.
+    const placed = sides.map((side, k) => ({
+      side,
+      src: photo(forged[k]),
+      left: Math.round(k * column + rand() * Math.max(0, column - side)),
+      top: Math.round(rand() * (height - side)),
+    }));
+    const layers = await Promise.all(placed.map(async (p) => ({ input: await sharp(p.src).resize(p.side).toBuffer(), left: p.left, top: p.top })));
     return sharp(bg).composite(layers).jpeg({ quality: 90 }).toBuffer();
   };
   const bad = [await truncatedJpeg(), Buffer.from('this is not an image, only named like one'), Buffer.alloc(0)];
