@@ -45,8 +45,10 @@ export function thresholdMask(prob: Float32Array, threshold: number): Uint8Array
  * clipped at the borders), the crop prob is sampled bilinearly at the pixel centre (edge
  * values are clamped), then thresholded (`>= threshold`). Set pixels are unioned into
  * `target` (imageWidth*imageHeight, 0/255) with max, so several faces can be pasted into one
- * mask. When `targetProb` is given, the sampled prob is unioned into it with max as well
- * (for every pixel covered by the crop, not only the thresholded ones).
+ * mask. When `targetHeat` is given (imageWidth*imageHeight, 0..255), the sampled prob as
+ * round(255 x prob), clamped to [0, 1] first, is unioned into it with max as well (for every
+ * pixel covered by the crop, not only the thresholded ones). Rounding keeps the order, so the
+ * max of the bytes is the byte of the max prob: no full-size float map is needed.
  *
  * Returns the number of image pixels this crop marked (>= threshold), before the union.
  */
@@ -58,15 +60,15 @@ export function pasteMask(
   imageWidth: number,
   imageHeight: number,
   target: Uint8Array,
-  targetProb?: Float32Array,
+  targetHeat?: Uint8Array,
 ): number {
   if (cropProb.length !== cropSize * cropSize) {
     throw new RangeError(`cropProb has ${cropProb.length} values, expected ${cropSize}x${cropSize}`);
   }
   const n = imageWidth * imageHeight;
   if (target.length !== n) throw new RangeError(`target has ${target.length} values, expected ${n}`);
-  if (targetProb && targetProb.length !== n) {
-    throw new RangeError(`targetProb has ${targetProb.length} values, expected ${n}`);
+  if (targetHeat && targetHeat.length !== n) {
+    throw new RangeError(`targetHeat has ${targetHeat.length} values, expected ${n}`);
   }
   if (!(rect.size > 0)) throw new RangeError(`invalid crop size ${rect.size}`);
 
@@ -111,7 +113,10 @@ export function pasteMask(
       const bottom = cropProb[rowB + xa] * (1 - wx) + cropProb[rowB + xb] * wx;
       const v = top * (1 - wy) + bottom * wy;
       const idx = outRow + x0 + k;
-      if (targetProb && v > targetProb[idx]) targetProb[idx] = v;
+      if (targetHeat) {
+        const q = Math.round(Math.min(1, Math.max(0, v)) * 255);
+        if (q > targetHeat[idx]) targetHeat[idx] = q;
+      }
       if (v >= threshold) {
         marked++;
         target[idx] = 255;
@@ -154,9 +159,39 @@ export function faceScore(prob: Float32Array, faceMask?: Uint8Array, topFraction
   }
   if (n === 0) return 0;
   const k = Math.max(1, Math.ceil(n * topFraction));
-  // Typed-array sort is numeric and ascending: the top k are the last k.
-  const values = buf.subarray(0, n).sort();
+  // The top k, found by selection rather than sorting all n (a face is 65,536 values, k a
+  // few percent of them), then summed in ascending order: the same sum a full sort gives.
+  selectNth(buf, n - k, n);
+  const top = buf.subarray(n - k, n).sort();
   let sum = 0;
-  for (let i = n - k; i < n; i++) sum += values[i];
+  for (let i = 0; i < k; i++) sum += top[i];
   return sum / k;
+}
+
+/**
+ * Reorders a[0..n) so that a[nth] holds the value a full ascending sort would put there, with
+ * no larger value before it and no smaller one after it (quickselect, three-way partitions so
+ * that runs of equal values, common in probability maps, cost nothing extra).
+ */
+function selectNth(a: Float32Array, nth: number, n: number): void {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const x = a[lo], y = a[(lo + hi) >> 1], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let lt = lo, i = lo, gt = hi;
+    while (i <= gt) {
+      const v = a[i];
+      if (v < pivot) {
+        a[i++] = a[lt];
+        a[lt++] = v;
+      } else if (v > pivot) {
+        a[i] = a[gt];
+        a[gt--] = v;
+      } else i++;
+    }
+    if (nth < lt) hi = lt - 1;
+    else if (nth > gt) lo = gt + 1;
+    else return;
+  }
 }

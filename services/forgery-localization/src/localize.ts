@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { cutFaceCrop, type FaceCropSpec, type RgbImage } from '@tampertrace/shared';
 import { cropRectFor, faceScore, pasteMask, thresholdMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
 import type { ForgeryModel } from './model.ts';
-import { buildRegionMasks, scoreRegions, type RegionScore } from './regions.ts';
+import { buildRegionLabels, scoreRegions, type RegionScore } from './regions.ts';
 
 export interface FaceInput {
   box: Box;
@@ -96,7 +96,7 @@ export class Localizer {
     const size = this.model.size;
     if (crops.length !== faces.length) throw new Error(`localizeCrops: ${crops.length} crops for ${faces.length} faces`);
     const mask = new Uint8Array(width * height);
-    const heatProb = new Float32Array(width * height);
+    const heat = new Uint8Array(width * height);
     const rects = this.cropRects(faces);
     const outputs = await this.model.run(crops);
     const localized = faces.map((f, i): LocalizedFace => {
@@ -107,14 +107,14 @@ export class Localizer {
         const b = toCrop({ x: f.box.x + f.box.width, y: f.box.y + f.box.height }, rect, size);
         return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
       })();
-      const regions = buildRegionMasks(
+      const regions = buildRegionLabels(
         f.keypoints.map((k) => toCrop(k, rect, size)),
         boxInCrop,
         size,
         size,
       );
       const binary = thresholdMask(out.prob, this.thresholds.pixel);
-      pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heatProb);
+      pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heat);
       return {
         ...f,
         crop: rect,
@@ -125,15 +125,6 @@ export class Localizer {
       };
     });
     for (const f of localized) f.maskedFraction = fractionInBox(mask, width, height, f.box);
-    // Only the crops hold probabilities; the rest of a large image stays 0 without a visit.
-    const heat = new Uint8Array(width * height);
-    for (const r of rects) {
-      const x0 = Math.max(0, Math.floor(r.x));
-      const x1 = Math.min(width, Math.ceil(r.x + r.size));
-      for (let y = Math.max(0, Math.floor(r.y)); y < Math.min(height, Math.ceil(r.y + r.size)); y++) {
-        for (let p = y * width + x0; p < y * width + x1; p++) heat[p] = Math.round(Math.min(1, Math.max(0, heatProb[p])) * 255);
-      }
-    }
     return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds) };
   }
 }

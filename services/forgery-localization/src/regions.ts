@@ -127,6 +127,31 @@ export interface RegionMask {
 export interface BuildRegionOptions {
   /** Emit the optional "hair" band (default true). */
   includeHair?: boolean;
+  /**
+   * Classify every pixel instead of only those inside the shapes' bounding box. Same result,
+   * slower: for checking the bound.
+   */
+  scanAll?: boolean;
+}
+
+/** Label of a pixel outside every region. */
+export const NO_REGION = 255;
+/** REGION_NAMES index of "lip" and of "mouth", the one region it lies inside. */
+const LIP = REGION_NAMES.indexOf('lip');
+const MOUTH = REGION_NAMES.indexOf('mouth');
+
+/**
+ * The regions of one face as a label map: one byte per pixel instead of a mask per region, so
+ * they are built and scored in one pass. Every pixel has at most one label (the regions are a
+ * partition, see above), with one nesting: a pixel labelled "lip" is in "mouth" too.
+ */
+export interface RegionLabels {
+  width: number;
+  height: number;
+  /** width*height: index into REGION_NAMES, or NO_REGION. */
+  labels: Uint8Array;
+  /** Pixels per REGION_NAMES index; "mouth" counts its lip pixels too. */
+  areas: number[];
 }
 
 interface Local {
@@ -135,8 +160,8 @@ interface Local {
 }
 
 /**
- * Builds region masks (width*height, 0/1, pixel centres tested) from keypoints and face box,
- * both in crop coordinates. Regions come back in REGION_NAMES order; empty ones are omitted.
+ * Labels each pixel (its centre tested) with its facial region, from keypoints and face box, both
+ * in crop coordinates.
  *
  * Robustness: at least the two eyes are needed for the frame; if they coincide (or are not
  * finite) the keypoints are replaced by a canonical layout derived from the face box. Missing
@@ -145,13 +170,13 @@ interface Local {
  * outline's half-width on each side comes from the ear tragion (x0.92) or, without a usable
  * ear, from the face box width.
  */
-export function buildRegionMasks(
+export function buildRegionLabels(
   keypoints: Point[],
   faceBox: Box,
   width: number,
   height: number,
   options: BuildRegionOptions = {},
-): RegionMask[] {
+): RegionLabels {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new RangeError(`invalid mask size ${width}x${height}`);
   }
@@ -208,11 +233,15 @@ export function buildRegionMasks(
     if (a <= 0) return Infinity;
     if (v < vWide) {
       const b = vWide - vTop + grow;
-      return Math.abs(u / a) ** 3 + Math.abs((v - vWide) / b) ** 3;
+      const p = Math.abs(u / a);
+      const q = Math.abs((v - vWide) / b);
+      return p * p * p + q * q * q;
     }
     const b = vBottom - vWide + grow;
     if (b <= 0) return Infinity;
-    return (u / a) ** 2 + ((v - vWide) / b) ** 2;
+    const p = u / a;
+    const q = (v - vWide) / b;
+    return p * p + q * q;
   };
 
   const inEllipse = (u: number, v: number, cu: number, cv: number, rx: number, ry: number) => {
@@ -238,8 +267,8 @@ export function buildRegionMasks(
     return Math.abs(u - c) <= hw;
   };
 
-  // Labels: index into REGION_NAMES; 'lip' (6) is tracked separately as a subset of mouth.
-  const R_EYE = 0, L_EYE = 1, R_BROW = 2, L_BROW = 3, NOSE = 4, MOUTH = 5, LIP = 6;
+  // Labels: index into REGION_NAMES; classify() never returns LIP_L: lip is the mouth's core.
+  const R_EYE = 0, L_EYE = 1, R_BROW = 2, L_BROW = 3, NOSE = 4, MOUTH_L = 5, LIP_L = 6;
   const R_CHEEK = 7, L_CHEEK = 8, FOREHEAD = 9, CHIN = 10, JAW = 11, R_EAR = 12, L_EAR = 13;
   const SKIN = 14, HAIR = 15, NONE = -1;
   const rEyeC = toLocal(re);
@@ -249,7 +278,7 @@ export function buildRegionMasks(
     if (inEllipse(u, v, lEyeC.u, lEyeC.v, L.eyeRx, L.eyeRy)) return L_EYE;
     if (inEllipse(u, v, rEyeC.u, rEyeC.v + L.browDv, L.browRx, L.browRy)) return R_BROW;
     if (inEllipse(u, v, lEyeC.u, lEyeC.v + L.browDv, L.browRx, L.browRy)) return L_BROW;
-    if (inEllipse(u, v, mouth.u, mouth.v, L.mouthRx, L.mouthRy)) return MOUTH;
+    if (inEllipse(u, v, mouth.u, mouth.v, L.mouthRx, L.mouthRy)) return MOUTH_L;
     if (inNose(u, v)) return NOSE;
     if (rEar && inEllipse(u, v, rEar.u - L.earOut, rEar.v + L.earDv, L.earRx, L.earRy)) return R_EAR;
     if (lEar && inEllipse(u, v, lEar.u + L.earOut, lEar.v + L.earDv, L.earRx, L.earRy)) return L_EAR;
@@ -270,30 +299,75 @@ export function buildRegionMasks(
     return NONE;
   };
 
-  const n = width * height;
-  const masks = REGION_NAMES.map(() => new Uint8Array(n));
+  const labels = new Uint8Array(width * height).fill(NO_REGION);
   const areas = new Array<number>(REGION_NAMES.length).fill(0);
-  for (let y = 0; y < height; y++) {
+  // Only pixels inside the bounding box of every shape can get a label: a crop is mostly
+  // background, and a full-size image (the self-blended forgeries) far more so.
+  const { x0, y0, x1, y1 } = options.scanAll
+    ? { x0: 0, y0: 0, x1: width, y1: height }
+    : (() => {
+        const hairGrow = includeHair ? L.hairBand : 0;
+        const ears = [rEar && { u: rEar.u - L.earOut, v: rEar.v + L.earDv }, lEar && { u: lEar.u + L.earOut, v: lEar.v + L.earDv }].filter((e): e is Local => !!e);
+        const uMin = Math.min(-wRight - hairGrow, rEyeC.u - L.browRx, lEyeC.u - L.browRx, mouth.u - L.mouthRx, Math.min(0, nose.u) - L.noseBottomHalfWidth, ...ears.map((e) => e.u - L.earRx));
+        const uMax = Math.max(wLeft + hairGrow, rEyeC.u + L.browRx, lEyeC.u + L.browRx, mouth.u + L.mouthRx, Math.max(0, nose.u) + L.noseBottomHalfWidth, ...ears.map((e) => e.u + L.earRx));
+        const vMin = Math.min(vTop - hairGrow, rEyeC.v + L.browDv - L.browRy, lEyeC.v + L.browDv - L.browRy, rEyeC.v - L.eyeRy, lEyeC.v - L.eyeRy, L.noseTopV, ...ears.map((e) => e.v - L.earRy));
+        const vMax = Math.max(vBottom, mouth.v + L.mouthRy, noseBottomV, rEyeC.v + L.eyeRy, lEyeC.v + L.eyeRy, ...ears.map((e) => e.v + L.earRy));
+        // The (u, v) rectangle's corners in pixels; one pixel of margin against rounding.
+        const xs: number[] = [];
+        const ys: number[] = [];
+        for (const u of [uMin, uMax]) {
+          for (const v of [vMin, vMax]) {
+            xs.push(ox + d * (u * exx + v * eyx));
+            ys.push(oy + d * (u * exy + v * eyy));
+          }
+        }
+        return {
+          x0: Math.max(0, Math.floor(Math.min(...xs)) - 1),
+          y0: Math.max(0, Math.floor(Math.min(...ys)) - 1),
+          x1: Math.min(width, Math.ceil(Math.max(...xs)) + 1),
+          y1: Math.min(height, Math.ceil(Math.max(...ys)) + 1),
+        };
+      })();
+  for (let y = y0; y < y1; y++) {
     const dy = y + 0.5 - oy;
-    for (let x = 0; x < width; x++) {
+    for (let x = x0; x < x1; x++) {
       const dx = x + 0.5 - ox;
       const u = (dx * exx + dy * exy) / d;
       const v = (dx * eyx + dy * eyy) / d;
-      const label = classify(u, v);
+      let label = classify(u, v);
       if (label === NONE) continue;
-      const i = y * width + x;
-      masks[label][i] = 1;
-      areas[label]++;
-      if (label === MOUTH && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
-        masks[LIP][i] = 1;
-        areas[LIP]++;
+      if (label === MOUTH_L && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
+        label = LIP_L;
+        areas[LIP_L]++;
       }
+      labels[y * width + x] = label;
+      areas[label === LIP_L ? MOUTH_L : label]++;
     }
   }
+  return { width, height, labels, areas };
+}
 
+/**
+ * The same regions as one 0/1 mask each (width*height), in REGION_NAMES order, empty ones
+ * omitted; "lip" is a subset of "mouth". For callers that want one region's pixels.
+ */
+export function buildRegionMasks(
+  keypoints: Point[],
+  faceBox: Box,
+  width: number,
+  height: number,
+  options: BuildRegionOptions = {},
+): RegionMask[] {
+  const { labels, areas } = buildRegionLabels(keypoints, faceBox, width, height, options);
   const out: RegionMask[] = [];
   REGION_NAMES.forEach((name, k) => {
-    if (areas[k] > 0) out.push({ name, mask: masks[k], area: areas[k] });
+    if (areas[k] === 0) return;
+    const mask = new Uint8Array(labels.length);
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i];
+      if (l === k || (k === MOUTH && l === LIP)) mask[i] = 1;
+    }
+    out.push({ name, mask, area: areas[k] });
   });
   return out;
 }
@@ -337,13 +411,16 @@ export interface CueMaps {
  *    (masked pixels with at least one unmasked 4-neighbour; the crop border does not count as
  *    an edge). Omitted when the region holds no edge pixel.
  *
+ * `regions` is a label map (buildRegionLabels: one pass over the pixels) or any list of masks,
+ * overlapping or not (one pass per mask); both give the same figures for the same regions.
  * All maps share the crop's layout; `width` defaults to sqrt(length) (square crops).
- * Result is sorted by score, descending (ties keep the input order).
+ * Result is sorted by score, descending (ties keep REGION_NAMES or the list's order); regions
+ * without pixels are left out.
  */
 export function scoreRegions(
   prob: Float32Array,
   binaryMask: Uint8Array,
-  regions: RegionMask[],
+  regions: RegionLabels | RegionMask[],
   cues?: CueMaps,
   width?: number,
 ): RegionScore[] {
@@ -358,7 +435,8 @@ export function scoreRegions(
   check(cues?.noise, 'cue_noise');
   check(cues?.colour, 'cue_colour');
   check(cues?.boundary, 'cue_boundary');
-  for (const r of regions) check(r.mask, `region ${r.name}`);
+  if (Array.isArray(regions)) for (const r of regions) check(r.mask, `region ${r.name}`);
+  else check(regions.labels, 'region labels');
 
   let edge: Uint8Array | undefined;
   if (cues?.boundary) {
@@ -379,39 +457,60 @@ export function scoreRegions(
     }
   }
 
-  const out: RegionScore[] = [];
-  for (const r of regions) {
-    let count = 0;
-    const probAcc = new Acc();
-    let masked = 0;
-    const noiseAll = new Acc(), noiseMasked = new Acc();
-    const colourAll = new Acc(), colourMasked = new Acc();
-    const boundary = new Acc();
+  const names = Array.isArray(regions) ? regions.map((r) => r.name) : REGION_NAMES;
+  const accs = names.map(() => new RegionAcc());
+  const visit = (a: RegionAcc, i: number) => {
+    a.count++;
+    a.prob.add(prob[i]);
+    const m = binaryMask[i] !== 0;
+    if (m) a.masked++;
+    if (cues?.noise) (m ? a.noiseMasked : a.noiseAll).add(cues.noise[i]);
+    if (cues?.colour) (m ? a.colourMasked : a.colourAll).add(cues.colour[i]);
+    if (edge && edge[i]) a.boundary.add(cues!.boundary![i]);
+  };
+  if (Array.isArray(regions)) {
+    regions.forEach((r, k) => {
+      for (let i = 0; i < n; i++) if (r.mask[i]) visit(accs[k], i);
+    });
+  } else {
+    const labels = regions.labels;
     for (let i = 0; i < n; i++) {
-      if (!r.mask[i]) continue;
-      count++;
-      probAcc.add(prob[i]);
-      const m = binaryMask[i] !== 0;
-      if (m) masked++;
-      if (cues?.noise) (m ? noiseMasked : noiseAll).add(cues.noise[i]);
-      if (cues?.colour) (m ? colourMasked : colourAll).add(cues.colour[i]);
-      if (edge && edge[i]) boundary.add(cues!.boundary![i]);
+      const l = labels[i];
+      if (l === NO_REGION) continue;
+      visit(accs[l], i);
+      if (l === LIP) visit(accs[MOUTH], i);
     }
-    if (count === 0) continue;
+  }
+
+  const out: RegionScore[] = [];
+  accs.forEach((a, k) => {
+    if (a.count === 0) return;
     const rc: RegionCues = {};
     if (cues?.noise) {
-      const v = masked > 0 ? noiseMasked.mean() : noiseAll.mean();
+      const v = a.masked > 0 ? a.noiseMasked.mean() : a.noiseAll.mean();
       if (v !== undefined) rc.noiseLogRatio = v;
     }
     if (cues?.colour) {
-      const v = masked > 0 ? colourMasked.mean() : colourAll.mean();
+      const v = a.masked > 0 ? a.colourMasked.mean() : a.colourAll.mean();
       if (v !== undefined) rc.colourDelta = v;
     }
-    const b = boundary.mean();
+    const b = a.boundary.mean();
     if (b !== undefined) rc.boundaryStrength = b;
-    out.push({ name: r.name, score: probAcc.mean() ?? 0, coverage: masked / count, cues: rc });
-  }
+    out.push({ name: names[k], score: a.prob.mean() ?? 0, coverage: a.masked / a.count, cues: rc });
+  });
   return out.sort((a, b) => b.score - a.score);
+}
+
+/** One region's running sums while scoring. */
+class RegionAcc {
+  count = 0;
+  masked = 0;
+  readonly prob = new Acc();
+  readonly noiseAll = new Acc();
+  readonly noiseMasked = new Acc();
+  readonly colourAll = new Acc();
+  readonly colourMasked = new Acc();
+  readonly boundary = new Acc();
 }
 
 class Acc {
