@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRegionMasks, REGION_FAMILIES, REGION_NAMES, regionFamily, scoreRegions } from './regions.ts';
+import { buildRegionLabels, buildRegionMasks, NO_REGION, REGION_FAMILIES, REGION_NAMES, regionFamily, scoreRegions } from './regions.ts';
 import type { RegionMask } from './regions.ts';
 import type { Box, Point } from './geometry.ts';
 
@@ -233,4 +233,33 @@ test('scoreRegions end to end: a forged mouth ranks mouth and lip first', () => 
   assert.ok(Math.abs(m.cues.boundaryStrength! - 0.7) < 1e-6);
   assert.equal(s.find((r) => r.name === 'lip')!.cues.boundaryStrength, undefined); // lip core holds no edge
   assert.equal(s.find((r) => r.name === 'nose')!.coverage, 0);
+});
+
+test('the label map equals the masks, its bounding box loses no pixel, and both score alike', () => {
+  let seed = 5;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let k = 0; k < 60; k++) {
+    // Faces of every size, place and roll, some past the crop's border, some without ears.
+    const cx = 20 + rand() * 216, cy = 20 + rand() * 216, d = 10 + rand() * 90, a = (rand() - 0.5) * 2 * Math.PI;
+    const at = (u: number, v: number): Point => ({ x: cx + d * (u * Math.cos(a) - v * Math.sin(a)), y: cy + d * (u * Math.sin(a) + v * Math.cos(a)) });
+    const kp = [at(-0.5, 0), at(0.5, 0), at(rand() * 0.4 - 0.2, 0.6 + rand() * 0.3), at(rand() * 0.4 - 0.2, 1.1 + rand() * 0.3), at(-1 - rand() * 0.4, 0.3), at(1 + rand() * 0.4, 0.3)];
+    const keypoints = k % 4 === 0 ? kp.slice(0, 4) : kp;
+    const box: Box = { x: cx - d * 1.2, y: cy - d, width: d * 2.4, height: d * 2.6 };
+    const labels = buildRegionLabels(keypoints, box, W, H);
+    assert.deepEqual(labels, buildRegionLabels(keypoints, box, W, H, { scanAll: true }), `face ${k}: the bounding box cut off a region`);
+    const masks = buildRegionMasks(keypoints, box, W, H);
+    for (const m of masks) {
+      const i = REGION_NAMES.indexOf(m.name as (typeof REGION_NAMES)[number]);
+      assert.equal(labels.areas[i], m.area, m.name);
+      for (let p = 0; p < W * H; p++) {
+        const l = labels.labels[p];
+        assert.equal(m.mask[p] === 1, l === i || (m.name === 'mouth' && l === REGION_NAMES.indexOf('lip')), `${m.name} at ${p}`);
+      }
+    }
+    assert.equal(labels.labels.filter((l) => l !== NO_REGION).length, masks.filter((m) => m.name !== 'lip').reduce((s, m) => s + m.area, 0));
+    const prob = Float32Array.from({ length: W * H }, () => rand());
+    const binary = Uint8Array.from(prob, (v) => (v >= 0.5 ? 1 : 0));
+    const cues = { noise: Float32Array.from(prob, () => rand() - 0.5), colour: Float32Array.from(prob, () => rand()), boundary: Float32Array.from(prob, () => rand()) };
+    assert.deepEqual(scoreRegions(prob, binary, labels, cues), scoreRegions(prob, binary, masks, cues));
+  }
 });
