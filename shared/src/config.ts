@@ -94,6 +94,13 @@ export interface Config {
   TAMPERTRACE_URL_TIMEOUT_MS: number;
   /** Webhooks: attempts per delivery (network errors, 5xx and 429 are retried with backoff). */
   TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS: number;
+  /**
+   * Audit: messages the audit consumer works on at once (Kafka partitions consumed concurrently);
+   * records that arrive while a transaction runs share the next one.
+   */
+  TAMPERTRACE_AUDIT_CONCURRENCY: number;
+  /** Audit: how long an append transaction waits for more records while the database is free, ms. */
+  TAMPERTRACE_AUDIT_BATCH_WAIT_MS: number;
   /** Audit: checkpoint a tenant's chain whenever its sequence reaches a multiple of this, records (0: never). */
   TAMPERTRACE_AUDIT_CHECKPOINT_EVERY: number;
   /** Audit: also checkpoint every tenant appended to since the last time this often, ms (0: never). */
@@ -198,6 +205,8 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_URL_ALLOW_PRIVATE: str(env, 'TAMPERTRACE_URL_ALLOW_PRIVATE', '').split(',').map((s) => s.trim()).filter(Boolean),
     TAMPERTRACE_URL_TIMEOUT_MS: int(env, 'TAMPERTRACE_URL_TIMEOUT_MS', 10_000, 100, 600_000),
     TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS: int(env, 'TAMPERTRACE_WEBHOOK_MAX_ATTEMPTS', 6, 1, 50),
+    TAMPERTRACE_AUDIT_CONCURRENCY: int(env, 'TAMPERTRACE_AUDIT_CONCURRENCY', 8, 1, 256),
+    TAMPERTRACE_AUDIT_BATCH_WAIT_MS: int(env, 'TAMPERTRACE_AUDIT_BATCH_WAIT_MS', 20, 0, 10_000),
     TAMPERTRACE_AUDIT_CHECKPOINT_EVERY: int(env, 'TAMPERTRACE_AUDIT_CHECKPOINT_EVERY', 1000, 0),
     TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS: int(env, 'TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0),
   };

@@ -72,6 +72,11 @@ export function classify(err: unknown): TamperTraceError {
   if (e && typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code)) {
     return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, e.message, { cause: err });
   }
+  // SQLSTATE class 22, "data exception" (PostgreSQL and PGlite alike): the values themselves
+  // cannot be stored (a date out of range, say), so trying again can never succeed.
+  if (e && typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)) {
+    return new InvalidInputError(ErrorCode.INVALID_MESSAGE, `the database refused a value: ${e.message}`, { cause: err });
+  }
   return new InternalError(ErrorCode.INTERNAL, err instanceof Error ? err.message : String(err), { cause: err });
 }
 

@@ -50,6 +50,31 @@ export function defineChainTests(register: Register, fresh: Fresh): void {
     assert.deepEqual(await store.verify('t1'), { ok: true, count: 7 });
   });
 
+  register('appendMany writes a batch of two tenants in one transaction, as the same appends one by one would', async () => {
+    const { store } = await fresh();
+    await store.append(rec(1));
+    const batch = [rec(2), rec(1, 't2'), rec(1), rec(3), rec(3), rec(2, 't2'), rec(4)];
+    // rec(1) was recorded before the batch, the second rec(3) within it: neither moves a chain.
+    assert.deepEqual(await store.appendMany(batch, { checkpointEvery: 3 }), [true, true, false, true, false, true, true]);
+    assert.deepEqual(await store.appendMany([]), []);
+    const t1 = await store.trail('t1', { contentSha256: 'cd'.repeat(32) });
+    assert.deepEqual(t1.map((r) => [r.analysisId, r.sequence]), [['a1', 1], ['a2', 2], ['a3', 3], ['a4', 4]]);
+    for (let i = 1; i < t1.length; i++) assert.equal(t1[i].prevHash, t1[i - 1].recordHash);
+    assert.deepEqual((await store.trail('t2', { contentSha256: 'cd'.repeat(32) })).map((r) => r.sequence), [1, 2]);
+    assert.deepEqual((await store.exportCheckpoints('t1')).map((c) => c.recordSequence), [3], 'checkpointed inside the batch');
+    assert.deepEqual(await store.verify('t1'), { ok: true, count: 4 });
+    assert.deepEqual(await store.verify('t2'), { ok: true, count: 2 });
+  });
+
+  register('a batch the database refuses writes nothing', async () => {
+    const { store } = await fresh();
+    // An event time PostgreSQL cannot store fails the whole transaction.
+    await assert.rejects(store.appendMany([rec(1), { ...rec(2), eventTime: new Date(8.64e15) }]));
+    assert.equal(await store.count('t1'), 0);
+    assert.deepEqual(await store.appendMany([rec(1)]), [true]);
+    assert.deepEqual(await store.verify('t1'), { ok: true, count: 1 });
+  });
+
   register('the database refuses UPDATE, DELETE and TRUNCATE of checkpoints and prunes, and TRUNCATE of records', async () => {
     const { db, store } = await fresh();
     await appendN(store, 4);

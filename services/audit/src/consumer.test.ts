@@ -5,16 +5,16 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Header, InMemoryBus, Topic, createLogger, deadLetterTopic, encodeEvent } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { EventMetaSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { runAuditConsumer } from './consumer.ts';
+import { AUDIT_GROUP, runAuditConsumer } from './consumer.ts';
 import { UNATTRIBUTED_TENANT } from './records.ts';
 import { AuditStore } from './store.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 
-function ingested(i: number, traceparent?: string) {
+function ingested(i: number, traceparent?: string, occurredAt = new Date(1_700_000_000_000 + i)) {
   const meta = create(EventMetaSchema, {
     eventId: `a${i}:ingest`, analysisId: `a${i}`, tenantId: 't1', contentSha256: 'cd'.repeat(32),
-    occurredAt: timestampFromDate(new Date(1_700_000_000_000 + i)),
+    occurredAt: timestampFromDate(occurredAt),
   });
   const msg = encodeEvent(Topic.imageIngested, ImageIngestedSchema, create(ImageIngestedSchema, { meta }));
   if (traceparent) msg.headers[Header.traceparent] = traceparent;
@@ -95,6 +95,34 @@ test('dead letters of the other consumers are recorded once each, FAILED at thei
   const [u] = (await store.query(UNATTRIBUTED_TENANT)).records;
   assert.equal(u.errorCode, 'UNAUTHENTICATED');
   assert.equal(u.stage, 'INGEST');
+  await bus.close();
+  await store.close();
+});
+
+test('messages handled at once share append transactions; a record the database refuses is dead-lettered alone', async () => {
+  const db = await openPglite(undefined);
+  const store = new AuditStore(db);
+  await store.migrate();
+  const batches: number[] = [];
+  const appendMany = store.appendMany.bind(store);
+  store.appendMany = (records, opts) => {
+    batches.push(records.length);
+    return appendMany(records, opts);
+  };
+  const bus = new InMemoryBus({ partitions: 8 });
+  const sub = await runAuditConsumer(bus, store, createLogger('audit-test', 'silent'), { concurrency: 8, checkpointIntervalMs: 0 });
+  const dead: string[] = [];
+  const dlq = await bus.subscribe({ group: 'test', topics: [deadLetterTopic(AUDIT_GROUP)], handler: async (m) => void dead.push(`${m.key} ${m.headers[Header.dlqCode]}`) });
+  // An event time the database cannot store: its record fails every transaction it is in.
+  await bus.publish(ingested(13, undefined, new Date(8.64e15)));
+  for (let i = 1; i <= 40; i++) if (i !== 13) await bus.publish(ingested(i));
+  await bus.idle();
+  await Promise.all([sub.stop(), dlq.stop()]);
+  assert.deepEqual(dead, ['a13 INVALID_MESSAGE']);
+  assert.equal(await store.count('t1'), 39, 'every other record is written');
+  assert.equal((await store.trail('t1', { analysisId: 'a13' })).length, 0);
+  assert.deepEqual(await store.verify('t1'), { ok: true, count: 39 });
+  assert.ok(Math.max(...batches) > 1, `records shared transactions (batch sizes ${batches.join(',')})`);
   await bus.close();
   await store.close();
 });

@@ -1,15 +1,26 @@
 // The audit service's consumer: records every stage event once (group "audit"), with the trace id
-// of its message, and checkpoints each tenant's chain as it grows.
+// of its message, and checkpoints each tenant's chain as it grows. Messages handled at once share
+// transactions: records that arrive while one is being written go together into the next
+// (group commit; a record waits for nothing but the transaction before it).
 import type { DescMessage } from '@bufbuild/protobuf';
-import { Attr, classify, codeName, deadLetter, decodeEvent, Header, SpanName, withSpan, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
+import { Attr, DynamicBatcher, classify, codeName, deadLetter, decodeEvent, Header, SpanName, withSpan, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
 import { AUDITED, AUDITED_DEAD_LETTERS, toAuditRecord, toDeadLetterRecord, traceIdOf } from './records.ts';
-import type { AuditStore } from './store.ts';
+import type { AuditRecordInput, AuditStore } from './store.ts';
 
 export const AUDIT_GROUP = ConsumerGroup.audit;
 
+/** Most records in one append transaction. */
+const MAX_RECORDS_PER_TRANSACTION = 64;
+
 export interface AuditConsumerOptions {
-  /** Partitions worked on at once (default 1). */
+  /** Partitions worked on at once (default 1); their records share append transactions. */
   concurrency?: number;
+  /**
+   * How long a transaction waits for more records when the database is free, ms (default 0:
+   * records share one only when they queued behind another). Nothing waits on the audit trail
+   * to answer a submission, so a short wait costs no one latency and saves transactions.
+   */
+  batchWaitMs?: number;
   /**
    * Checkpoint a tenant's chain whenever its sequence reaches a multiple of this, in the append's
    * own transaction: every N records per tenant, whichever replica appends (default 1000; 0: never).
@@ -30,10 +41,19 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
   const schemas = new Map<string, DescMessage>(AUDITED.map((a) => [a.topic, a.schema]));
   /** Tenants appended to since the last timed checkpoint. */
   const touched = new Set<string>();
+  const concurrency = o.concurrency ?? 1;
+  // A failed transaction writes nothing, so after one its records are tried alone: a record the
+  // database refuses fails only its own message.
+  const appender = new DynamicBatcher<AuditRecordInput, boolean>((records) => store.appendMany(records, { checkpointEvery }), {
+    maxBatchSize: MAX_RECORDS_PER_TRANSACTION,
+    maxWaitMs: o.batchWaitMs ?? 0,
+    maxQueue: Math.max(concurrency, MAX_RECORDS_PER_TRANSACTION),
+    retryItemsAlone: true,
+  });
   const sub = await bus.subscribe({
     group: AUDIT_GROUP,
     topics: [...AUDITED.map((a) => a.topic), ...AUDITED_DEAD_LETTERS],
-    concurrency: o.concurrency ?? 1,
+    concurrency,
     handler: async (msg: BusMessage) => {
       let record;
       try {
@@ -45,10 +65,20 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
         await deadLetter(bus, msg, AUDIT_GROUP, codeName(e.code), e.message);
         return;
       }
-      // A database failure throws: the message is not committed and comes back.
-      const appended = await withSpan(SpanName.auditAppend, { [Attr.analysisId]: record.analysisId, [Attr.tenant]: record.tenantId }, () =>
-        store.append({ ...record, traceId: traceIdOf(msg.headers[Header.traceparent]) }, { checkpointEvery }),
-      );
+      // A database failure throws: the message is not committed and comes back. A record the
+      // database can never store is dead-lettered instead, or it would hold up its partition.
+      let appended: boolean;
+      try {
+        appended = await withSpan(SpanName.auditAppend, { [Attr.analysisId]: record.analysisId, [Attr.tenant]: record.tenantId }, () =>
+          appender.submit({ ...record, traceId: traceIdOf(msg.headers[Header.traceparent]) }),
+        );
+      } catch (err) {
+        const e = classify(err);
+        if (e.errorClass !== 'invalid-input') throw err;
+        log.error({ topic: msg.topic, key: msg.key, code: codeName(e.code), err: e.message }, 'dead-lettering a record the database refuses');
+        await deadLetter(bus, msg, AUDIT_GROUP, codeName(e.code), e.message);
+        return;
+      }
       if (appended) touched.add(record.tenantId);
     },
   });

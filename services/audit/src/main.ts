@@ -15,6 +15,8 @@ const { bus } = await connectBusAndStore(cfg, log, AUDIT_GROUP);
 const health = createGrpcServer(cfg, []);
 const { readiness, ops } = await startOps(cfg, log, health.health, { bus, sql });
 const sub = await runAuditConsumer(bus, audit, log, {
+  concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
+  batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,
   checkpointEvery: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_EVERY,
   checkpointIntervalMs: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS,
 });

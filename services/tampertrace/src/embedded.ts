@@ -111,6 +111,8 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
       await runStage(bus, explanationStage({ explainer, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
+        concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
+        batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,
         checkpointEvery: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_EVERY,
         checkpointIntervalMs: cfg.TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS,
       }),
