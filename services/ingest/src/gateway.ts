@@ -93,7 +93,8 @@ export class Gateway {
   private readonly analyses: AnalysesStore;
   private readonly ingestor: Ingestor;
   /** Wakes watchers in this process at once; other replicas' watchers learn by polling. */
-  private readonly listeners = new Map<string, Set<() => void>>();
+  /** Woken on each event of an analysis; `final` when it is the one that ended it. */
+  private readonly listeners = new Map<string, Set<(final: boolean) => void>>();
   private sub?: Subscription;
 
   private constructor(private readonly deps: GatewayDeps) {
@@ -139,7 +140,7 @@ export class Gateway {
       const first = await this.analyses.final(final!);
       if (first) this.deps.onFinal?.(final!, first.webhookUrl);
     }
-    for (const wake of this.listeners.get(id) ?? []) wake();
+    for (const wake of this.listeners.get(id) ?? []) wake(!watched);
   }
 
   async submit(bytes: Uint8Array, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
@@ -222,10 +223,33 @@ export class Gateway {
 
   /** Resolves with the final analysis; rejects when `signal` fires first or the tenant has no such analysis. */
   async wait(tenantId: string, analysisId: string, signal?: AbortSignal): Promise<Analysis> {
-    let last: Analysis | undefined;
-    for await (const step of this.watch(tenantId, analysisId, signal)) last = step.analysis;
-    if (!last) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${analysisId}`);
-    return last;
+    // Only the end matters here: read now, then again when the final event is recorded or the
+    // poll timer fires (a result another replica recorded), not after every stage as watch() does.
+    let ended = () => {};
+    let end = new Promise<void>((resolve) => (ended = resolve));
+    const unlisten = this.listen(analysisId, (final) => final && ended());
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const a = await this.analyses.get(tenantId, analysisId);
+        if (!a) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${analysisId}`);
+        if (a.status !== AnalysisStatus.PENDING) return this.withUrls(a);
+        await Promise.race([end, sleep(POLL_MS, signal)]);
+        end = new Promise<void>((resolve) => (ended = resolve));
+      }
+    } finally {
+      unlisten();
+    }
+  }
+
+  private listen(analysisId: string, listener: (final: boolean) => void): () => void {
+    let set = this.listeners.get(analysisId);
+    if (!set) this.listeners.set(analysisId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(analysisId);
+    };
   }
 
   /**
@@ -235,10 +259,7 @@ export class Gateway {
   async *watch(tenantId: string, analysisId: string, signal?: AbortSignal): AsyncGenerator<WatchStep> {
     let wake = () => {};
     let woken = new Promise<void>((resolve) => (wake = resolve));
-    const listener = () => wake();
-    let set = this.listeners.get(analysisId);
-    if (!set) this.listeners.set(analysisId, (set = new Set()));
-    set.add(listener);
+    const unlisten = this.listen(analysisId, () => wake());
     try {
       let seen = -1;
       for (;;) {
@@ -259,8 +280,7 @@ export class Gateway {
         woken = new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(analysisId);
+      unlisten();
     }
   }
 
