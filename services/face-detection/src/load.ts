@@ -1,12 +1,14 @@
-// Loads the BlazeFace models named in the manifest, each checked against its sha256.
+// Loads the BlazeFace models named in the manifest, each checked against its sha256: the copies
+// with a dynamic batch dimension (derived from the pinned originals, same outputs bit for bit),
+// so that tiles share session runs.
 import path from 'node:path';
 import { findModel, loadVerifiedModel, readManifest, type Config, type FaceCropSpec } from '@tampertrace/shared';
 import { BlazeFaceDetector } from './blazeface.ts';
 
 export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
   const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
-  const front = findModel(manifest, 'blazeface-front-128');
-  const back = findModel(manifest, 'blazeface-back-256');
+  const front = findModel(manifest, 'blazeface-front-128-batch-n');
+  const back = findModel(manifest, 'blazeface-back-256-batch-n');
   await Promise.all([loadVerifiedModel(manifest.root, front), loadVerifiedModel(manifest.root, back)]);
   return BlazeFaceDetector.load({
     frontModelPath: path.resolve(manifest.root, front.path),
@@ -16,6 +18,7 @@ export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
     intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
     // Off the event loop with the localizer's sessions (TAMPERTRACE_ORT_WORKERS), in its own worker.
     worker: cfg.TAMPERTRACE_ORT_WORKERS > 0,
+    maxBatch: cfg.TAMPERTRACE_DETECTOR_BATCH_MAX_SIZE,
   });
 }
 
