@@ -81,6 +81,14 @@ bench-soak: install ## Resident memory of every process over a long run of small
 	@if [ "$(mode)" = distributed ]; then deploy/local/infra.sh up; fi
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; BENCH_SOAK_MODE=$(or $(mode),embedded) node --import tsx bench/soak.ts $(or $(n),10000)
 
+bench-overload: install ## Overload through the public API: 0.5x, then 2x the sustained rate for minutes, then 0.5x; memory of every process, refusals, latency recovery (embedded and, with the local servers, distributed), e.g. `make bench-overload` or `BENCH_OVERLOAD_S=60 make bench-overload`
+	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
+	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
+	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  node --import tsx bench/overload.ts || status=$$?; \
+	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
+	  exit $$status
+
 bench-profile: install ## Main-thread CPU profile of the embedded pipeline on the benchmark workload, top functions and files, e.g. `make bench-profile` or `BENCH_PROFILE_OUT=/tmp/p.cpuprofile make bench-profile n=48`
 	node --import tsx bench/profile.ts $(or $(n),24)
 
@@ -109,4 +117,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean

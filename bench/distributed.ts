@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
-import { REPO_ROOT, Topic, type Subscription } from '@tampertrace/shared';
+import { REPO_ROOT, Topic, serviceClient, type Subscription, type grpc } from '@tampertrace/shared';
+import { IngestService } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { SERVICES } from '../services/tampertrace/src/cli.ts';
@@ -35,6 +36,8 @@ export interface Distributed extends Driver {
   cpuSeconds(): Promise<Record<string, number>>;
   /** Resident memory now (VmRSS) of each service process and of Kafka and S3Proxy. */
   rssMiB(): Promise<Record<string, number>>;
+  /** A gRPC client of the ingest service's public API, for a new tenant with these limits. */
+  apiClient(name: string, limits: { ratePerS: number; burst: number; maxInFlight: number }): Promise<grpc.Client>;
   /** Peak RSS (VmHWM) of each service process and server, then stops the services and removes this run's topics, buckets, groups and schema. */
   stop(): Promise<{ peakRssMiB: Record<string, number> }>;
 }
@@ -121,6 +124,10 @@ export async function startDistributed(): Promise<Distributed> {
         if (kib !== undefined) out[name] = kib / 1024;
       }
       return out;
+    },
+    async apiClient(name, limits) {
+      const { apiKey } = await cluster.createTenantWithSecret(name, '--rate', String(limits.ratePerS), '--burst', String(limits.burst), '--max-in-flight', String(limits.maxInFlight));
+      return serviceClient(IngestService, cluster.grpcAddress, { apiKey });
     },
     async stop() {
       const peakRssMiB: Record<string, number> = {};
