@@ -123,10 +123,11 @@ try {
   // ---- Kafka to the table ----
   const kafka: Record<string, unknown> = {};
   if (BROKERS?.length) {
-    for (const concurrency of [1, 4]) {
-      const r = await kafkaToTable(concurrency);
-      kafka[`concurrency${concurrency}`] = r;
-      note(`Kafka -> table, consumer concurrency ${concurrency}: ${r.recordsPerS.toFixed(0)} records/s (${r.records} records)`);
+    // One message at a time, as before records shared transactions; then the service's defaults.
+    for (const [concurrency, batchWaitMs] of [[1, 0], [4, 0], [8, 20]]) {
+      const r = await kafkaToTable(concurrency, batchWaitMs);
+      kafka[`concurrency${concurrency}`] = { ...r, batchWaitMs };
+      note(`Kafka -> table, consumer concurrency ${concurrency}, batch wait ${batchWaitMs} ms: ${r.recordsPerS.toFixed(0)} records/s (${r.records} records)`);
     }
   } else {
     kafka.skipped = 'TAMPERTRACE_KAFKA_BROKERS is not set';
@@ -262,7 +263,7 @@ try {
  * prefix of their own, then starts the audit consumer and times it from joining its group until
  * every event is a record. Removes the prefix's topics and groups afterwards.
  */
-async function kafkaToTable(concurrency: number): Promise<{ records: number; seconds: number; recordsPerS: number; joinSeconds: number }> {
+async function kafkaToTable(concurrency: number, batchWaitMs: number): Promise<{ records: number; seconds: number; recordsPerS: number; joinSeconds: number }> {
   const prefix = `${run}-c${concurrency}`;
   const tenant = `kafka-c${concurrency}`;
   const bus = await KafkaBus.connect({ brokers: BROKERS!, clientId: prefix, topicPrefix: prefix, log, sessionTimeoutMs: 6000, heartbeatIntervalMs: 300, maxWaitTimeInMs: 200 });
@@ -292,7 +293,7 @@ async function kafkaToTable(concurrency: number): Promise<{ records: number; sec
     }
     await Promise.all(sent);
     const t0 = performance.now();
-    const sub = await runAuditConsumer(bus, store, log, { concurrency, checkpointEvery: 1000, checkpointIntervalMs: 0 });
+    const sub = await runAuditConsumer(bus, store, log, { concurrency, batchWaitMs, checkpointEvery: 1000, checkpointIntervalMs: 0 });
     const tJoin = performance.now();
     const atJoin = await store.count(tenant);
     for (;;) {

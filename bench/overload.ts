@@ -65,6 +65,8 @@ async function analyze(client: grpc.Client, bytes: Uint8Array, name: string): Pr
     if (code === grpc.status.RESOURCE_EXHAUSTED) return { refused: true };
     // A bad input is rejected by Submit itself, with the id of its REJECTED analysis.
     if (code === grpc.status.INVALID_ARGUMENT) return { refused: false, ms: performance.now() - t0, status: AnalysisStatus[AnalysisStatus.REJECTED] };
+    // No answer within the client's deadline: a failure of the pipeline, counted, not fatal.
+    if (code === grpc.status.DEADLINE_EXCEEDED) return { refused: false, ms: performance.now() - t0, status: 'SUBMIT_DEADLINE_EXCEEDED' };
     throw err;
   }
   const c = client as unknown as { watchAnalysis(req: unknown, md: grpc.Metadata, opts: grpc.CallOptions): AsyncIterable<WatchAnalysisResponse> };

@@ -43,9 +43,20 @@ export const RESULTS_GROUP = ConsumerGroup.ingestResults;
 /**
  * How often a watcher re-reads the table. The results consumer wakes watchers in its own process
  * at once; with several gateway replicas a step may be consumed by another one, and this poll is
- * how the watcher learns about it.
+ * how the watcher learns about it. The interval doubles while nothing happens, up to
+ * POLL_MAX_MS, and starts again after each step: under overload, hundreds of watchers polling
+ * every 250 ms queued enough reads in the embedded database to hold up Submit for a minute.
  */
 const POLL_MS = 250;
+const POLL_MAX_MS = 2000;
+
+/** The next poll interval: back to the start after an event, else doubled up to the maximum. */
+const nextPoll = (ms: number, woken: boolean) => (woken ? POLL_MS : Math.min(POLL_MAX_MS, ms * 2));
+
+/** Whether `p` settled first (true), or the poll timer fired (false). */
+async function wokenBefore(p: Promise<void>, ms: number, signal?: AbortSignal): Promise<boolean> {
+  return Promise.race([p.then(() => true), sleep(ms, signal).then(() => false)]);
+}
 
 export interface GatewaySubmitOptions {
   tenantId: string;
@@ -229,12 +240,13 @@ export class Gateway {
     let end = new Promise<void>((resolve) => (ended = resolve));
     const unlisten = this.listen(analysisId, (final) => final && ended());
     try {
+      let poll = POLL_MS;
       for (;;) {
         signal?.throwIfAborted();
         const a = await this.analyses.get(tenantId, analysisId);
         if (!a) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${analysisId}`);
         if (a.status !== AnalysisStatus.PENDING) return this.withUrls(a);
-        await Promise.race([end, sleep(POLL_MS, signal)]);
+        poll = nextPoll(poll, await wokenBefore(end, poll, signal));
         end = new Promise<void>((resolve) => (ended = resolve));
       }
     } finally {
@@ -262,6 +274,7 @@ export class Gateway {
     const unlisten = this.listen(analysisId, () => wake());
     try {
       let seen = -1;
+      let poll = POLL_MS;
       for (;;) {
         signal?.throwIfAborted();
         // Listening before this read, so a step consumed in between still wakes us.
@@ -276,7 +289,7 @@ export class Gateway {
           yield { stage, analysis: await this.withUrls(row.analysis) };
         }
         if (final) return;
-        await Promise.race([woken, sleep(POLL_MS, signal)]);
+        poll = nextPoll(poll, await wokenBefore(woken, poll, signal));
         woken = new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
