@@ -45,7 +45,9 @@ export async function runAuditConsumer(bus: EventBus, store: AuditStore, log: Lo
   // A failed transaction writes nothing, so after one its records are tried alone: a record the
   // database refuses fails only its own message.
   const appender = new DynamicBatcher<AuditRecordInput, boolean>((records) => store.appendMany(records, { checkpointEvery }), {
-    maxBatchSize: MAX_RECORDS_PER_TRANSACTION,
+    // No more than `concurrency` records can be waiting: once they all are, waiting longer for
+    // company only delays them (measured: 263 records/s from a Kafka backlog against 576 without).
+    maxBatchSize: Math.min(MAX_RECORDS_PER_TRANSACTION, concurrency),
     maxWaitMs: o.batchWaitMs ?? 0,
     maxQueue: Math.max(concurrency, MAX_RECORDS_PER_TRANSACTION),
     retryItemsAlone: true,
