@@ -103,8 +103,10 @@ export class Gateway {
   readonly store: ObjectStore;
   private readonly analyses: AnalysesStore;
   private readonly ingestor: Ingestor;
-  /** Wakes watchers in this process at once; other replicas' watchers learn by polling. */
-  /** Woken on each event of an analysis; `final` when it is the one that ended it. */
+  /**
+   * Watchers in this process, woken at once on each event of their analysis (`final` when it is
+   * the one that ended it); other replicas' watchers learn by polling.
+   */
   private readonly listeners = new Map<string, Set<(final: boolean) => void>>();
   private sub?: Subscription;
 
