@@ -2,7 +2,9 @@
 // embedded pipeline or, with BENCH_SOAK_MODE=distributed, through the five service processes
 // on the local Kafka, S3 and PostgreSQL; resident memory of every process is sampled as it goes.
 // "Flat" means the last sample is within 10% of the one taken after the first tenth of the run
-// (the warm-up: caches, pools and JIT fill up first).
+// (the warm-up: caches, pools and JIT fill up first). A single sample can land on a peak of the
+// garbage collector's sawtooth, so the median of the last quarter's samples against the median of
+// those from the first tenth to the first quarter is reported too.
 //
 // Usage: `node --import tsx bench/soak.ts [count]`. BENCH_SOAK_MODE: embedded (default) or
 // distributed (needs the local servers' addresses, as bench/speed.ts). BENCH_SOAK_SIZE: image
@@ -105,6 +107,12 @@ try {
 const base = samples.find((s) => s.done >= COUNT / 10) ?? samples[0];
 const last = samples[samples.length - 1];
 const growth = Object.fromEntries(Object.keys(last.rssMiB).map((k) => [k, last.rssMiB[k] / (base.rssMiB[k] ?? last.rssMiB[k]) - 1]));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const early = samples.filter((x) => x.done >= COUNT / 10 && x.done <= COUNT / 4);
+const late = samples.filter((x) => x.done >= (COUNT * 3) / 4);
+const growthOfMedians = Object.fromEntries(
+  Object.keys(last.rssMiB).map((k) => [k, median(late.map((x) => x.rssMiB[k] ?? 0)) / median(early.map((x) => x.rssMiB[k] ?? 0)) - 1]),
+);
 const result = {
   date: new Date().toISOString(),
   machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
@@ -117,10 +125,12 @@ const result = {
   /** RSS growth from after the first tenth of the run to the end, per process (aim: within 10%). */
   rssGrowth: growth,
   flatWithin10Percent: Object.values(growth).every((g) => Math.abs(g) <= 0.1),
+  /** Median RSS of the last quarter's samples over that of the first tenth to quarter, per process. */
+  rssGrowthOfMedians: growthOfMedians,
   samples,
 };
 await mkdir(path.dirname(OUT), { recursive: true });
 await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
 console.log(`${result.workload} (${MODE}): ${result.imagesPerSecond.toFixed(1)} images/s; load average ${loadAtStart.join(' ')} -> ${result.loadAverageAtEnd.join(' ')}`);
-for (const k of Object.keys(last.rssMiB)) console.log(`  ${k}: ${base.rssMiB[k]?.toFixed(0)} MiB after ${base.done} -> ${last.rssMiB[k].toFixed(0)} MiB after ${last.done} (${(growth[k] * 100).toFixed(1)}%)`);
+for (const k of Object.keys(last.rssMiB)) console.log(`  ${k}: ${base.rssMiB[k]?.toFixed(0)} MiB after ${base.done} -> ${last.rssMiB[k].toFixed(0)} MiB after ${last.done} (${(growth[k] * 100).toFixed(1)}%); median of the last quarter over the early one ${(growthOfMedians[k] * 100).toFixed(1)}%`);
 console.log(`written to ${path.relative(process.cwd(), OUT)}`);
