@@ -267,8 +267,8 @@ export function buildRegionLabels(
     return Math.abs(u - c) <= hw;
   };
 
-  // Labels: index into REGION_NAMES; classify() never returns LIP_L: lip is the mouth's core.
-  const R_EYE = 0, L_EYE = 1, R_BROW = 2, L_BROW = 3, NOSE = 4, MOUTH_L = 5, LIP_L = 6;
+  // Labels: index into REGION_NAMES; classify() never returns LIP: lip is the mouth's core.
+  const R_EYE = 0, L_EYE = 1, R_BROW = 2, L_BROW = 3, NOSE = 4;
   const R_CHEEK = 7, L_CHEEK = 8, FOREHEAD = 9, CHIN = 10, JAW = 11, R_EAR = 12, L_EAR = 13;
   const SKIN = 14, HAIR = 15, NONE = -1;
   const rEyeC = toLocal(re);
@@ -278,7 +278,7 @@ export function buildRegionLabels(
     if (inEllipse(u, v, lEyeC.u, lEyeC.v, L.eyeRx, L.eyeRy)) return L_EYE;
     if (inEllipse(u, v, rEyeC.u, rEyeC.v + L.browDv, L.browRx, L.browRy)) return R_BROW;
     if (inEllipse(u, v, lEyeC.u, lEyeC.v + L.browDv, L.browRx, L.browRy)) return L_BROW;
-    if (inEllipse(u, v, mouth.u, mouth.v, L.mouthRx, L.mouthRy)) return MOUTH_L;
+    if (inEllipse(u, v, mouth.u, mouth.v, L.mouthRx, L.mouthRy)) return MOUTH;
     if (inNose(u, v)) return NOSE;
     if (rEar && inEllipse(u, v, rEar.u - L.earOut, rEar.v + L.earDv, L.earRx, L.earRy)) return R_EAR;
     if (lEar && inEllipse(u, v, lEar.u + L.earOut, lEar.v + L.earDv, L.earRx, L.earRy)) return L_EAR;
@@ -336,12 +336,12 @@ export function buildRegionLabels(
       const v = (dx * eyx + dy * eyy) / d;
       let label = classify(u, v);
       if (label === NONE) continue;
-      if (label === MOUTH_L && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
-        label = LIP_L;
-        areas[LIP_L]++;
+      if (label === MOUTH && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
+        label = LIP;
+        areas[LIP]++;
       }
       labels[y * width + x] = label;
-      areas[label === LIP_L ? MOUTH_L : label]++;
+      areas[label === LIP ? MOUTH : label]++;
     }
   }
   return { width, height, labels, areas };
