@@ -26,21 +26,20 @@ import { create } from '@bufbuild/protobuf';
 import sharp from 'sharp';
 import { REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, serviceClient, unary } from '@tampertrace/shared';
 import { astronautPng } from '@tampertrace/shared/testing';
-import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
   IngestService,
   SubmitBatchRequestSchema,
   SubmitRequestSchema,
-  WatchAnalysisRequestSchema,
   type SubmitBatchResponse,
   type SubmitResponse,
-  type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveIngest } from '@tampertrace/ingest/api';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { SERVICES } from '../services/tampertrace/src/cli.ts';
 import { Cluster, SKIP_REASON, serversReady } from '../services/tampertrace/src/cluster.testing.ts';
+import { mean, pct } from './stats.ts';
+import { CALL_DEADLINE_MS, finalAnalysis } from './api-client.ts';
 
 const N = Number(process.argv[2] ?? 200);
 if (!Number.isInteger(N) || N < 1) throw new Error(`submission count must be a positive integer, got ${process.argv[2]}`);
@@ -57,11 +56,8 @@ const QUALITY = 93;
 /** The benchmark tenant's quota, high enough never to refuse a submission. */
 const QUOTA = 100_000;
 const TENANT = 'bench-api';
-const CALL_DEADLINE_MS = 600_000;
 
 const note = (what: string) => process.stderr.write(`[bench-api ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const stats = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99), mean: mean(xs), min: Math.min(...xs), max: Math.max(...xs) });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadAvg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
@@ -100,19 +96,10 @@ async function submit(client: grpc.Client, bytes: Uint8Array, sourceName: string
   return r;
 }
 
-/** The final Analysis, from WatchAnalysis (its last step). */
-async function final(client: grpc.Client, analysisId: string): Promise<Analysis> {
-  const c = client as unknown as { watchAnalysis(req: unknown, md: grpc.Metadata, opts: grpc.CallOptions): AsyncIterable<WatchAnalysisResponse> };
-  let last: Analysis | undefined;
-  for await (const step of c.watchAnalysis(create(WatchAnalysisRequestSchema, { analysisId }), new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS })) last = step.analysis;
-  if (!last || last.status === AnalysisStatus.PENDING) throw new Error(`WatchAnalysis of ${analysisId} ended without a final state`);
-  return last;
-}
-
 /** Waits for every analysis to finish (one watch after another), counting their final statuses into `statuses`. */
 async function drain(client: grpc.Client, ids: string[], statuses: Record<string, number>): Promise<void> {
   for (const id of ids) {
-    const s = AnalysisStatus[(await final(client, id)).status];
+    const s = AnalysisStatus[(await finalAnalysis(client, id)).status];
     statuses[s] = (statuses[s] ?? 0) + 1;
   }
 }
@@ -142,7 +129,7 @@ interface ModeFigures {
 async function measure(name: string, client: grpc.Client): Promise<ModeFigures> {
   const statuses: Record<string, number> = {};
   note(`${name}: warm-up (${WARM} one at a time)`);
-  for (const [i, b] of warmImages.entries()) await final(client, (await submit(client, b, `warm-${i}.jpg`)).analysisId);
+  for (const [i, b] of warmImages.entries()) await finalAnalysis(client, (await submit(client, b, `warm-${i}.jpg`)).analysisId);
 
   note(`${name}: idle Submit latency (${N} one at a time, each analysis finished before the next Submit)`);
   const idle: number[] = [];
@@ -151,7 +138,7 @@ async function measure(name: string, client: grpc.Client): Promise<ModeFigures> 
     const t0 = performance.now();
     const r = await submit(client, b, `idle-${i}.jpg`);
     idle.push(performance.now() - t0);
-    const s = AnalysisStatus[(await final(client, r.analysisId)).status];
+    const s = AnalysisStatus[(await finalAnalysis(client, r.analysisId)).status];
     statuses[s] = (statuses[s] ?? 0) + 1;
   }
 

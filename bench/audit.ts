@@ -30,6 +30,7 @@ import { runAuditConsumer } from '../services/audit/src/consumer.ts';
 import { AuditStore, type AuditFilter } from '../services/audit/src/store.ts';
 import { LOCALIZER_VERSIONS, REGION_NAMES, chainRecords, insertRows, prng, syntheticRecords } from '../services/audit/src/testing.ts';
 import type { AuditRecordInput } from '../services/audit/src/row.ts';
+import { pct } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 if (!Number.isInteger(N) || N < 1000) throw new Error(`record count must be an integer >= 1000, got ${process.argv[2]}`);
@@ -54,7 +55,6 @@ const START = new Date('2024-01-01T00:00:00Z');
 
 const run = `bench_audit_${Date.now().toString(36)}`;
 const note = (what: string) => process.stderr.write(`[bench-audit ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const stats = (xs: number[]) => ({ n: xs.length, p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99), max: Math.max(...xs) });
 const loadAvg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 const rnd = prng(42);

@@ -23,12 +23,13 @@ import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, rng, serviceClient, unary } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { IngestService, SubmitRequestSchema, WatchAnalysisRequestSchema, type SubmitResponse, type WatchAnalysisResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveIngest } from '@tampertrace/ingest/api';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { distributedReady, startDistributed } from './distributed.ts';
 import { mixedWorkload } from './workload.ts';
+import { pct } from './stats.ts';
+import { finalAnalysis } from './api-client.ts';
 
 const num = (name: string, dflt: number) => {
   const v = Number(process.env[name] ?? dflt);
@@ -44,11 +45,9 @@ for (const m of MODES) if (!['embedded', 'distributed'].includes(m)) throw new E
 if (MODES.includes('distributed') && !distributedReady) throw new Error('distributed: the local servers\' addresses are not set (eval "$(deploy/local/infra.sh env)")');
 const OUT = path.resolve(process.env.BENCH_OUT || path.join(REPO_ROOT, 'bench', 'results', 'overload.json'));
 const SAMPLE_MS = 2000;
-const CALL_DEADLINE_MS = 600_000;
 
 const note = (what: string) => process.stderr.write(`[overload ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
 const loadAvg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
 const items = await mixedWorkload(24);
@@ -69,10 +68,7 @@ async function analyze(client: grpc.Client, bytes: Uint8Array, name: string): Pr
     if (code === grpc.status.DEADLINE_EXCEEDED) return { refused: false, ms: performance.now() - t0, status: 'SUBMIT_DEADLINE_EXCEEDED' };
     throw err;
   }
-  const c = client as unknown as { watchAnalysis(req: unknown, md: grpc.Metadata, opts: grpc.CallOptions): AsyncIterable<WatchAnalysisResponse> };
-  let last: Analysis | undefined;
-  for await (const step of c.watchAnalysis(create(WatchAnalysisRequestSchema, { analysisId: r.analysisId }), new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS })) last = step.analysis;
-  if (!last || last.status === AnalysisStatus.PENDING) throw new Error(`WatchAnalysis of ${r.analysisId} ended without a final state`);
+  const last = await finalAnalysis(client, r.analysisId);
   return { refused: false, ms: performance.now() - t0, status: AnalysisStatus[last.status] };
 }
 

@@ -19,6 +19,7 @@ import { astronautPng } from '@tampertrace/shared/testing';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { distributedReady, startDistributed, type Driver } from './distributed.ts';
+import { median } from './stats.ts';
 
 const COUNT = Number(process.argv[2] ?? 10_000);
 const MODE = process.env.BENCH_SOAK_MODE || 'embedded';
@@ -107,7 +108,6 @@ try {
 const base = samples.find((s) => s.done >= COUNT / 10) ?? samples[0];
 const last = samples[samples.length - 1];
 const growth = Object.fromEntries(Object.keys(last.rssMiB).map((k) => [k, last.rssMiB[k] / (base.rssMiB[k] ?? last.rssMiB[k]) - 1]));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const early = samples.filter((x) => x.done >= COUNT / 10 && x.done <= COUNT / 4);
 const late = samples.filter((x) => x.done >= (COUNT * 3) / 4);
 const growthOfMedians = Object.fromEntries(

@@ -33,6 +33,7 @@ import { loadModels, startEmbedded } from '../services/tampertrace/src/embedded.
 import { DISTRIBUTED_SKIP_REASON, distributedReady, startDistributed, type Driver, type Seen } from './distributed.ts';
 import { speedSvg } from './plot.ts';
 import { mixedWorkload, oneFace1080p, type WorkItem } from './workload.ts';
+import { mean, median, pct, pcts } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 24);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 8);
@@ -59,14 +60,6 @@ const items: WorkItem[] =
 const inputs = items.map((x) => x.bytes);
 const expectedFaces = items.reduce((a, x) => a + x.faces, 0);
 const limits = { maxInputBytes: 50e6, maxPixels: 50e6, minSide: 32 };
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
-const pcts = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), p99: pct(xs, 99) });
-/** Middle value (mean of the two middle ones for an even count). */
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** Peak RSS of this process so far (the raw loops and the embedded pipeline all run here). */
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 const cpuNow = () => {
@@ -337,9 +330,9 @@ await embedded.close();
 await Promise.all([m.detector.close(), m.model.close()]);
 await rm(cfg.TAMPERTRACE_HOME, { recursive: true, force: true });
 
-/** The round whose embedded throughput is the median: its latencies and stage times stand for the mode. */
 if (!measured) throw new Error('unreachable: the measurements ended without an error');
 const { rounds } = measured;
+/** What `pick` takes from the round in the middle by `by` (a mode's time): its latencies and stage times stand for the mode. */
 const mid = <T,>(pick: (r: (typeof rounds)[number]) => T | undefined, by: (r: (typeof rounds)[number]) => number): T => {
   const order = [...rounds].sort((a, b) => by(a) - by(b));
   return pick(order[Math.floor((order.length - 1) / 2)])!;
