@@ -8,7 +8,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AnalysisStatus, Box, ErrorInfo, ImageInfo, ModelRef, ObjectRef, Point, StageTiming, Verdict } from "./common_pb.ts";
+import type { AnalysisStatus, Box, ErrorInfo, HeadPose, ImageInfo, ManipulationType, ModelRef, ObjectRef, Point, Polygon, StageTiming, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/analysis.proto.
  */
 export const file_tampertrace_v1_analysis: GenFile = /*@__PURE__*/
-  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEi6QQKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAiK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmItgBCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCImYKC1JlZ2lvblNjb3JlEgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY292ZXJhZ2UYAyABKAISKAoEY3VlcxgEIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlJlZ2lvbkN1ZXMioAEKClJlZ2lvbkN1ZXMSHAoPbm9pc2VfbG9nX3JhdGlvGAEgASgCSACIAQESGQoMY29sb3VyX2RlbHRhGAIgASgCSAGIAQESHgoRYm91bmRhcnlfc3RyZW5ndGgYAyABKAJIAogBAUISChBfbm9pc2VfbG9nX3JhdGlvQg8KDV9jb2xvdXJfZGVsdGFCFAoSX2JvdW5kYXJ5X3N0cmVuZ3RoIm0KC0V4cGxhbmF0aW9uEgwKBHRleHQYASABKAkSIwoFZmFjdHMYAiADKAsyFC50YW1wZXJ0cmFjZS52MS5GYWN0EisKCWdlbmVyYXRvchgDIAEoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmInwKBEZhY3QSEgoKZmFjZV9pbmRleBgBIAEoDRIOCgZyZWdpb24YAiABKAkSIAoDY3VlGAMgASgOMhMudGFtcGVydHJhY2UudjEuQ3VlEg0KBXZhbHVlGAQgASgCEgwKBHVuaXQYBSABKAkSEQoJc3RhdGVtZW50GAYgASgJKnAKA0N1ZRITCg9DVUVfVU5TUEVDSUZJRUQQABIQCgxDVUVfQ09WRVJBR0UQARIMCghDVUVfQkxVUhACEhIKDkNVRV9TSEFSUEVOSU5HEAMSDgoKQ1VFX0NPTE9VUhAEEhAKDENVRV9CT1VOREFSWRAFYgZwcm90bzM", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
+  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEi6QQKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAiK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmIrIDCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCEigKCWxhbmRtYXJrcxgIIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EisKCWhlYWRfcG9zZRgJIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkhlYWRQb3NlEhkKEWxhbmRtYXJrX3ByZXNlbmNlGAogASgCEjgKDW1hbmlwdWxhdGlvbnMYCyADKAsyIS50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25TY29yZRIsCgdxdWFsaXR5GAwgASgOMhsudGFtcGVydHJhY2UudjEuRmFjZVF1YWxpdHkiWAoRTWFuaXB1bGF0aW9uU2NvcmUSLgoEdHlwZRgBIAEoDjIgLnRhbXBlcnRyYWNlLnYxLk1hbmlwdWxhdGlvblR5cGUSEwoLcHJvYmFiaWxpdHkYAiABKAIikQEKC1JlZ2lvblNjb3JlEgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY292ZXJhZ2UYAyABKAISKAoEY3VlcxgEIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlJlZ2lvbkN1ZXMSKQoIcG9seWdvbnMYBSADKAsyFy50YW1wZXJ0cmFjZS52MS5Qb2x5Z29uIqABCgpSZWdpb25DdWVzEhwKD25vaXNlX2xvZ19yYXRpbxgBIAEoAkgAiAEBEhkKDGNvbG91cl9kZWx0YRgCIAEoAkgBiAEBEh4KEWJvdW5kYXJ5X3N0cmVuZ3RoGAMgASgCSAKIAQFCEgoQX25vaXNlX2xvZ19yYXRpb0IPCg1fY29sb3VyX2RlbHRhQhQKEl9ib3VuZGFyeV9zdHJlbmd0aCJtCgtFeHBsYW5hdGlvbhIMCgR0ZXh0GAEgASgJEiMKBWZhY3RzGAIgAygLMhQudGFtcGVydHJhY2UudjEuRmFjdBIrCglnZW5lcmF0b3IYAyABKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZiJ8CgRGYWN0EhIKCmZhY2VfaW5kZXgYASABKA0SDgoGcmVnaW9uGAIgASgJEiAKA2N1ZRgDIAEoDjITLnRhbXBlcnRyYWNlLnYxLkN1ZRINCgV2YWx1ZRgEIAEoAhIMCgR1bml0GAUgASgJEhEKCXN0YXRlbWVudBgGIAEoCSqCAQoLRmFjZVF1YWxpdHkSHAoYRkFDRV9RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGgoWRkFDRV9RVUFMSVRZX0pVREdFQUJMRRABEhoKFkZBQ0VfUVVBTElUWV9UT09fU01BTEwQAhIdChlGQUNFX1FVQUxJVFlfVE9PX0RFR1JBREVEEAMqcAoDQ3VlEhMKD0NVRV9VTlNQRUNJRklFRBAAEhAKDENVRV9DT1ZFUkFHRRABEgwKCENVRV9CTFVSEAISEgoOQ1VFX1NIQVJQRU5JTkcQAxIOCgpDVUVfQ09MT1VSEAQSEAoMQ1VFX0JPVU5EQVJZEAViBnByb3RvMw", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
 
 /**
  * The complete outcome of analysing one image. Its proto3 JSON form is what the CLI writes to
@@ -133,6 +133,8 @@ export type Analysis = Message<"tampertrace.v1.Analysis"> & {
   /**
    * Highest face forgery score in [0, 1]; 0 when there is no face.
    *
+   * Field numbers 17-19 are reserved for provenance (issue #20).
+   *
    * @generated from field: float max_forgery_score = 16;
    */
   maxForgeryScore: number;
@@ -243,6 +245,46 @@ export type Face = Message<"tampertrace.v1.Face"> & {
    * @generated from field: float masked_fraction = 7;
    */
   maskedFraction: number;
+
+  /**
+   * Face-mesh landmarks in oriented image pixels, MediaPipe order: the 468 face-mesh points,
+   * then 5 iris points per eye (centre first; subject's right eye, then left) when the iris
+   * model ran. Empty when the landmark model did not run or could not place the face.
+   *
+   * @generated from field: repeated tampertrace.v1.Point landmarks = 8;
+   */
+  landmarks: Point[];
+
+  /**
+   * Head orientation from the landmarks; unset without landmarks.
+   *
+   * @generated from field: tampertrace.v1.HeadPose head_pose = 9;
+   */
+  headPose?: HeadPose | undefined;
+
+  /**
+   * The landmark model's own face-presence score in [0, 1].
+   *
+   * @generated from field: float landmark_presence = 10;
+   */
+  landmarkPresence: number;
+
+  /**
+   * The localizer's probability for each kind of edit, highest first; empty when the model has
+   * no type output.
+   *
+   * @generated from field: repeated tampertrace.v1.ManipulationScore manipulations = 11;
+   */
+  manipulations: ManipulationScore[];
+
+  /**
+   * Whether the face could be judged at all.
+   *
+   * Field numbers 13-14 are reserved for explanations (#18), 15-16 for the localizer (#17).
+   *
+   * @generated from field: tampertrace.v1.FaceQuality quality = 12;
+   */
+  quality: FaceQuality;
 };
 
 /**
@@ -251,6 +293,34 @@ export type Face = Message<"tampertrace.v1.Face"> & {
  */
 export const FaceSchema: GenMessage<Face> = /*@__PURE__*/
   messageDesc(file_tampertrace_v1_analysis, 2);
+
+/**
+ * The probability that a face shows one kind of edit.
+ *
+ * @generated from message tampertrace.v1.ManipulationScore
+ */
+export type ManipulationScore = Message<"tampertrace.v1.ManipulationScore"> & {
+  /**
+   * The kind of edit.
+   *
+   * @generated from field: tampertrace.v1.ManipulationType type = 1;
+   */
+  type: ManipulationType;
+
+  /**
+   * Independent probability in [0, 1] (kinds combine, so these do not sum to 1).
+   *
+   * @generated from field: float probability = 2;
+   */
+  probability: number;
+};
+
+/**
+ * Describes the message tampertrace.v1.ManipulationScore.
+ * Use `create(ManipulationScoreSchema)` to create a new message.
+ */
+export const ManipulationScoreSchema: GenMessage<ManipulationScore> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_analysis, 3);
 
 /**
  * How strongly one facial region is implicated.
@@ -285,6 +355,16 @@ export type RegionScore = Message<"tampertrace.v1.RegionScore"> & {
    * @generated from field: tampertrace.v1.RegionCues cues = 4;
    */
   cues?: RegionCues | undefined;
+
+  /**
+   * The region's shape in oriented image pixels, exactly as it was scored (from the face
+   * landmarks); empty for analyses stored before regions came from landmarks.
+   *
+   * Field numbers 6-7 are reserved for explanations (#18).
+   *
+   * @generated from field: repeated tampertrace.v1.Polygon polygons = 5;
+   */
+  polygons: Polygon[];
 };
 
 /**
@@ -292,7 +372,7 @@ export type RegionScore = Message<"tampertrace.v1.RegionScore"> & {
  * Use `create(RegionScoreSchema)` to create a new message.
  */
 export const RegionScoreSchema: GenMessage<RegionScore> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 3);
+  messageDesc(file_tampertrace_v1_analysis, 4);
 
 /**
  * Forensic measurements over one region, relative to the face's own statistics.
@@ -328,7 +408,7 @@ export type RegionCues = Message<"tampertrace.v1.RegionCues"> & {
  * Use `create(RegionCuesSchema)` to create a new message.
  */
 export const RegionCuesSchema: GenMessage<RegionCues> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 4);
+  messageDesc(file_tampertrace_v1_analysis, 5);
 
 /**
  * A short text grounded in measured facts.
@@ -353,6 +433,8 @@ export type Explanation = Message<"tampertrace.v1.Explanation"> & {
   /**
    * The generator that wrote it (template rules or a language model).
    *
+   * Field numbers 4-6 are reserved for explanations (#18).
+   *
    * @generated from field: tampertrace.v1.ModelRef generator = 3;
    */
   generator?: ModelRef | undefined;
@@ -363,7 +445,7 @@ export type Explanation = Message<"tampertrace.v1.Explanation"> & {
  * Use `create(ExplanationSchema)` to create a new message.
  */
 export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 5);
+  messageDesc(file_tampertrace_v1_analysis, 6);
 
 /**
  * One measured claim behind the explanation text.
@@ -419,7 +501,48 @@ export type Fact = Message<"tampertrace.v1.Fact"> & {
  * Use `create(FactSchema)` to create a new message.
  */
 export const FactSchema: GenMessage<Fact> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 6);
+  messageDesc(file_tampertrace_v1_analysis, 7);
+
+/**
+ * Whether a face was good enough to judge.
+ *
+ * @generated from enum tampertrace.v1.FaceQuality
+ */
+export enum FaceQuality {
+  /**
+   * Not assessed (analyses stored before this field existed).
+   *
+   * @generated from enum value: FACE_QUALITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Landmarks placed and the crop large enough: scores mean what the model card says.
+   *
+   * @generated from enum value: FACE_QUALITY_JUDGEABLE = 1;
+   */
+  JUDGEABLE = 1,
+
+  /**
+   * The face is too small in the image for its scores to mean anything.
+   *
+   * @generated from enum value: FACE_QUALITY_TOO_SMALL = 2;
+   */
+  TOO_SMALL = 2,
+
+  /**
+   * The landmark model could not place the face (blur, occlusion, extreme pose, not a face).
+   *
+   * @generated from enum value: FACE_QUALITY_TOO_DEGRADED = 3;
+   */
+  TOO_DEGRADED = 3,
+}
+
+/**
+ * Describes the enum tampertrace.v1.FaceQuality.
+ */
+export const FaceQualitySchema: GenEnum<FaceQuality> = /*@__PURE__*/
+  enumDesc(file_tampertrace_v1_analysis, 0);
 
 /**
  * Kinds of evidence an explanation may cite.
@@ -465,6 +588,8 @@ export enum Cue {
   /**
    * A blending boundary runs through or around the region.
    *
+   * Values 6-9 are reserved for explanations (#18), 10-11 for provenance (#20).
+   *
    * @generated from enum value: CUE_BOUNDARY = 5;
    */
   BOUNDARY = 5,
@@ -474,5 +599,5 @@ export enum Cue {
  * Describes the enum tampertrace.v1.Cue.
  */
 export const CueSchema: GenEnum<Cue> = /*@__PURE__*/
-  enumDesc(file_tampertrace_v1_analysis, 0);
+  enumDesc(file_tampertrace_v1_analysis, 1);
 

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/common.proto.
  */
 export const file_tampertrace_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9jb21tb24ucHJvdG8SDnRhbXBlcnRyYWNlLnYxIjoKA0JveBIJCgF4GAEgASgCEgkKAXkYAiABKAISDQoFd2lkdGgYAyABKAISDgoGaGVpZ2h0GAQgASgCIh0KBVBvaW50EgkKAXgYASABKAISCQoBeRgCIAEoAiI5CghNb2RlbFJlZhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDgoGc2hhMjU2GAMgASgJIqMBCglPYmplY3RSZWYSDgoGYnVja2V0GAEgASgJEgsKA2tleRgCIAEoCRIOCgZzaGEyNTYYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBBIUCgxjb250ZW50X3R5cGUYBSABKAkSCwoDdXJsGAYgASgJEjIKDnVybF9leHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCglJbWFnZUluZm8SDgoGZm9ybWF0GAEgASgJEg0KBXdpZHRoGAIgASgNEg4KBmhlaWdodBgDIAEoDRISCgpzaXplX2J5dGVzGAQgASgEImsKCUVycm9ySW5mbxInCgRjb2RlGAEgASgOMhkudGFtcGVydHJhY2UudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSJAoFc3RhZ2UYAyABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZSJICgtTdGFnZVRpbWluZxIkCgVzdGFnZRgBIAEoDjIVLnRhbXBlcnRyYWNlLnYxLlN0YWdlEhMKC2R1cmF0aW9uX21zGAIgASgBKsQBCg5BbmFseXNpc1N0YXR1cxIfChtBTkFMWVNJU19TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBTkFMWVNJU19TVEFUVVNfUEVORElORxABEh0KGUFOQUxZU0lTX1NUQVRVU19DT01QTEVURUQQAhIbChdBTkFMWVNJU19TVEFUVVNfTk9fRkFDRRADEhwKGEFOQUxZU0lTX1NUQVRVU19SRUpFQ1RFRBAEEhoKFkFOQUxZU0lTX1NUQVRVU19GQUlMRUQQBSpyCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIZChVWRVJESUNUX0xJS0VMWV9GT1JHRUQQARIcChhWRVJESUNUX0xJS0VMWV9BVVRIRU5USUMQAhIVChFWRVJESUNUX1VOQ0VSVEFJThADKpIBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX0lOR0VTVBABEhgKFFNUQUdFX0ZBQ0VfREVURUNUSU9OEAISHgoaU1RBR0VfRk9SR0VSWV9MT0NBTElaQVRJT04QAxIVChFTVEFHRV9FWFBMQU5BVElPThAEEg8KC1NUQUdFX0FVRElUEAUqqAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGgoWRVJST1JfQ09ERV9FTVBUWV9JTlBVVBABEiEKHUVSUk9SX0NPREVfVU5TVVBQT1JURURfRk9STUFUEAISHgoaRVJST1JfQ09ERV9UUlVOQ0FURURfSU1BR0UQAxIeChpFUlJPUl9DT0RFX1RPT19NQU5ZX1BJWEVMUxAEEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAUSHAoYRVJST1JfQ09ERV9DT1JSVVBUX0lNQUdFEAYSHgoaRVJST1JfQ09ERV9JTlZBTElEX01FU1NBR0UQBxIlCiFFUlJPUl9DT0RFX0RFUEVOREVOQ1lfVU5BVkFJTEFCTEUQCBIWChJFUlJPUl9DT0RFX1RJTUVPVVQQCRIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEAoSGAoURVJST1JfQ09ERV9UT09fU01BTEwQCxIaChZFUlJPUl9DT0RFX1VSTF9SRUZVU0VEEAwSHwobRVJST1JfQ09ERV9VUkxfRkVUQ0hfRkFJTEVEEA0SHQoZRVJST1JfQ09ERV9RVU9UQV9FWENFRURFRBAOEh4KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEA8SGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQEBIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEBFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9jb21tb24ucHJvdG8SDnRhbXBlcnRyYWNlLnYxIjoKA0JveBIJCgF4GAEgASgCEgkKAXkYAiABKAISDQoFd2lkdGgYAyABKAISDgoGaGVpZ2h0GAQgASgCIh0KBVBvaW50EgkKAXgYASABKAISCQoBeRgCIAEoAiI+CgdQb2x5Z29uEiUKBnBvaW50cxgBIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EgwKBGhvbGUYAiABKAgiQAoISGVhZFBvc2USDwoHeWF3X2RlZxgBIAEoAhIRCglwaXRjaF9kZWcYAiABKAISEAoIcm9sbF9kZWcYAyABKAIiOQoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg4KBnNoYTI1NhgDIAEoCSKjAQoJT2JqZWN0UmVmEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkSDgoGc2hhMjU2GAMgASgJEhIKCnNpemVfYnl0ZXMYBCABKAQSFAoMY29udGVudF90eXBlGAUgASgJEgsKA3VybBgGIAEoCRIyCg51cmxfZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoJSW1hZ2VJbmZvEg4KBmZvcm1hdBgBIAEoCRINCgV3aWR0aBgCIAEoDRIOCgZoZWlnaHQYAyABKA0SEgoKc2l6ZV9ieXRlcxgEIAEoBCJrCglFcnJvckluZm8SJwoEY29kZRgBIAEoDjIZLnRhbXBlcnRyYWNlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEiQKBXN0YWdlGAMgASgOMhUudGFtcGVydHJhY2UudjEuU3RhZ2UiSAoLU3RhZ2VUaW1pbmcSJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRITCgtkdXJhdGlvbl9tcxgCIAEoASrsAQoQTWFuaXB1bGF0aW9uVHlwZRIhCh1NQU5JUFVMQVRJT05fVFlQRV9VTlNQRUNJRklFRBAAEhsKF01BTklQVUxBVElPTl9UWVBFX0JMRU5EEAESHQoZTUFOSVBVTEFUSU9OX1RZUEVfSU5QQUlOVBACEhwKGE1BTklQVUxBVElPTl9UWVBFX1NQTElDRRADEh4KGk1BTklQVUxBVElPTl9UWVBFX1JFQ09MT1VSEAQSHAoYTUFOSVBVTEFUSU9OX1RZUEVfU01PT1RIEAUSHQoZTUFOSVBVTEFUSU9OX1RZUEVfU0hBUlBFThAGKsQBCg5BbmFseXNpc1N0YXR1cxIfChtBTkFMWVNJU19TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBTkFMWVNJU19TVEFUVVNfUEVORElORxABEh0KGUFOQUxZU0lTX1NUQVRVU19DT01QTEVURUQQAhIbChdBTkFMWVNJU19TVEFUVVNfTk9fRkFDRRADEhwKGEFOQUxZU0lTX1NUQVRVU19SRUpFQ1RFRBAEEhoKFkFOQUxZU0lTX1NUQVRVU19GQUlMRUQQBSpyCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIZChVWRVJESUNUX0xJS0VMWV9GT1JHRUQQARIcChhWRVJESUNUX0xJS0VMWV9BVVRIRU5USUMQAhIVChFWRVJESUNUX1VOQ0VSVEFJThADKpIBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX0lOR0VTVBABEhgKFFNUQUdFX0ZBQ0VfREVURUNUSU9OEAISHgoaU1RBR0VfRk9SR0VSWV9MT0NBTElaQVRJT04QAxIVChFTVEFHRV9FWFBMQU5BVElPThAEEg8KC1NUQUdFX0FVRElUEAUqqAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGgoWRVJST1JfQ09ERV9FTVBUWV9JTlBVVBABEiEKHUVSUk9SX0NPREVfVU5TVVBQT1JURURfRk9STUFUEAISHgoaRVJST1JfQ09ERV9UUlVOQ0FURURfSU1BR0UQAxIeChpFUlJPUl9DT0RFX1RPT19NQU5ZX1BJWEVMUxAEEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAUSHAoYRVJST1JfQ09ERV9DT1JSVVBUX0lNQUdFEAYSHgoaRVJST1JfQ09ERV9JTlZBTElEX01FU1NBR0UQBxIlCiFFUlJPUl9DT0RFX0RFUEVOREVOQ1lfVU5BVkFJTEFCTEUQCBIWChJFUlJPUl9DT0RFX1RJTUVPVVQQCRIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEAoSGAoURVJST1JfQ09ERV9UT09fU01BTEwQCxIaChZFUlJPUl9DT0RFX1VSTF9SRUZVU0VEEAwSHwobRVJST1JfQ09ERV9VUkxfRkVUQ0hfRkFJTEVEEA0SHQoZRVJST1JfQ09ERV9RVU9UQV9FWENFRURFRBAOEh4KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEA8SGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQEBIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEBFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * An axis-aligned rectangle in the pixel frame of the image *after* EXIF orientation has been
@@ -88,6 +88,75 @@ export const PointSchema: GenMessage<Point> = /*@__PURE__*/
   messageDesc(file_tampertrace_v1_common, 1);
 
 /**
+ * A closed polygon in the same pixel frame as Box; the last point joins the first.
+ *
+ * @generated from message tampertrace.v1.Polygon
+ */
+export type Polygon = Message<"tampertrace.v1.Polygon"> & {
+  /**
+   * Vertices in order, at least 3.
+   *
+   * @generated from field: repeated tampertrace.v1.Point points = 1;
+   */
+  points: Point[];
+
+  /**
+   * True when this polygon is cut out of the region rather than added to it (the inner mouth
+   * out of the lips, the eyes out of the skin). A region is the union of its non-hole polygons
+   * minus the union of its holes.
+   *
+   * @generated from field: bool hole = 2;
+   */
+  hole: boolean;
+};
+
+/**
+ * Describes the message tampertrace.v1.Polygon.
+ * Use `create(PolygonSchema)` to create a new message.
+ */
+export const PolygonSchema: GenMessage<Polygon> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_common, 2);
+
+/**
+ * Head orientation estimated from the face landmarks, in degrees, in the camera's frame: 0, 0, 0
+ * is a face looking straight into the camera, upright. See the face-detection README for the
+ * exact convention and how it is estimated.
+ *
+ * @generated from message tampertrace.v1.HeadPose
+ */
+export type HeadPose = Message<"tampertrace.v1.HeadPose"> & {
+  /**
+   * Rotation about the vertical axis, degrees in [-90, 90]; positive when the subject turns to
+   * their left (the face points towards the image's right).
+   *
+   * @generated from field: float yaw_deg = 1;
+   */
+  yawDeg: number;
+
+  /**
+   * Rotation about the horizontal axis, degrees in [-90, 90]; positive when the subject looks up.
+   *
+   * @generated from field: float pitch_deg = 2;
+   */
+  pitchDeg: number;
+
+  /**
+   * In-plane rotation, degrees in (-180, 180]; positive when the face is rotated clockwise in the
+   * image (y down).
+   *
+   * @generated from field: float roll_deg = 3;
+   */
+  rollDeg: number;
+};
+
+/**
+ * Describes the message tampertrace.v1.HeadPose.
+ * Use `create(HeadPoseSchema)` to create a new message.
+ */
+export const HeadPoseSchema: GenMessage<HeadPose> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_common, 3);
+
+/**
  * Identifies exactly which model (or rule set) produced a result, so that an audit can
  * reproduce it.
  *
@@ -121,7 +190,7 @@ export type ModelRef = Message<"tampertrace.v1.ModelRef"> & {
  * Use `create(ModelRefSchema)` to create a new message.
  */
 export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_common, 2);
+  messageDesc(file_tampertrace_v1_common, 4);
 
 /**
  * Where an object lives in object storage. Images never travel inside messages (claim check);
@@ -187,7 +256,7 @@ export type ObjectRef = Message<"tampertrace.v1.ObjectRef"> & {
  * Use `create(ObjectRefSchema)` to create a new message.
  */
 export const ObjectRefSchema: GenMessage<ObjectRef> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_common, 3);
+  messageDesc(file_tampertrace_v1_common, 5);
 
 /**
  * What an image looked like when it was accepted.
@@ -229,7 +298,7 @@ export type ImageInfo = Message<"tampertrace.v1.ImageInfo"> & {
  * Use `create(ImageInfoSchema)` to create a new message.
  */
 export const ImageInfoSchema: GenMessage<ImageInfo> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_common, 4);
+  messageDesc(file_tampertrace_v1_common, 6);
 
 /**
  * A classified error, as shown to users and written to audit records and dead letters.
@@ -264,7 +333,7 @@ export type ErrorInfo = Message<"tampertrace.v1.ErrorInfo"> & {
  * Use `create(ErrorInfoSchema)` to create a new message.
  */
 export const ErrorInfoSchema: GenMessage<ErrorInfo> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_common, 5);
+  messageDesc(file_tampertrace_v1_common, 7);
 
 /**
  * How long one stage spent on one analysis.
@@ -292,7 +361,70 @@ export type StageTiming = Message<"tampertrace.v1.StageTiming"> & {
  * Use `create(StageTimingSchema)` to create a new message.
  */
 export const StageTimingSchema: GenMessage<StageTiming> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_common, 6);
+  messageDesc(file_tampertrace_v1_common, 8);
+
+/**
+ * Kinds of edit a localizer can recognise. Edits combine, so each kind has its own independent
+ * probability (ManipulationScore); none of them high means the model found no edit.
+ *
+ * @generated from enum tampertrace.v1.ManipulationType
+ */
+export enum ManipulationType {
+  /**
+   * Never set on purpose.
+   *
+   * @generated from enum value: MANIPULATION_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A face or face part blended in from another image or from itself (face swap, self-blending).
+   *
+   * @generated from enum value: MANIPULATION_TYPE_BLEND = 1;
+   */
+  BLEND = 1,
+
+  /**
+   * A region filled in from its surroundings (inpainting, object removal).
+   *
+   * @generated from enum value: MANIPULATION_TYPE_INPAINT = 2;
+   */
+  INPAINT = 2,
+
+  /**
+   * A part pasted in from another face or photo (splice, with seamless or feathered blending).
+   *
+   * @generated from enum value: MANIPULATION_TYPE_SPLICE = 3;
+   */
+  SPLICE = 3,
+
+  /**
+   * Hue, saturation or lightness changed (lips, cheeks, eyes, skin).
+   *
+   * @generated from enum value: MANIPULATION_TYPE_RECOLOUR = 4;
+   */
+  RECOLOUR = 4,
+
+  /**
+   * Smoothing or retouching (bilateral, guided, frequency separation).
+   *
+   * @generated from enum value: MANIPULATION_TYPE_SMOOTH = 5;
+   */
+  SMOOTH = 5,
+
+  /**
+   * Sharpening.
+   *
+   * @generated from enum value: MANIPULATION_TYPE_SHARPEN = 6;
+   */
+  SHARPEN = 6,
+}
+
+/**
+ * Describes the enum tampertrace.v1.ManipulationType.
+ */
+export const ManipulationTypeSchema: GenEnum<ManipulationType> = /*@__PURE__*/
+  enumDesc(file_tampertrace_v1_common, 0);
 
 /**
  * Lifecycle of one analysis.
@@ -347,7 +479,7 @@ export enum AnalysisStatus {
  * Describes the enum tampertrace.v1.AnalysisStatus.
  */
 export const AnalysisStatusSchema: GenEnum<AnalysisStatus> = /*@__PURE__*/
-  enumDesc(file_tampertrace_v1_common, 0);
+  enumDesc(file_tampertrace_v1_common, 1);
 
 /**
  * The image-level decision. It is derived from the per-face scores and the localization
@@ -389,7 +521,7 @@ export enum Verdict {
  * Describes the enum tampertrace.v1.Verdict.
  */
 export const VerdictSchema: GenEnum<Verdict> = /*@__PURE__*/
-  enumDesc(file_tampertrace_v1_common, 1);
+  enumDesc(file_tampertrace_v1_common, 2);
 
 /**
  * Pipeline stages, used in timings, audit records and dead-letter provenance.
@@ -435,6 +567,8 @@ export enum Stage {
   /**
    * The audit record.
    *
+   * Value 6 is reserved for the provenance stage (issue #20).
+   *
    * @generated from enum value: STAGE_AUDIT = 5;
    */
   AUDIT = 5,
@@ -444,7 +578,7 @@ export enum Stage {
  * Describes the enum tampertrace.v1.Stage.
  */
 export const StageSchema: GenEnum<Stage> = /*@__PURE__*/
-  enumDesc(file_tampertrace_v1_common, 2);
+  enumDesc(file_tampertrace_v1_common, 3);
 
 /**
  * Why an input or a step failed. Each code belongs to exactly one error class
@@ -576,6 +710,8 @@ export enum ErrorCode {
   /**
    * Caller: the operation is not allowed to this caller.
    *
+   * Values 18-19 are reserved for the hardening work (issue #19), 20-21 for explanations (#18).
+   *
    * @generated from enum value: ERROR_CODE_PERMISSION_DENIED = 17;
    */
   PERMISSION_DENIED = 17,
@@ -585,5 +721,5 @@ export enum ErrorCode {
  * Describes the enum tampertrace.v1.ErrorCode.
  */
 export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
-  enumDesc(file_tampertrace_v1_common, 3);
+  enumDesc(file_tampertrace_v1_common, 4);
 

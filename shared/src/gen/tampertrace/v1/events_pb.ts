@@ -13,7 +13,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Analysis, Artifacts, Face } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
-import type { AnalysisStatus, Box, ImageInfo, ModelRef, ObjectRef, Point, StageTiming, Verdict } from "./common_pb.ts";
+import type { AnalysisStatus, Box, HeadPose, ImageInfo, ModelRef, ObjectRef, Point, StageTiming, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/events.proto.
  */
 export const file_tampertrace_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9ldmVudHMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpkCCglFdmVudE1ldGESEAoIZXZlbnRfaWQYASABKAkSEwoLYW5hbHlzaXNfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYByADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgIIAEoCRIUCgxzdWJtaXR0ZWRfYnkYCSABKAkijwEKDUltYWdlSW5nZXN0ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIrCghvcmlnaW5hbBgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIoCgVpbWFnZRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbyJpCgxEZXRlY3RlZEZhY2USIAoDYm94GAEgASgLMhMudGFtcGVydHJhY2UudjEuQm94Eg0KBXNjb3JlGAIgASgCEigKCWtleXBvaW50cxgDIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50IpUCCg1GYWNlc0RldGVjdGVkEicKBG1ldGEYASABKAsyGS50YW1wZXJ0cmFjZS52MS5FdmVudE1ldGESKwoIb3JpZ2luYWwYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKAoFaW1hZ2UYAyABKAsyGS50YW1wZXJ0cmFjZS52MS5JbWFnZUluZm8SKwoFZmFjZXMYBCADKAsyHC50YW1wZXJ0cmFjZS52MS5EZXRlY3RlZEZhY2USKAoGbW9kZWxzGAUgAygLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYSLQoKZmFjZV9jcm9wcxgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZiK8AgoQRm9yZ2VyeUxvY2FsaXplZBInCgRtZXRhGAEgASgLMhkudGFtcGVydHJhY2UudjEuRXZlbnRNZXRhEigKBWltYWdlGAIgASgLMhkudGFtcGVydHJhY2UudjEuSW1hZ2VJbmZvEiMKBWZhY2VzGAMgAygLMhQudGFtcGVydHJhY2UudjEuRmFjZRIoCgd2ZXJkaWN0GAQgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIsCglhcnRpZmFjdHMYBSABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSKAoGbW9kZWxzGAYgAygLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYSLgoGc3RhdHVzGAcgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMiaAoRQW5hbHlzaXNDb21wbGV0ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzYgZwcm90bzM", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9ldmVudHMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpkCCglFdmVudE1ldGESEAoIZXZlbnRfaWQYASABKAkSEwoLYW5hbHlzaXNfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYByADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgIIAEoCRIUCgxzdWJtaXR0ZWRfYnkYCSABKAkijwEKDUltYWdlSW5nZXN0ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIrCghvcmlnaW5hbBgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIoCgVpbWFnZRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbyLbAQoMRGV0ZWN0ZWRGYWNlEiAKA2JveBgBIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBINCgVzY29yZRgCIAEoAhIoCglrZXlwb2ludHMYAyADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIoCglsYW5kbWFya3MYBCADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIrCgloZWFkX3Bvc2UYBSABKAsyGC50YW1wZXJ0cmFjZS52MS5IZWFkUG9zZRIZChFsYW5kbWFya19wcmVzZW5jZRgGIAEoAiKVAgoNRmFjZXNEZXRlY3RlZBInCgRtZXRhGAEgASgLMhkudGFtcGVydHJhY2UudjEuRXZlbnRNZXRhEisKCG9yaWdpbmFsGAIgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEigKBWltYWdlGAMgASgLMhkudGFtcGVydHJhY2UudjEuSW1hZ2VJbmZvEisKBWZhY2VzGAQgAygLMhwudGFtcGVydHJhY2UudjEuRGV0ZWN0ZWRGYWNlEigKBm1vZGVscxgFIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi0KCmZhY2VfY3JvcHMYBiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYivAIKEEZvcmdlcnlMb2NhbGl6ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIoCgVpbWFnZRgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgDIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USKAoHdmVyZGljdBgEIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSLAoJYXJ0aWZhY3RzGAUgASgLMhkudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RzEigKBm1vZGVscxgGIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi4KBnN0YXR1cxgHIAEoDjIeLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzU3RhdHVzImgKEUFuYWx5c2lzQ29tcGxldGVkEicKBG1ldGEYASABKAsyGS50YW1wZXJ0cmFjZS52MS5FdmVudE1ldGESKgoIYW5hbHlzaXMYAiABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpc2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * Fields every event carries. Trace context, tenant, content sha256 and schema version are
@@ -163,6 +163,27 @@ export type DetectedFace = Message<"tampertrace.v1.DetectedFace"> & {
    * @generated from field: repeated tampertrace.v1.Point keypoints = 3;
    */
   keypoints: Point[];
+
+  /**
+   * Face-mesh and iris landmarks (see Face.landmarks).
+   *
+   * @generated from field: repeated tampertrace.v1.Point landmarks = 4;
+   */
+  landmarks: Point[];
+
+  /**
+   * Head orientation from the landmarks (see Face.head_pose).
+   *
+   * @generated from field: tampertrace.v1.HeadPose head_pose = 5;
+   */
+  headPose?: HeadPose | undefined;
+
+  /**
+   * The landmark model's face-presence score in [0, 1].
+   *
+   * @generated from field: float landmark_presence = 6;
+   */
+  landmarkPresence: number;
 };
 
 /**
