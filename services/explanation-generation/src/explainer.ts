@@ -277,11 +277,18 @@ export function checkGrounding(text: string, facts: readonly Fact[], editKinds: 
   return out;
 }
 
-interface Claim {
+export interface Claim {
   region: RegionEvidence;
+  /** Its passing cues, strongest first. */
   cues: Cue[];
   levels: CueThresholds;
 }
+
+/**
+ * Claim sentences written by someone else (a language model), already checked against their
+ * facts: per face index, per region name, the sentence and the cues it claims.
+ */
+export type WrittenClaims = ReadonlyMap<number, ReadonlyMap<string, { sentence: string; cues: readonly Cue[] }>>;
 
 /**
  * Template explainer. Deterministic: the same input always gives the same text.
@@ -333,8 +340,12 @@ export class TemplateExplainer implements Explainer {
     return this.explainSync(input);
   }
 
-  /** Same as explain(), synchronously. */
-  explainSync(input: ExplanationInput): Explanation {
+  /**
+   * Same as explain(), synchronously. With `written`, a face that has written claims gets those
+   * sentences (in evidence order, with facts for the cues they claim) instead of the template's
+   * own, and keeps the template's other sentences (kinds of edit, weak evidence).
+   */
+  explainSync(input: ExplanationInput, written?: WrittenClaims): Explanation {
     const generator = { name: this.name, version: this.version };
     if (input.faces.length === 0) {
       return { text: 'No face was found, so there was nothing to check.', facts: [], editKinds: [], generator };
@@ -344,7 +355,7 @@ export class TemplateExplainer implements Explainer {
     const facts: Fact[] = [];
     const editKinds: EditKindFact[] = [];
     for (const face of input.faces) {
-      const r = this.explainFace(face, input.verdict, multi);
+      const r = this.explainFace(face, input.verdict, multi, written?.get(face.faceIndex));
       paragraphs.push(r.text);
       facts.push(...r.facts);
       editKinds.push(...r.editKinds);
@@ -379,7 +390,7 @@ export class TemplateExplainer implements Explainer {
       .slice(0, this.options.maxKindsPerFace);
   }
 
-  private explainFace(face: FaceEvidence, verdict: Verdict, multi: boolean): { text: string; facts: Fact[]; editKinds: EditKindFact[] } {
+  private explainFace(face: FaceEvidence, verdict: Verdict, multi: boolean, written?: ReadonlyMap<string, { sentence: string; cues: readonly Cue[] }>): { text: string; facts: Fact[]; editKinds: EditKindFact[] } {
     const o = this.options;
     const prefix = multi ? `On face ${face.faceIndex + 1}, ` : '';
     const open = (s: string) => (prefix ? prefix + s : capitalize(s));
@@ -388,7 +399,12 @@ export class TemplateExplainer implements Explainer {
       const why = face.quality === 'TOO_SMALL' ? 'too small in the image' : 'too degraded (blurred, hidden or turned away)';
       return { text: open(`the face is ${why} to judge, so its scores say nothing either way.`), facts: [], editKinds: [] };
     }
-    const all = this.claims(face, verdict);
+    const all = written?.size
+      ? this.claims(face, verdict)
+          .filter((c) => written.has(c.region.name))
+          .map((c) => ({ ...c, cues: c.cues.filter((cue) => written.get(c.region.name)!.cues.includes(cue)) }))
+          .filter((c) => c.cues.length > 0)
+      : this.claims(face, verdict);
     const kinds = this.kinds(face, verdict);
     const editKinds = kinds.map((k) => ({
       faceIndex: face.faceIndex,
@@ -400,6 +416,8 @@ export class TemplateExplainer implements Explainer {
     for (let n = Math.min(o.maxRegionsPerFace, all.length); ; n--) {
       const claims = all.slice(0, n);
       const sentences = claims.map((c) => {
+        const own = written?.get(c.region.name)?.sentence;
+        if (own) return own[0].toLowerCase() + own.slice(1).replace(/[.!]?\s*$/, '.');
         const x = subjectOf(c.region.name);
         return list(c.cues.map((cue, i) => (i === 0 ? FIRST[cue] : NEXT[cue])(x))) + '.';
       });

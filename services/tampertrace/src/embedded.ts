@@ -24,7 +24,7 @@ import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
-import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
+import { createExplainer } from '@tampertrace/explanation-generation/explainers';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import type { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/shared/pglite';
@@ -33,7 +33,7 @@ import { runAuditConsumer } from '@tampertrace/audit/consumer';
 /** The models every analysis needs, loaded and verified against the manifest. */
 export async function loadModels(cfg: Config) {
   const [detector, { model, entry: locEntry, localizer }] = await Promise.all([loadDetector(cfg), loadLocalizer(cfg)]);
-  return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
+  return { detector, model, locEntry, localizer, explainer: createExplainer(cfg, locEntry) };
 }
 
 /** The transports a pipeline runs on: in-process ones for embedded mode, real servers otherwise. */
@@ -109,7 +109,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     subs.push(
       await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
-      await runStage(bus, explanationStage({ explainer, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runStage(bus, explanationStage({ explainer, limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
         concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
         batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,
