@@ -297,9 +297,10 @@ export type WrittenClaims = ReadonlyMap<number, ReadonlyMap<string, { sentence: 
  * region with coverage >= minCoverage and at least one cue past its own level is a claim; claims
  * are ordered by evidence (mean probability x coverage, then the number of cues), at most
  * maxRegionsPerFace, one sentence each naming the region and what looks wrong there. Kinds of
- * edit whose probability reaches typeThreshold follow, with their confidence. A face with no
- * claim says "no measurable inconsistency" (never a clearance); with a LIKELY_AUTHENTIC verdict
- * nothing is claimed. UNCERTAIN adds that the evidence is weak.
+ * edit whose probability reaches typeThreshold follow, with their confidence. With a
+ * LIKELY_AUTHENTIC verdict nothing is claimed and the face reads "no measurable inconsistency"
+ * (never a clearance); otherwise a face without claims says no region passed its level.
+ * UNCERTAIN adds that the evidence is weak.
  */
 export class TemplateExplainer implements Explainer {
   readonly name = 'template';
@@ -425,11 +426,11 @@ export class TemplateExplainer implements Explainer {
         sentences.push(`the edit looks ${list(kinds.map((k, i) => `${EDIT_KIND_WORDS[k.type]} (${i === 0 ? 'type confidence ' : ''}${fmt(k.probability)})`))}.`);
       }
       if (claims.length === 0) {
-        sentences.unshift(verdict === 'LIKELY_AUTHENTIC' || !kinds.length
+        sentences.unshift(verdict === 'LIKELY_AUTHENTIC'
           ? `no measurable inconsistency was found on this face (face score ${score}); that is not proof that it is unedited.`
-          : `no single facial region shows a measurable cue of its own (face score ${score}).`);
+          : `no single facial region shows a cue past its natural level, so none is named (face score ${score}).`);
       }
-      if (verdict === 'UNCERTAIN' && claims.length + kinds.length > 0) sentences.push(`the evidence is weak overall (face score ${score}).`);
+      if (verdict === 'UNCERTAIN') sentences.push(`the evidence is weak overall (face score ${score}).`);
       const text = sentences.map((s, i) => (i === 0 ? open(s) : capitalize(s))).join(' ');
       if (text.length <= o.maxCharsPerFace || n <= 1) return { text, facts: claims.flatMap((c) => this.factsFor(face, c)), editKinds };
     }

@@ -1,0 +1,187 @@
+// Measures the explanation's per-region cue levels on REAL faces that are not the evaluation
+// faces: runs the real detector and localizer on registry packages' sample photos and laundered
+// variants of them (JPEG, downscale, upscale, mirror), and sets each region family's level past
+// what those real faces produce, so a natural catch-light, lip colour or skin texture does not
+// read as an edit. Writes models/<model>/region-cue-thresholds.json and, with --write-manifest,
+// the manifest entry's cueThresholds.regions. Also estimates false region claims per real photo
+// with leave-one-photo-out levels.
+//
+// Usage: node --import tsx scripts/measure-cue-thresholds.ts [--write-manifest] [image files...]
+// Without image files it takes the photos of the packages in SOURCES (npm pack, cached under
+// .cache/npm-pack/). Never pass testdata/faces/* or scikit-image's astronaut/camera: those are
+// the evaluation faces.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp, { type Sharp } from 'sharp';
+import { REPO_ROOT, createLogger, decodeRgb, loadConfig, sha256Hex } from '@tampertrace/shared';
+import { parseRegion } from '@tampertrace/shared/region-words';
+import { FACES_DIR } from '@tampertrace/shared/testing';
+import { explainerOptions, TemplateExplainer, type RegionEvidence } from '../services/explanation-generation/src/explainer.ts';
+import { loadModels } from '../services/tampertrace/src/embedded.ts';
+
+/** Real face photos from registry packages (licences checked: both MIT). Used to measure levels only; never shipped. */
+const SOURCES = [
+  { spec: '@vladmandic/face-api@1.7.15', licence: 'MIT', files: ['package/demo/sample1.jpg', 'package/demo/sample2.jpg', 'package/demo/sample3.jpg', 'package/demo/sample4.jpg', 'package/demo/sample5.jpg', 'package/demo/sample6.jpg'] },
+  { spec: '@vladmandic/human@3.3.6', licence: 'MIT', files: ['package/assets/samples.jpg'] },
+];
+/**
+ * The level is the highest real value (the lowest for blur) plus MARGIN of that value's distance
+ * from the family's median, never laxer than the global level. Quantiles below the maximum left
+ * about one false claim per real face image (0.99: 0.99 per face, held out).
+ */
+const MARGIN = 0.25;
+const limits = { maxInputBytes: 100e6, maxPixels: 100e6, minSide: 32 };
+
+const args = process.argv.slice(2);
+const writeManifest = args.includes('--write-manifest');
+const files = args.filter((a) => !a.startsWith('--'));
+
+function packed(spec: string, member: string): string {
+  const dir = path.join(REPO_ROOT, '.cache', 'npm-pack', spec.replace(/[^A-Za-z0-9._@-]/g, '_'));
+  const out = path.join(dir, 'x', member);
+  if (existsSync(out)) return out;
+  mkdirSync(dir, { recursive: true });
+  let tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
+  if (!tgz) {
+    execFileSync('npm', ['pack', spec, '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+  }
+  mkdirSync(path.join(dir, 'x'), { recursive: true });
+  execFileSync('tar', ['xzf', path.join(dir, tgz), '-C', path.join(dir, 'x'), member]);
+  return out;
+}
+
+const photos: { name: string; file: string; licence: string }[] = files.length
+  ? files.map((f) => ({ name: path.basename(f), file: f, licence: 'given' }))
+  : SOURCES.flatMap((s) => s.files.map((m) => ({ name: `${s.spec}/${m}`, file: packed(s.spec, m), licence: s.licence })));
+
+// The evaluation faces must not be among them (byte-identical or the same pixels at any size).
+const evalFaces = await Promise.all(readdirSync(FACES_DIR).filter((f) => f.endsWith('.png')).map(async (f) => sharp(readFileSync(path.join(FACES_DIR, f))).resize(16, 16, { fit: 'fill' }).greyscale().raw().toBuffer()));
+for (const p of photos) {
+  const small = await sharp(readFileSync(p.file)).resize(16, 16, { fit: 'fill' }).greyscale().raw().toBuffer();
+  for (const e of evalFaces) {
+    const d = small.reduce((a, v, i) => a + Math.abs(v - e[i]), 0) / small.length;
+    if (d < 6) throw new Error(`${p.name} looks like an evaluation face (mean difference ${d.toFixed(1)} grey levels): refusing to measure on it`);
+  }
+}
+
+/** Laundered variants: what real photos go through on their way to a moderator. */
+const VARIANTS: [string, (s: Sharp, w: number) => Sharp][] = [
+  ['original', (s) => s.png()],
+  ['jpeg-q80-half', (s, w) => s.resize(Math.round(w / 2)).jpeg({ quality: 80 })],
+  ['jpeg-q60', (s) => s.jpeg({ quality: 60 })],
+  ['upscale-1.5-jpeg-q90', (s, w) => s.resize(Math.round(w * 1.5)).jpeg({ quality: 90 })],
+  ['mirror', (s) => s.flop().png()],
+];
+
+const cfg = loadConfig();
+createLogger('measure-cue-thresholds', 'warn');
+const m = await loadModels(cfg);
+const global = new TemplateExplainer(explainerOptions({ cueThresholds: { ...m.locEntry.cueThresholds, regions: undefined }, typeThreshold: m.locEntry.typeThreshold }));
+
+interface Sample {
+  photo: string;
+  variant: string;
+  face: number;
+  verdict: string;
+  regions: RegionEvidence[];
+}
+// The localizer's outputs are cached per model, so the levels can be recomputed without it.
+const cache = path.join(REPO_ROOT, '.cache', `cue-threshold-samples-${m.locEntry.name}-${m.locEntry.sha256.slice(0, 12)}.json`);
+const fromCache = args.includes('--from-cache') && existsSync(cache);
+const samples: Sample[] = fromCache ? JSON.parse(readFileSync(cache, 'utf8')) : [];
+for (const p of fromCache ? [] : photos) {
+  const bytes = readFileSync(p.file);
+  const width = (await sharp(bytes).metadata()).width!;
+  for (const [variant, f] of VARIANTS) {
+    const img = await decodeRgb(await f(sharp(bytes).rotate(), width).toBuffer(), limits);
+    const faces = await m.detector.detect(img);
+    const loc = await m.localizer.localize(img, faces);
+    loc.faces.forEach((face, i) => samples.push({ photo: p.name, variant, face: i, verdict: loc.verdict ?? 'LIKELY_FORGED', regions: face.regions }));
+    console.error(`[measure] ${p.name} ${variant}: ${loc.faces.length} faces`);
+  }
+}
+
+if (!fromCache) writeFileSync(cache, JSON.stringify(samples));
+
+type Levels = { blurBelow: number; sharpenAbove: number; colourAbove: number; boundaryAbove: number };
+/** Past the extreme of `xs` (the top one, or the bottom one with `low`) by MARGIN of its distance from the median. */
+const beyond = (xs: number[], low = false) => {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const median = s[Math.floor(s.length / 2)];
+  const extreme = low ? s[0] : s[s.length - 1];
+  return extreme + MARGIN * (extreme - median);
+};
+const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
+function levelsFrom(ss: Sample[]): Record<string, Levels & { samples: number }> {
+  const byFamily = new Map<string, RegionEvidence[]>();
+  for (const s of ss) for (const r of s.regions) {
+    const fam = parseRegion(r.name)?.family;
+    if (fam) byFamily.set(fam, [...(byFamily.get(fam) ?? []), r]);
+  }
+  const g = global.options;
+  const out: Record<string, Levels & { samples: number }> = {};
+  for (const [fam, rs] of [...byFamily].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const vals = (k: keyof RegionEvidence['cues']) => rs.map((r) => r.cues[k]).filter((v): v is number => Number.isFinite(v));
+    const lo = beyond(vals('noiseLogRatio'), true);
+    const hi = beyond(vals('noiseLogRatio'));
+    const col = beyond(vals('colourDelta'));
+    const bnd = beyond(vals('boundaryStrength'));
+    out[fam] = {
+      blurBelow: round(Math.min(g.blurBelow, lo ?? g.blurBelow)),
+      sharpenAbove: round(Math.max(g.sharpenAbove, hi ?? g.sharpenAbove)),
+      colourAbove: round(Math.max(g.colourAbove, col ?? g.colourAbove), 1),
+      boundaryAbove: round(Math.max(g.boundaryAbove, bnd ?? g.boundaryAbove)),
+      samples: rs.length,
+    };
+  }
+  return out;
+}
+
+/** Region claims the template would make on these real faces with these levels. */
+function falseClaims(ss: Sample[], regions: Record<string, Partial<Levels>> | undefined, asServed = false): number {
+  const ex = new TemplateExplainer({ ...explainerOptions({ cueThresholds: { ...m.locEntry.cueThresholds, regions }, typeThreshold: m.locEntry.typeThreshold }), maxRegionsPerFace: 100 });
+  // Not as served: as if every real face had been called forged (the verdict no longer hides claims).
+  return ss.reduce((n, s) => n + ex.claims({ faceIndex: s.face, forgeryScore: 1, regions: s.regions }, (asServed ? s.verdict : 'LIKELY_FORGED') as 'LIKELY_FORGED').length, 0);
+}
+
+const levels = levelsFrom(samples);
+const strip = (l: Record<string, Levels & { samples: number }>) => Object.fromEntries(Object.entries(l).map(([k, { samples: _n, ...v }]) => [k, v]));
+const photoVariants = new Set(samples.map((s) => `${s.photo}|${s.variant}`)).size;
+// Leave one photo out: levels from the other photos, false claims counted on the held-out one's faces.
+let heldOut = 0;
+for (const p of photos) heldOut += falseClaims(samples.filter((s) => s.photo === p.name), strip(levelsFrom(samples.filter((s) => s.photo !== p.name))));
+const faceImages = samples.length;
+const report = {
+  model: m.locEntry.name,
+  method: `Real faces from registry packages (never the evaluation faces), each photo also ${VARIANTS.slice(1).map(([v]) => v).join(', ')}; per region family, the level is the highest real regional cue value (the lowest for blur) plus ${MARGIN} of its distance from the family's median, never laxer than the model's global level. A false claim is a region of a real face the template would name (coverage >= minCoverage and a cue past its level), counted on every real face whatever its verdict.`,
+  sources: photos.map((p) => ({ name: p.name, licence: p.licence, sha256: sha256Hex(readFileSync(p.file)) })),
+  faces: faceImages,
+  photoVariants,
+  falseClaims: {
+    globalLevels: falseClaims(samples, undefined),
+    perRegionLevelsInSample: falseClaims(samples, strip(levels)),
+    perRegionLevelsLeaveOnePhotoOut: heldOut,
+    perFaceImage: { global: round(falseClaims(samples, undefined) / faceImages, 3), leaveOnePhotoOut: round(heldOut / faceImages, 3) },
+    asServedWithTheirVerdicts: { globalLevels: falseClaims(samples, undefined, true), perRegionLevelsInSample: falseClaims(samples, strip(levels), true) },
+    verdicts: Object.fromEntries([...new Set(samples.map((s) => s.verdict))].map((v) => [v, samples.filter((s) => s.verdict === v).length])),
+  },
+  regions: levels,
+};
+const out = path.join(REPO_ROOT, path.dirname(m.locEntry.path), 'region-cue-thresholds.json');
+writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+console.log(JSON.stringify({ ...report, regions: undefined, sources: report.sources.length }, null, 2));
+console.log(`wrote ${path.relative(REPO_ROOT, out)}`);
+if (writeManifest) {
+  const manifestPath = cfg.TAMPERTRACE_MODELS_MANIFEST;
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { models: { name: string; cueThresholds?: Record<string, unknown> }[] };
+  const entry = manifest.models.find((e) => e.name === m.locEntry.name)!;
+  entry.cueThresholds = { ...entry.cueThresholds, regions: strip(levels) };
+  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+  console.log(`wrote cueThresholds.regions of ${entry.name} into ${path.relative(REPO_ROOT, manifestPath)}`);
+}
+await m.model.close?.();
+await m.detector.close?.();
+process.exit(0);
