@@ -59,8 +59,8 @@ test('Explain names only the regions whose own cues pass, each with its facts, a
   // this forgery's -0.23: a nose blurred a little more than any real one is named.
   const nose = explainer.levelsFor('nose').blurBelow;
   assert.ok(nose < -0.23, `nose level ${nose}`);
-  const regions = FORGED_NOSE.regions!.map((r) => (r.name === 'nose' ? { ...r, cues: { ...r.cues, noiseLogRatio: nose - 0.1 } } : r));
-  const forged = { ...FORGED_NOSE, regions, manipulations: [{ type: ManipulationType.INPAINT, probability: 0.83 }, { type: ManipulationType.SPLICE, probability: 0.1 }] };
+  const regions = create(FaceSchema, FORGED_NOSE).regions.map((r) => (r.name === 'nose' ? { ...r, cues: { ...r.cues!, noiseLogRatio: nose - 0.1 } } : r));
+  const forged: MessageInitShape<typeof FaceSchema> = { ...FORGED_NOSE, regions, manipulations: [{ type: ManipulationType.INPAINT, probability: 0.83 }, { type: ManipulationType.SPLICE, probability: 0.1 }] };
   const e = (await explain(Verdict.LIKELY_FORGED, [forged])).explanation!;
   assert.match(e.text, /\bnose\b.*smoother/i);
   assert.doesNotMatch(e.text, /\bmouth\b|\bcheeks?\b|\blips?\b/);

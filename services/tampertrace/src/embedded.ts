@@ -25,6 +25,7 @@ import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
 import { createExplainer } from '@tampertrace/explanation-generation/explainers';
+import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import type { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/shared/pglite';
@@ -90,7 +91,7 @@ export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded>
  * and the audit consumer (embedded mode, or all-in-one on real servers). Without them, this is
  * the distributed mode's ingest service, in front of stage services running elsewhere.
  */
-export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean; pepper: string }): Promise<Embedded> {
+export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean; pepper: string; explainer?: Explainer }): Promise<Embedded> {
   const { bus, store, sql } = t;
   const limits = limitsOf(cfg);
   // Detection and localization run in this one process: decode each original once for both.
@@ -109,7 +110,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     subs.push(
       await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
-      await runStage(bus, explanationStage({ explainer, limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runStage(bus, explanationStage({ explainer: opts.explainer ?? explainer, limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
         concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
         batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,
