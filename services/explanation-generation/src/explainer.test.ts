@@ -32,7 +32,7 @@ function checkInvariants(input: ExplanationInput, exp: Explanation, ex: Template
     // No region without a cue of its own: a coverage fact always comes with a cue fact.
     assert.ok(exp.facts.some((g) => g.cue !== 'coverage' && g.region === f.region && g.faceIndex === f.faceIndex), ctx);
   }
-  for (const k of exp.editKinds) assert.ok(k.probability >= ex.options.typeThreshold, ctx);
+  for (const k of exp.editKinds) assert.ok(k.probability >= k.threshold && k.threshold === ex.typeLevel(input.faces.find((f) => f.faceIndex === k.faceIndex)!), ctx);
   if (input.verdict === 'LIKELY_AUTHENTIC') assert.equal(exp.facts.length + exp.editKinds.length, 0, ctx);
   const paras = paragraphs(input, exp.text);
   input.faces.forEach((fe, k) => {
@@ -164,6 +164,10 @@ test('kinds of edit are named with their confidence, only from typeThreshold, mo
   assert.equal(only.text, 'No single facial region shows a cue past its natural level, so none is named (face score 0.80). The edit looks inpainted (filled in from its surroundings) (type confidence 0.83).');
   const higher = await new TemplateExplainer({ typeThreshold: 0.9 }).explain(TABLE[9][1]);
   assert.deepEqual(higher.editKinds, []);
+  // The face's own threshold (from the localizer, carried in the analysis) wins over the option.
+  const own = structuredClone(TABLE[9][1]);
+  own.faces[0].typeThreshold = 0.8;
+  assert.deepEqual((await new TemplateExplainer({ typeThreshold: 0.9 }).explain(own)).editKinds.map((k) => [k.type, k.threshold]), [['INPAINT', 0.8]]);
   assert.match(higher.text, /^No single facial region shows a cue past its natural level/);
 });
 

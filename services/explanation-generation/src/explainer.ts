@@ -44,6 +44,8 @@ export interface FaceEvidence {
   quality?: FaceQualityLabel;
   /** Independent probability of each kind of edit (Face.manipulations); empty without a type output. */
   manipulations?: { type: EditKind; probability: number }[];
+  /** The localizer's own type threshold for this face, when the analysis carries it; else the explainer's typeThreshold. */
+  typeThreshold?: number;
 }
 
 export type Verdict = 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN';
@@ -385,10 +387,16 @@ export class TemplateExplainer implements Explainer {
   /** The kinds of edit to name on one face, most probable first. */
   kinds(face: FaceEvidence, verdict: Verdict): { type: EditKind; probability: number }[] {
     if (verdict === 'LIKELY_AUTHENTIC' || !judgeable(face)) return [];
+    const level = this.typeLevel(face);
     return (face.manipulations ?? [])
-      .filter((m) => fin(m.probability) && m.probability >= this.options.typeThreshold && EDIT_KINDS.includes(m.type))
+      .filter((m) => fin(m.probability) && m.probability >= level && EDIT_KINDS.includes(m.type))
       .sort((a, b) => b.probability - a.probability)
       .slice(0, this.options.maxKindsPerFace);
+  }
+
+  /** The probability from which a kind of edit is named on this face. */
+  typeLevel(face: FaceEvidence): number {
+    return fin(face.typeThreshold) && face.typeThreshold > 0 ? face.typeThreshold : this.options.typeThreshold;
   }
 
   private explainFace(face: FaceEvidence, verdict: Verdict, multi: boolean, written?: ReadonlyMap<string, { sentence: string; cues: readonly Cue[] }>): { text: string; facts: Fact[]; editKinds: EditKindFact[] } {
@@ -411,8 +419,8 @@ export class TemplateExplainer implements Explainer {
       faceIndex: face.faceIndex,
       type: k.type,
       probability: k.probability,
-      threshold: o.typeThreshold,
-      statement: `The localizer's type output gives ${EDIT_KIND_NOUN[k.type]} a probability of ${fmt(k.probability)} (named from ${fmt(o.typeThreshold)}).`,
+      threshold: this.typeLevel(face),
+      statement: `The localizer's type output gives ${EDIT_KIND_NOUN[k.type]} a probability of ${fmt(k.probability)} (named from ${fmt(this.typeLevel(face))}).`,
     }));
     for (let n = Math.min(o.maxRegionsPerFace, all.length); ; n--) {
       const claims = all.slice(0, n);
