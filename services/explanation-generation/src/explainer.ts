@@ -438,7 +438,7 @@ export class TemplateExplainer implements Explainer {
           ? `no measurable inconsistency was found on this face (face score ${score}); that is not proof that it is unedited.`
           : `no single facial region shows a cue past its natural level, so none is named (face score ${score}).`);
       }
-      if (verdict === 'UNCERTAIN') sentences.push(`the evidence is weak overall (face score ${score}).`);
+      if (verdict === 'UNCERTAIN') sentences.push(claims.length ? `the evidence is weak overall (face score ${score}).` : 'the evidence is weak overall.');
       const text = sentences.map((s, i) => (i === 0 ? open(s) : capitalize(s))).join(' ');
       if (text.length <= o.maxCharsPerFace || n <= 1) return { text, facts: claims.flatMap((c) => this.factsFor(face, c)), editKinds };
     }
