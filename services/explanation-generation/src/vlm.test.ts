@@ -3,13 +3,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import path from 'node:path';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import { create } from '@bufbuild/protobuf';
+import { FsObjectStore } from '@tampertrace/shared';
+import { ManipulationType, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { EventMetaSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { TemplateExplainer, checkGrounding, type ExplanationInput } from './explainer.ts';
+import { explanationStage } from './stage.ts';
 import { accept, CircuitBreaker, VlmExplainer, type VlmOptions } from './vlm.ts';
 
 const KEY = 'sk-test-7f3a9c1e5b2d4f6a8c0e';
@@ -220,4 +228,35 @@ test('accept() ignores answers of the wrong shape', () => {
   for (const a of [null, 3, 'x', {}, { faces: {} }, { faces: [null, 1, { face: 1 }, { face: 1, claims: [null, { region: 1 }, { region: 'lips', cues: 'colour', sentence: 'The lips colour.' }] }] }]) {
     assert.equal(accept(a, offers).size, 0, JSON.stringify(a));
   }
+});
+
+test('through the stage: the model is shown the stored face with its mask drawn, and the Analysis records the model', async () => {
+  const store = new FsObjectStore(await mkdtemp(path.join(os.tmpdir(), 'tt-vlm-')));
+  // A 200 x 160 grey photo with the right half of its 40 px face masked.
+  const W = 200;
+  const H = 160;
+  const original = await store.put('originals', 't/a.png', await sharp({ create: { width: W, height: H, channels: 3, background: '#646464' } }).png().toBuffer(), 'image/png');
+  const maskPx = Buffer.alloc(W * H, 0);
+  for (let y = 60; y < 100; y++) maskPx.fill(255, y * W + 100, y * W + 120);
+  const mask = await store.put('artifacts', 't/a.mask.png', await sharp(maskPx, { raw: { width: W, height: H, channels: 1 } }).png().toBuffer(), 'image/png');
+  const face = input().faces[0];
+  received.length = 0;
+  behaviour = () => ({ body: completion(GOOD) });
+  const event = create(ForgeryLocalizedSchema, {
+    meta: create(EventMetaSchema, { analysisId: '01a21cbd-0000-7000-8000-000000000000', tenantId: 't' }),
+    verdict: Verdict.LIKELY_FORGED,
+    artifacts: { original, mask },
+    faces: [{ index: 0, box: { x: 80, y: 60, width: 40, height: 40 }, forgeryScore: face.forgeryScore, regions: face.regions, manipulations: [{ type: ManipulationType.SMOOTH, probability: 0.77 }] }],
+  });
+  const out = await explanationStage({ explainer: new VlmExplainer(options(), template), store }).handle(event);
+  const e = out.analysis!.explanation!;
+  assert.deepEqual([e.generator?.name, e.generator?.version, e.fallbackReason], ['openai-compatible:test-vlm', 'prompt-1.0.0', '']);
+  assert.match(e.text, /^The left cheek looks airbrushed/);
+  assert.ok(out.analysis!.models.some((m) => m.name === 'openai-compatible:test-vlm'));
+  const url = JSON.stringify(received[0].body.messages).match(/data:image\/png;base64,([A-Za-z0-9+/=]+)/)![1];
+  const { data, info } = await sharp(Buffer.from(url, 'base64')).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([info.width, info.height], [320, 320]);
+  const px = (fx: number, fy: number) => [...data.subarray((Math.round(fy * 320) * 320 + Math.round(fx * 320)) * info.channels).subarray(0, 3)];
+  assert.deepEqual(px(0.3, 0.5), [100, 100, 100]);
+  assert.ok(px(0.6, 0.5)[0] > 130 && px(0.6, 0.5)[1] < 80, 'the masked half is drawn red');
 });
