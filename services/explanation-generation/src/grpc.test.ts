@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { grpcFailure } from '@tampertrace/shared/testing';
 import { createGrpcServer, grpc, loadConfig, serviceClient, startGrpcServer, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { checkHealth } from '@tampertrace/shared/health';
-import { Cue, FaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { Cue, FaceQuality, FaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { ManipulationType, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ExplainRequestSchema, ExplanationService, type ExplainResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
 import { localizerEntry } from '@tampertrace/forgery-localization/load';
@@ -86,6 +86,10 @@ test('a LIKELY_AUTHENTIC verdict names no region and reads as no measurable inco
   assert.deepEqual(e.facts, []);
   assert.deepEqual(checkGrounding(e.text, []), []);
   assert.equal((await explain(Verdict.UNSPECIFIED, [])).explanation, undefined);
+  // A face the detection stage judged too small says so, whatever its evidence.
+  const small = (await explain(Verdict.LIKELY_FORGED, [{ ...FORGED_NOSE, quality: FaceQuality.TOO_SMALL, manipulations: [{ type: ManipulationType.INPAINT, probability: 0.9 }] }])).explanation!;
+  assert.match(small.text, /^The face is too small in the image to judge/);
+  assert.deepEqual([small.facts, small.editKinds], [[], []]);
 });
 
 test('evidence that is not sound fails with INVALID_ARGUMENT and INVALID_MESSAGE in the trailer', async () => {
