@@ -102,7 +102,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   const ingest = await openIngest({ cfg, log: log.child({ component: 'ingest' }), bus, store, sql, decoded, pepper: opts.pepper });
   const { gateway } = ingest;
   if (opts.stages !== false) {
-    const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
+    const { detector, model, locEntry, localizer } = await loadModels(cfg);
     // openIngest migrated it: the API reads the same store.
     audit = ingest.audit;
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
@@ -110,7 +110,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     subs.push(
       await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
-      await runStage(bus, explanationStage({ explainer: opts.explainer ?? explainer, limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runStage(bus, explanationStage({ explainer: opts.explainer ?? createExplainer(cfg, locEntry, log.child({ stage: 'explanation-generation' })), limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
         concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
         batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,
