@@ -19,6 +19,7 @@ import { parseRegion } from '@tampertrace/shared/region-words';
 import { FACES_DIR } from '@tampertrace/shared/testing';
 import { explainerOptions, TemplateExplainer, type RegionEvidence } from '../services/explanation-generation/src/explainer.ts';
 import { makeSelfBlended, SBI_TRANSFORMS } from '../services/forgery-localization/src/sbi.ts';
+import { REGION_NAMES } from '../services/forgery-localization/src/regions.ts';
 import { loadModels } from '../services/tampertrace/src/embedded.ts';
 
 /** Real face photos from registry packages (licences as the packages declare them). Used to measure levels only; never shipped. */
@@ -38,7 +39,7 @@ const MARGINS = [0, 0.25, 0.5, 1, 2];
 /** The target: at most one false region claim per 20 real photos. */
 const TARGET_FALSE_CLAIMS = 0.05;
 /** Region sets the forgeries edit, in the localizer's region names. */
-const FORGED_SETS = [['nose'], ['mouth', 'lip'], ['right cheek', 'left cheek'], ['right eye', 'left eye'], ['forehead'], ['chin', 'jaw']];
+const FORGED_SETS = [['nose'], ['mouth', 'lip', 'lips'], ['right cheek', 'left cheek'], ['right eye', 'left eye'], ['forehead'], ['chin', 'jaw']];
 const limits = { maxInputBytes: 100e6, maxPixels: 100e6, minSide: 32 };
 
 const args = process.argv.slice(2);
@@ -122,7 +123,9 @@ for (const [k, p] of (fromCache ? [] : photos).entries()) {
     // edits (one per transform) of rotating region sets.
     if (variant !== 'original' || faces.length === 0) continue;
     for (const [t, transform] of SBI_TRANSFORMS.entries()) {
-      const set = FORGED_SETS[(k + t) % FORGED_SETS.length];
+      // Region names as the localizer's region builder has them (they change with its geometry).
+      const set = FORGED_SETS[(k + t) % FORGED_SETS.length].filter((r) => (REGION_NAMES as readonly string[]).includes(r));
+      if (set.length === 0) continue;
       const forged = await makeSelfBlended(img, faces[0], { regions: set, transform, seed: 1000 + 10 * k + t });
       const out = await m.localizer.localize(forged.rgb, [faces[0]]);
       forgeries.push({ photo: p.name, transform, edited: set, regions: out.faces[0].regions });
