@@ -10,7 +10,7 @@ import { createGrpcServer, decodeRgb, grpc, limitsOf, loadConfig, serviceClient,
 import { checkHealth } from '@tampertrace/shared/health';
 import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg, grpcFailure } from '@tampertrace/shared/testing';
 import { DetectRequestSchema, FaceDetectionService, type DetectResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
-import type { BlazeFaceDetector } from './blazeface.ts';
+import type { DetectorWithGeometry } from './landmarks.ts';
 import { faceDetectionGrpc } from './grpc.ts';
 import { loadDetector } from './load.ts';
 
@@ -19,7 +19,7 @@ const ASTRONAUT_FACE = { x: 178, y: 81, width: 94, height: 94 };
 const CAMERA_FACE = { x: 171, y: 116, width: 90, height: 90 };
 
 const cfg = loadConfig({ ...process.env, TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '2000000' });
-let detector: BlazeFaceDetector;
+let detector: DetectorWithGeometry;
 let api: GrpcApi;
 let address: string;
 let client: grpc.Client;
