@@ -1,6 +1,7 @@
 // Writes the crops the detection stage feeds the landmark models for the two test faces
 // (testdata/landmarks/<face>-192.rgb, <face>-<eye>-64.rgb, packed RGB) so that convert.py can
-// check the ONNX against TFLite on real crops and store TFLite's outputs as test references.
+// check the ONNX against TFLite on real crops and store TFLite's outputs as test references;
+// also the faces' geometry (testdata/landmarks/<face>-geometry.json) for the region tests.
 // Usage: node --import tsx models/face-landmark/reference-crops.ts
 import { readFile, writeFile } from 'node:fs/promises';
 import { decodeRgb } from '@tampertrace/shared';
@@ -20,6 +21,10 @@ for (const name of ['astronaut', 'camera']) {
   await writeFile(`${root}testdata/landmarks/${name}-${MESH_INPUT}.rgb`, bytes(crop));
   const [g] = await lm.locate(img, [face]);
   const L = g.landmarks;
+  // The face's geometry as the stage reports it, for tests of the region polygons (shared/).
+  const round = (v: number) => Math.round(v * 100) / 100;
+  const geometry = { box: face.box, keypoints: face.keypoints, presence: g.presence, headPose: g.headPose, landmarks: L.map((p) => ({ x: round(p.x), y: round(p.y) })) };
+  await writeFile(`${root}testdata/landmarks/${name}-geometry.json`, JSON.stringify(geometry) + '\n');
   for (const [eye, a, b, flip] of [['right', MESH.rightEyeOuter, MESH.rightEyeInner, false], ['left', MESH.leftEyeInner, MESH.leftEyeOuter, true]] as const) {
     const t = new Float32Array(IRIS_INPUT * IRIS_INPUT * 3);
     cutRoi(img, eyeRoi(L[a], L[b]), IRIS_INPUT, t, 0, flip);

@@ -120,6 +120,8 @@ export const REGION_GEOMETRY = Object.freeze({
   earHiddenYaw: 35,
   /** The mouth counts as open (tooth zone drawn) when its opening is this share of its width. */
   openMouth: 0.08,
+  /** Half-width of the nose bridge's top, as a share of the inner-eye-corner distance. */
+  noseBridge: 0.2,
   /** Vertices of an ellipse or circle. */
   ellipseVertices: 24,
 });
@@ -179,7 +181,12 @@ export function faceRegions(landmarks: readonly Point[], yawDeg = 0): FaceRegion
   add('mouth', lipsInner);
   add('lip', lipsOuter);
   add('lip', lipsInner, true);
-  add('nose', loop([168, 275, 440, 344, 278, 294, 327, 326, 2, 97, 98, 64, 48, 115, 220, 45]));
+  // Nose: the mesh's nostril outline (FACEMESH_NOSE) closed over the bridge, whose top (168,
+  // between the eyes) is widened to a fifth of the inner-eye-corner distance each side.
+  const bridge = at(168);
+  const across = sub(at(MESH.leftEyeInner), at(MESH.rightEyeInner));
+  const bridgeSide = (sign: number): Point => ({ x: bridge.x + sign * REGION_GEOMETRY.noseBridge * across.x, y: bridge.y + sign * REGION_GEOMETRY.noseBridge * across.y });
+  add('nose', [bridgeSide(1), ...loop([275, 440, 344, 278, 294, 327, 326, 2, 97, 98, 64, 48, 115, 220, 45]), bridgeSide(-1)]);
   add('chin', loop([375, 321, 405, 314, 17, 84, 181, 91, 146, 176, 148, 152, 377, 400]));
   add('right cheek', loop([33, 7, 163, 144, 145, 153, 154, 155, 133, 45, 220, 115, 48, 64, 98, 61, 58, 132, 93, 234, 127]));
   add('left cheek', loop([263, 249, 390, 373, 374, 380, 381, 382, 362, 275, 440, 344, 278, 294, 327, 291, 288, 361, 323, 454, 356]));

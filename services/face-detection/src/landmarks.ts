@@ -17,6 +17,13 @@ export const IRIS_INPUT = 64;
 /** MediaPipe's face ROI: 1.5x the detection box's longer side (face_detection_front_detection_to_roi). */
 export const FACE_ROI_SCALE = 1.5;
 /** MediaPipe's eye ROI: 2.3x the eye-corner distance (iris_landmark_landmarks_to_roi). */
+/**
+ * Roll left between the detection's crop and the face's own eye line (degrees) beyond which the
+ * mesh runs a second time on the crop its landmarks give: BlazeFace's eye keypoints are coarse
+ * on rolled faces (27 degrees off on a face turned a quarter, measured), and the mesh model
+ * corrects only part of a residual roll.
+ */
+export const RECROP_ROLL_DEG = 8;
 export const EYE_ROI_SCALE = 2.3;
 
 /** A square, rotated crop: centre and side in image pixels, angle in radians (clockwise, y down). */
@@ -60,6 +67,36 @@ export function faceRoi(box: Box, keypoints: readonly Point[]): Roi {
  */
 export function eyeRoi(a: Point, b: Point): Roi {
   return { cx: (a.x + b.x) / 2, cy: (a.y + b.y) / 2, side: EYE_ROI_SCALE * Math.hypot(b.x - a.x, b.y - a.y), angle: Math.atan2(b.y - a.y, b.x - a.x) };
+}
+
+/**
+ * MediaPipe's face ROI from the face's own landmarks (face_landmark_landmarks_to_roi, what it
+ * tracks with in video): rotated along the outer eye corners (33 -> 263), 1.5x the landmarks'
+ * extent. The extent is measured along the rotated axes rather than the image's (MediaPipe's
+ * axis-aligned bounds grow the crop on a rolled face).
+ */
+export function landmarkRoi(landmarks: readonly Point[]): Roi {
+  const a = landmarks[MESH.rightEyeOuter];
+  const b = landmarks[MESH.leftEyeOuter];
+  const angle = Math.atan2(b.y - a.y, b.x - a.x);
+  const c = Math.cos(angle);
+  const s = Math.sin(angle);
+  let u0 = Infinity;
+  let u1 = -Infinity;
+  let v0 = Infinity;
+  let v1 = -Infinity;
+  for (let i = 0; i < MESH_POINTS; i++) {
+    const p = landmarks[i];
+    const u = p.x * c + p.y * s;
+    const v = -p.x * s + p.y * c;
+    u0 = Math.min(u0, u);
+    u1 = Math.max(u1, u);
+    v0 = Math.min(v0, v);
+    v1 = Math.max(v1, v);
+  }
+  const um = (u0 + u1) / 2;
+  const vm = (v0 + v1) / 2;
+  return { cx: um * c - vm * s, cy: um * s + vm * c, side: FACE_ROI_SCALE * Math.max(u1 - u0, v1 - v0), angle };
 }
 
 /** Crop pixels (0..size, continuous) to image pixels. `flip`: the crop was mirrored left-right. */
@@ -253,18 +290,18 @@ export class FaceLandmarker {
   async locate(img: RgbImage, faces: ReadonlyArray<{ box: Box; keypoints: readonly Point[] }>): Promise<FaceGeometry[]> {
     if (faces.length === 0) return [];
     const rois = faces.map((f) => faceRoi(f.box, f.keypoints));
-    const crops = rois.map((roi) => {
-      const t = new Float32Array(MESH_INPUT * MESH_INPUT * 3);
-      cutRoi(img, roi, MESH_INPUT, t);
-      return t;
+    let geometry = await this.runMesh(img, rois);
+    // Second pass, as MediaPipe's tracking does, for faces whose crop was rolled off their eye line.
+    const redo = geometry.flatMap((g, k) => {
+      const roi = landmarkRoi(g.landmarks);
+      const off = Math.abs(((((roi.angle - rois[k].angle) * 180) / Math.PI + 540) % 360) - 180);
+      return off > RECROP_ROLL_DEG ? [{ k, roi }] : [];
     });
-    const meshOut = await Promise.all(this.mesh.submitMany(crops));
-    const geometry = meshOut.map(([raw, flag], k): FaceGeometry => {
-      const roi = rois[k];
-      const landmarks: Point[] = [];
-      for (let i = 0; i < MESH_POINTS; i++) landmarks.push(roiToImage(roi, MESH_INPUT, raw[3 * i], raw[3 * i + 1]));
-      return { landmarks, presence: sigmoid(flag[0]), headPose: headPose(raw, 0, roi.angle) };
-    });
+    if (redo.length > 0) {
+      const again = await this.runMesh(img, redo.map((r) => r.roi));
+      geometry = geometry.slice();
+      redo.forEach((r, j) => (geometry[r.k] = again[j]));
+    }
     // Iris: the crop around each eye's corners; the model knows one eye (the subject's right), so
     // the left eye's crop is mirrored, as MediaPipe does.
     const eyes = geometry.flatMap((g) => [
@@ -282,6 +319,22 @@ export class FaceLandmarker {
       for (let i = 0; i < 5; i++) geometry[j >> 1].landmarks.push(roiToImage(roi, IRIS_INPUT, iris[3 * i], iris[3 * i + 1], flip));
     });
     return geometry;
+  }
+
+  /** The mesh model on these crops, points mapped back to the image. */
+  private async runMesh(img: RgbImage, rois: Roi[]): Promise<FaceGeometry[]> {
+    const crops = rois.map((roi) => {
+      const t = new Float32Array(MESH_INPUT * MESH_INPUT * 3);
+      cutRoi(img, roi, MESH_INPUT, t);
+      return t;
+    });
+    const out = await Promise.all(this.mesh.submitMany(crops));
+    return out.map(([raw, flag], k): FaceGeometry => {
+      const roi = rois[k];
+      const landmarks: Point[] = [];
+      for (let i = 0; i < MESH_POINTS; i++) landmarks.push(roiToImage(roi, MESH_INPUT, raw[3 * i], raw[3 * i + 1]));
+      return { landmarks, presence: sigmoid(flag[0]), headPose: headPose(raw, 0, roi.angle) };
+    });
   }
 
   async close(): Promise<void> {
