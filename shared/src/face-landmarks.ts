@@ -60,17 +60,18 @@ export const MIN_LANDMARK_PRESENCE = 0.5;
  */
 export const MIN_JUDGEABLE_FACE_PX = 40;
 
-export type FaceQualityName = 'JUDGEABLE' | 'TOO_SMALL' | 'TOO_DEGRADED';
+/** FaceQuality (analysis.proto) by its value names. */
+export type FaceQualityName = 'UNSPECIFIED' | 'JUDGEABLE' | 'TOO_SMALL' | 'TOO_DEGRADED';
 
 /**
  * Whether a face can be judged: too small first (its landmarks would not help), then the
- * landmark model's presence. `presence` undefined: the landmark model did not run (then the
- * face is judged as before landmarks existed).
+ * landmark model's presence. `presence` undefined: the landmark model did not run, so only the
+ * size is assessed (UNSPECIFIED when it passes).
  */
 export function faceQuality(box: Box, presence: number | undefined): FaceQualityName {
   if (Math.max(box.width, box.height) < MIN_JUDGEABLE_FACE_PX) return 'TOO_SMALL';
-  if (presence !== undefined && !(presence >= MIN_LANDMARK_PRESENCE)) return 'TOO_DEGRADED';
-  return 'JUDGEABLE';
+  if (presence === undefined) return 'UNSPECIFIED';
+  return presence >= MIN_LANDMARK_PRESENCE ? 'JUDGEABLE' : 'TOO_DEGRADED';
 }
 
 /** Whether a landmark list is a full mesh (with or without the iris points). */

@@ -140,11 +140,12 @@ test('no regions without a full mesh; the far ear is hidden on a turned face; a 
   assert.ok(!names(faceRegions(FACES.astronaut.landmarks.slice(0, 468))).some((n) => n.endsWith('pupil')));
 });
 
-test('face quality: small faces first, then the landmark presence; without a landmark run, judged as before', () => {
+test('face quality: small faces first, then the landmark presence; without a landmark run only the size is assessed', () => {
   const box = (s: number): Box => ({ x: 0, y: 0, width: s, height: s });
   assert.equal(faceQuality(box(30), 0.99), 'TOO_SMALL');
   assert.equal(faceQuality(box(100), 0.2), 'TOO_DEGRADED');
   assert.equal(faceQuality(box(100), Number.NaN), 'TOO_DEGRADED');
   assert.equal(faceQuality(box(100), 0.9), 'JUDGEABLE');
-  assert.equal(faceQuality(box(100), undefined), 'JUDGEABLE');
+  assert.equal(faceQuality(box(100), undefined), 'UNSPECIFIED');
+  assert.equal(faceQuality(box(30), undefined), 'TOO_SMALL');
 });
