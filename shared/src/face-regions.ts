@@ -300,11 +300,14 @@ export function rasteriseRegions(regions: readonly FaceRegion[], width: number, 
     const b = boundsOf(solid.flatMap((p) => p.points));
     const y0 = Math.max(0, Math.floor(b.y0 - 0.5));
     const y1 = Math.min(height - 1, Math.ceil(b.y1));
+    // each polygon's rows, so a row skips the holes that do not reach it
+    const polys = r.polygons.map((p) => ({ ...p, b: boundsOf(p.points) }));
     for (let y = y0; y <= y1; y++) {
       const yc = y + 0.5;
       let lo = width;
       let hi = -1;
-      for (const p of r.polygons) {
+      for (const p of polys) {
+        if (yc < p.b.y0 || yc > p.b.y1) continue;
         crossings(p.points, yc, xs);
         for (let i = 0; i + 1 < xs.length; i += 2) {
           // centres xc with xs[i] <= xc < xs[i+1]
