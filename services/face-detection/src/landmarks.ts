@@ -210,6 +210,9 @@ export function headPose(mesh: Float32Array | number[], offset: number, cropAngl
 export interface LandmarkerOptions {
   meshModelPath: string;
   irisModelPath: string;
+  /** Names and versions reported in ModelRef (the manifest's); default the bundled models'. */
+  meshModel?: { name: string; version: string };
+  irisModel?: { name: string; version: string };
   executionProviders?: string[];
   intraOpNumThreads?: number;
   /** Sessions in a worker thread of their own (off the event loop). */
@@ -223,14 +226,14 @@ interface Loaded {
   info: { name: string; version: string; sha256: string };
 }
 
-async function load(path: string, name: string, o: LandmarkerOptions, pool: OnnxPool | undefined): Promise<Loaded> {
+async function load(path: string, ref: { name: string; version: string }, o: LandmarkerOptions, pool: OnnxPool | undefined): Promise<Loaded> {
   const bytes = await readFile(path);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const { session } = await createWithCpuFallback(path, o.executionProviders ?? ['cpu'], (executionProviders) => {
     const options = { executionProviders, intraOpNumThreads: o.intraOpNumThreads ?? 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
     return pool ? pool.open({ path, sha256 }, options) : localOnnxRunner(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), options);
   });
-  return { session, info: { name, version: '0.10.14', sha256 } };
+  return { session, info: { ...ref, sha256 } };
 }
 
 /** Runs a model on batches of crops and splits every output per crop. */
@@ -276,8 +279,8 @@ export class FaceLandmarker {
     const pool = o.worker ? new OnnxPool(1) : undefined;
     let mesh: Loaded | undefined;
     try {
-      mesh = await load(o.meshModelPath, 'mediapipe-face-landmark-468', o, pool);
-      const iris = await load(o.irisModelPath, 'mediapipe-iris-landmark', o, pool);
+      mesh = await load(o.meshModelPath, o.meshModel ?? { name: 'mediapipe-face-landmark-468', version: '0.10.14' }, o, pool);
+      const iris = await load(o.irisModelPath, o.irisModel ?? { name: 'mediapipe-iris-landmark', version: '0.10.14' }, o, pool);
       return new FaceLandmarker(mesh, iris, pool, Math.max(1, o.maxBatch ?? 16));
     } catch (err) {
       await mesh?.session.release();

@@ -17,6 +17,8 @@ export async function loadDetector(cfg: Config): Promise<DetectorWithGeometry> {
     FaceLandmarker.load({
       meshModelPath: path.resolve(manifest.root, mesh.path),
       irisModelPath: path.resolve(manifest.root, iris.path),
+      meshModel: mesh,
+      irisModel: iris,
       executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS,
       intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
       worker: cfg.TAMPERTRACE_ORT_WORKERS > 0,
