@@ -233,7 +233,7 @@ async function load(path: string, ref: { name: string; version: string }, o: Lan
     const options = { executionProviders, intraOpNumThreads: o.intraOpNumThreads ?? 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const };
     return pool ? pool.open({ path, sha256 }, options) : localOnnxRunner(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), options);
   });
-  return { session, info: { ...ref, sha256 } };
+  return { session, info: { name: ref.name, version: ref.version, sha256 } };
 }
 
 /** Runs a model on batches of crops and splits every output per crop. */
