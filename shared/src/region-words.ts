@@ -37,10 +37,10 @@ export const REGION_WORDS: Readonly<Record<string, readonly string[]>> = Object.
 
 /**
  * Families whose region exists only when its own evidence shows it is there (visible teeth, a
- * beard): the explainer never names them without a passing cue of their own, and their
- * thresholds default to the strictest measured ones.
+ * beard), and the pupils (a catch-light is not an edit): the explainer never names them without
+ * a passing cue of their own, and their levels default to the strictest measured ones.
  */
-export const ZONE_FAMILIES: readonly string[] = Object.freeze(['tooth', 'beard', 'mustache', 'hair']);
+export const ZONE_FAMILIES: readonly string[] = Object.freeze(['tooth', 'beard', 'mustache', 'hair', 'pupil']);
 
 export type Side = 'left' | 'right';
 

@@ -6,7 +6,7 @@ import { ApiError, api, type Analysis, type AuditRecord, type Face } from './api
 import { h, replace } from './dom.ts';
 import { editKinds, segments } from './explain.ts';
 import { percent, score, stageLabel, statusLabel, verdictLabel, when } from './format.ts';
-import { regionShape } from './regions.ts';
+import { regionShape, type PolygonShape, type RegionShape } from './regions.ts';
 
 export function renderDetail(root: HTMLElement, id: string, signal: AbortSignal): void {
   replace(root, h('p', { class: 'muted' }, 'Loading…'));
@@ -203,16 +203,12 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
   return {
     element: h('div', { class: 'views' }, h('figure', { class: 'viewer' }, stage, controls), zoom),
     highlight(face, regions) {
-      // The union of the regions' shapes; every shape of one face shares its window.
-      const shapes = regions.map((r) => regionShape(face, r, W, H)).filter((x): x is NonNullable<typeof x> => !!x);
+      // The union of the regions' shapes (stored polygons, or keypoint grids on older analyses).
+      const shapes = regions.map((r) => regionShape(face, r, W, H)).filter((x): x is RegionShape => !!x);
       if (!shapes.length) return;
-      const shape = shapes[0];
-      highlightCanvas.width = shape.gw;
-      highlightCanvas.height = shape.gh;
-      const ctx = highlightCanvas.getContext('2d')!;
-      const img = ctx.createImageData(shape.gw, shape.gh);
-      for (let i = 0; i < shape.grid.length; i++) if (shapes.some((x) => x.grid[i])) img.data.set([0, 200, 255, 150], i * 4);
-      ctx.putImageData(img, 0, 0);
+      const shape = { window: unionWindow(shapes.map((x) => x.window)) };
+      drawShapes(highlightCanvas, shapes, shape.window);
+      highlightCanvas.dataset.shape = shapes[0].kind;
       Object.assign(highlightCanvas.style, { left: pct(shape.window.x, W), top: pct(shape.window.y, H), width: pct(shape.window.width, W), height: pct(shape.window.height, H) });
       highlightCanvas.dataset.region = regions.join(', ');
       highlightCanvas.dataset.face = String(face.index);
@@ -224,9 +220,69 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
     clear() {
       highlightCanvas.hidden = true;
       delete highlightCanvas.dataset.region;
+      delete highlightCanvas.dataset.shape;
       drawZoom();
     },
   };
+}
+
+type Window = { x: number; y: number; width: number; height: number };
+
+/** The smallest window holding all of them. */
+function unionWindow(ws: Window[]): Window {
+  const x = Math.min(...ws.map((w) => w.x));
+  const y = Math.min(...ws.map((w) => w.y));
+  return { x, y, width: Math.max(...ws.map((w) => w.x + w.width)) - x, height: Math.max(...ws.map((w) => w.y + w.height)) - y };
+}
+
+/**
+ * Draws region shapes over `w` into the highlight canvas (at most 1024 px a side): each region
+ * on its own with its holes cut out, then laid over the others, so one region's holes never cut
+ * another region ("both eyes" is two eyes).
+ */
+function drawShapes(c: HTMLCanvasElement, shapes: RegionShape[], w: Window): void {
+  const k = Math.min(1, 1024 / Math.max(w.width, w.height));
+  c.width = Math.max(1, Math.round(w.width * k));
+  c.height = Math.max(1, Math.round(w.height * k));
+  const ctx = c.getContext('2d')!;
+  ctx.clearRect(0, 0, c.width, c.height);
+  for (const shape of shapes) {
+    const one = h('canvas', { width: c.width, height: c.height });
+    if (shape.kind === 'polygons') drawPolygons(one, shape, w, k);
+    else {
+      const grid = h('canvas', { width: shape.gw, height: shape.gh });
+      const g = grid.getContext('2d')!;
+      const img = g.createImageData(shape.gw, shape.gh);
+      for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
+      g.putImageData(img, 0, 0);
+      const o = one.getContext('2d')!;
+      o.imageSmoothingEnabled = false;
+      o.drawImage(grid, (shape.window.x - w.x) * k, (shape.window.y - w.y) * k, shape.window.width * k, shape.window.height * k);
+    }
+    ctx.drawImage(one, 0, 0);
+  }
+}
+
+/** One region's polygons (image pixels) on a canvas covering `w` at scale `k`, holes cut out. */
+function drawPolygons(c: HTMLCanvasElement, shape: PolygonShape, w: Window, k: number): void {
+  const ctx = c.getContext('2d')!;
+  const path = (pts: { x: number; y: number }[]) => {
+    ctx.beginPath();
+    pts.forEach((p, i) => (i === 0 ? ctx.moveTo : ctx.lineTo).call(ctx, (p.x - w.x) * k, (p.y - w.y) * k));
+    ctx.closePath();
+  };
+  ctx.fillStyle = 'rgba(0, 200, 255, 0.6)';
+  for (const p of shape.polygons.filter((q) => !q.hole)) {
+    path(p.points);
+    ctx.fill('evenodd');
+  }
+  ctx.globalCompositeOperation = 'destination-out';
+  ctx.fillStyle = '#000';
+  for (const p of shape.polygons.filter((q) => q.hole)) {
+    path(p.points);
+    ctx.fill('evenodd');
+  }
+  ctx.globalCompositeOperation = 'source-over';
 }
 
 /** A PNG drawn into a canvas of the image's size, each pixel's grey level mapped to RGBA. */
