@@ -17,7 +17,7 @@ import sharp, { type Sharp } from 'sharp';
 import { REPO_ROOT, createLogger, decodeRgb, loadConfig, sha256Hex } from '@tampertrace/shared';
 import { parseRegion } from '@tampertrace/shared/region-words';
 import { FACES_DIR } from '@tampertrace/shared/testing';
-import { explainerOptions, TemplateExplainer, type RegionEvidence } from '../services/explanation-generation/src/explainer.ts';
+import { explainerOptions, TemplateExplainer, type FaceQualityLabel, type RegionEvidence } from '../services/explanation-generation/src/explainer.ts';
 import { makeSelfBlended, SBI_TRANSFORMS } from '../services/forgery-localization/src/sbi.ts';
 import { REGION_NAMES } from '../services/forgery-localization/src/regions.ts';
 import { loadModels } from '../services/tampertrace/src/embedded.ts';
@@ -94,12 +94,14 @@ const global = new TemplateExplainer(explainerOptions({ cueThresholds: { ...m.lo
 
 interface Forgery {
   photo: string;
+  quality?: FaceQualityLabel;
   transform: string;
   edited: string[];
   regions: RegionEvidence[];
 }
 interface Sample {
   photo: string;
+  quality?: FaceQualityLabel;
   variant: string;
   face: number;
   verdict: string;
@@ -114,9 +116,11 @@ for (const [k, p] of (fromCache ? [] : photos).entries()) {
   const width = (await sharp(bytes).metadata()).width!;
   for (const [variant, f] of VARIANTS) {
     const img = await decodeRgb(await f(sharp(bytes).rotate(), width).toBuffer(), limits);
-    const faces = await m.detector.detect(img);
+    // As the stages pass them on: the landmark geometry goes with each face, so regions are the
+    // landmark polygons where the mesh could place the face.
+    const faces = (await m.detector.detect(img)).map((f) => ({ ...f, landmarks: f.geometry?.landmarks, landmarkPresence: f.geometry?.presence, headPose: f.geometry?.headPose }));
     const loc = await m.localizer.localize(img, faces);
-    loc.faces.forEach((face, i) => samples.push({ photo: p.name, variant, face: i, verdict: loc.verdict ?? 'LIKELY_FORGED', regions: face.regions }));
+    loc.faces.forEach((face, i) => samples.push({ photo: p.name, variant, face: i, verdict: loc.verdict ?? 'LIKELY_FORGED', quality: face.quality, regions: face.regions }));
     console.error(`[measure] ${p.name} ${variant}: ${loc.faces.length} faces`);
     // Self-blended forgeries of the same real photos (never the evaluation faces), to see what
     // each margin costs in region claims that are right: the photo's most confident face, four
@@ -128,7 +132,7 @@ for (const [k, p] of (fromCache ? [] : photos).entries()) {
       if (set.length === 0) continue;
       const forged = await makeSelfBlended(img, faces[0], { regions: set, transform, seed: 1000 + 10 * k + t });
       const out = await m.localizer.localize(forged.rgb, [faces[0]]);
-      forgeries.push({ photo: p.name, transform, edited: set, regions: out.faces[0].regions });
+      forgeries.push({ photo: p.name, transform, edited: set, quality: out.faces[0].quality, regions: out.faces[0].regions });
     }
   }
 }
@@ -173,7 +177,8 @@ const strip = (l: Record<string, Levels & { samples: number }>) => Object.fromEn
 /** The template's region claims on one face's evidence with these levels (as if the face had been called forged). */
 function claimsWith(regions: Record<string, Partial<Levels>> | undefined) {
   const ex = new TemplateExplainer({ ...explainerOptions({ cueThresholds: { ...m.locEntry.cueThresholds, regions }, typeThreshold: m.locEntry.typeThreshold }), maxRegionsPerFace: 100 });
-  return (rs: RegionEvidence[], verdict = 'LIKELY_FORGED') => ex.claims({ faceIndex: 0, forgeryScore: 1, regions: rs }, verdict as 'LIKELY_FORGED').map((c) => c.region.name);
+  // Faces too small or too degraded to judge get no claims, as served.
+  return (rs: RegionEvidence[], quality?: FaceQualityLabel) => ex.claims({ faceIndex: 0, forgeryScore: 1, regions: rs, quality }, 'LIKELY_FORGED').map((c) => c.region.name);
 }
 
 /**
@@ -187,9 +192,9 @@ function heldOut(margin: number) {
   let edited = 0;
   for (const p of photos) {
     const claims = claimsWith(strip(levelsFrom(samples.filter((s) => s.photo !== p.name), margin)));
-    for (const s of samples.filter((x) => x.photo === p.name)) falseClaims += claims(s.regions).length;
+    for (const s of samples.filter((x) => x.photo === p.name)) falseClaims += claims(s.regions, s.quality).length;
     for (const f of forgeries.filter((x) => x.photo === p.name)) {
-      const c = claims(f.regions);
+      const c = claims(f.regions, f.quality);
       claimed += c.length;
       right += c.filter((r) => f.edited.includes(r)).length;
       edited += f.edited.length;
@@ -218,11 +223,12 @@ const report = {
   photoVariants: new Set(samples.map((s) => `${s.photo}|${s.variant}`)).size,
   forgeries: forgeries.length,
   verdictsOfRealFaces: Object.fromEntries([...new Set(samples.map((s) => s.verdict))].map((v) => [v, samples.filter((s) => s.verdict === v).length])),
-  falseClaimsWithGlobalLevels: { total: samples.reduce((n, s) => n + claimsWith(undefined)(s.regions).length, 0), perRealFaceImage: round(samples.reduce((n, s) => n + claimsWith(undefined)(s.regions).length, 0) / faceImages, 3) },
+  qualityOfRealFaces: Object.fromEntries([...new Set(samples.map((s) => s.quality ?? 'UNSPECIFIED'))].map((q) => [q, samples.filter((s) => (s.quality ?? 'UNSPECIFIED') === q).length])),
+  falseClaimsWithGlobalLevels: { total: samples.reduce((n, s) => n + claimsWith(undefined)(s.regions, s.quality).length, 0), perRealFaceImage: round(samples.reduce((n, s) => n + claimsWith(undefined)(s.regions, s.quality).length, 0) / faceImages, 3) },
   heldOutByMargin: sweep,
   chosenMargin: chosen.margin,
   targetMet: meeting !== undefined,
-  inSampleFalseClaimsWithChosenLevels: samples.reduce((n, s) => n + claimsWith(strip(levels))(s.regions).length, 0),
+  inSampleFalseClaimsWithChosenLevels: samples.reduce((n, s) => n + claimsWith(strip(levels))(s.regions, s.quality).length, 0),
   regions: levels,
 };
 const out = path.join(REPO_ROOT, path.dirname(m.locEntry.path), 'region-cue-thresholds.json');
