@@ -150,7 +150,7 @@ test('forged mouth: exact text and facts, units in percent points', async () => 
   const colour = exp.facts.find((f) => f.cue === 'colour')!;
   assert.equal(colour.unit, 'percent points of chromaticity');
   assert.equal(colour.statement, "The mouth is 21.0 percent points of chromaticity away from the face's own colour (above this region's level of 13.0).");
-  assert.match(exp.facts[0].statement, /^90% of the lips lies inside the forgery mask/);
+  assert.match(exp.facts[0].statement, /^90% of the lips lie inside the forgery mask/);
   assert.doesNotMatch(exp.text, /eye|cheek|skin\b(?<!surrounding skin)/);
 });
 

@@ -445,25 +445,27 @@ export class TemplateExplainer implements Explainer {
   }
 
   private factsFor(face: FaceEvidence, { region: r, cues, levels: t }: Claim): Fact[] {
-    const the = subjectOf(r.name).s;
+    const x = subjectOf(r.name);
+    const the = x.s;
     const The = capitalize(the);
+    const has = x.plural ? 'have' : 'has';
     const base = { faceIndex: face.faceIndex, region: r.name };
     const facts: Fact[] = [{
       ...base,
       cue: 'coverage',
       value: r.coverage,
       unit: 'fraction of region',
-      statement: `${Math.round(r.coverage * 100)}% of ${the} lies inside the forgery mask (mean probability ${fmt(fin(r.score) ? r.score : 0)}).`,
+      statement: `${Math.round(r.coverage * 100)}% of ${the} ${x.plural ? 'lie' : 'lies'} inside the forgery mask (mean probability ${fmt(fin(r.score) ? r.score : 0)}).`,
     }];
     const c = r.cues;
     for (const cue of cues) {
       if (cue === 'blur' || cue === 'sharpening') {
         const blur = cue === 'blur';
         facts.push({ ...base, cue, value: c.noiseLogRatio!, unit: 'log-ratio of high-frequency energy',
-          statement: `${The} ${blur ? 'has less fine detail' : 'has more fine detail or noise'} than the face as a whole (log-ratio ${fmt(c.noiseLogRatio!)}, ${blur ? 'below' : 'above'} this region's level of ${fmt(blur ? t.blurBelow : t.sharpenAbove)}).` });
+          statement: `${The} ${has} ${blur ? 'less fine detail' : 'more fine detail or noise'} than the face as a whole (log-ratio ${fmt(c.noiseLogRatio!)}, ${blur ? 'below' : 'above'} this region's level of ${fmt(blur ? t.blurBelow : t.sharpenAbove)}).` });
       } else if (cue === 'colour') {
         facts.push({ ...base, cue, value: c.colourDelta!, unit: 'percent points of chromaticity',
-          statement: `${The} is ${c.colourDelta!.toFixed(1)} percent points of chromaticity away from the face's own colour (above this region's level of ${t.colourAbove.toFixed(1)}).` });
+          statement: `${The} ${be(x)} ${c.colourDelta!.toFixed(1)} percent points of chromaticity away from the face's own colour (above this region's level of ${t.colourAbove.toFixed(1)}).` });
       } else {
         facts.push({ ...base, cue, value: c.boundaryStrength!, unit: 'boundary strength (model units)',
           statement: `The forgery mask's edge in ${the} shows a blending boundary of strength ${fmt(c.boundaryStrength!)} (above this region's level of ${fmt(t.boundaryAbove)}).` });
