@@ -61,7 +61,7 @@ export interface Analysis {
   verdict: string;
   image?: { format: string; width: number; height: number; sizeBytes: string };
   faces: Face[];
-  explanation?: { text: string; facts: Fact[]; editKinds?: { faceIndex?: number; type: string; probability?: number }[]; generator?: ModelRef; fallbackReason?: string };
+  explanation?: { text: string; facts: Fact[]; editKinds?: { faceIndex?: number; type: string; probability?: number; statement?: string }[]; generator?: ModelRef; fallbackReason?: string };
   error?: { code: string; message: string; stage: string };
   models: ModelRef[];
   artifacts?: Record<'original' | 'mask' | 'heatmap' | 'overlay', { key: string; sizeBytes: string; contentType: string } | undefined>;

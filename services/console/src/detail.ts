@@ -390,8 +390,20 @@ function explanationSection(a: Analysis, viewer: Viewer | undefined): HTMLElemen
     { 'aria-labelledby': 'explanation-h' },
     h('h2', { id: 'explanation-h' }, 'Explanation'),
     text,
-    ex.facts.length > 0 && h('h3', {}, 'Measured facts'),
-    ex.facts.length > 0 && h('ul', { class: 'facts' }, ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`))),
+    ex.generator && h(
+      'p',
+      { class: 'muted', id: 'explanation-by' },
+      `Written by ${ex.generator.name} ${ex.generator.version}`,
+      ex.fallbackReason ? ` (the language model's text was not used: ${ex.fallbackReason})` : '',
+      '.',
+    ),
+    ex.facts.length + (ex.editKinds?.length ?? 0) > 0 && h('h3', {}, 'Measured facts'),
+    ex.facts.length + (ex.editKinds?.length ?? 0) > 0 && h(
+      'ul',
+      { class: 'facts' },
+      ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`)),
+      ...(ex.editKinds ?? []).map((k) => h('li', {}, k.statement || `${k.type}: ${score(k.probability)}`)),
+    ),
   );
 }
 

@@ -334,6 +334,8 @@ test('the detail page draws the mask where the mask is, with region chips, expla
   // The kind of edit, by face.
   assert.match((await page.locator('.edit-kinds').first().textContent())!, /Kind of edit: recolouring 0\.83/);
   assert.equal(await page.locator('.edit-kind.named').count(), 1);
+  assert.equal((await page.locator('#explanation-by').textContent())!.trim(), 'Written by console-test 1.');
+  assert.ok((await page.locator('.facts').textContent())!.includes('recolouring 0.83'), 'the kind-of-edit fact is listed');
 
   // Models, timings and downloads.
   for (const m of a.models) assert.ok((await page.locator('.models').textContent())!.includes(`${m.name} ${m.version}`));
