@@ -357,8 +357,10 @@ function tokenOf(c: ListCursor): string {
 
 function cursorOf(token: string): ListCursor {
   const m = /^(\d{1,16})\.([0-9a-f-]{36})$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
-  if (!m) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'not a ListAnalyses page token');
-  return { submittedAt: new Date(Number(m[1])), analysisId: m[2] };
+  const submittedAt = m ? new Date(Number(m[1])) : undefined;
+  // Well-formed digits can still be past the last Date (8.64e15 ms), which toISOString refuses.
+  if (!m || !submittedAt || Number.isNaN(submittedAt.getTime())) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'not a ListAnalyses page token');
+  return { submittedAt, analysisId: m[2] };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<undefined> {

@@ -215,6 +215,15 @@ async function serveAudit(audit: AuditApi, tenantId: string, req: http.IncomingM
   }
 }
 
+/** The request's URL; a target that does not parse (`//x:-1`) is the caller's INVALID_MESSAGE. */
+function requestUrl(req: http.IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new CallerError(ErrorCode.INVALID_MESSAGE, 'the request target is not a valid URL path');
+  }
+}
+
 const KIND: Record<string, ArtifactKind> = { mask: ArtifactKind.MASK, overlay: ArtifactKind.OVERLAY, heatmap: ArtifactKind.HEATMAP, original: ArtifactKind.ORIGINAL };
 
 export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Server> {
@@ -222,11 +231,12 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
   const audit = api.audit ? new AuditApi(api.audit) : undefined;
   // The largest image as base64 in proto3 JSON, plus room for the rest of the request.
   const jsonLimit = Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024;
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> => {
     const ac = new AbortController();
     res.on('close', () => ac.abort());
+    let url: URL | undefined;
     try {
+      url = requestUrl(req);
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
       if (await serveConsole(req, res, url.pathname)) return;
       const tenant = await access.tenantOf(apiKeyOf(req));
@@ -298,10 +308,18 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       throw new CallerError(ErrorCode.NOT_FOUND, `${req.method} ${url.pathname}`);
     } catch (err) {
       if (ac.signal.aborted) return;
-      if (classify(err).errorClass === 'internal') log.error({ err: String(err), path: url.pathname }, 'request failed');
+      if (classify(err).errorClass === 'internal') log.error({ err: String(err), stack: (err as Error)?.stack, path: url?.pathname }, 'request failed');
       if (!res.headersSent) sendError(res, err);
       else res.end();
     }
+  };
+  // The error boundary of every request: whatever escapes the handler (even from its error path)
+  // fails that request, never the process (an unhandled rejection would end it).
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log.error({ err: String(err), stack: (err as Error)?.stack }, 'request failed outside its handler');
+      res.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(cfg.TAMPERTRACE_HTTP_PORT, cfg.TAMPERTRACE_HTTP_HOST, resolve));
   return server;
