@@ -174,7 +174,20 @@ export class Gateway {
     if (size <= limit) return this.submit(await readFile(file), opts);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    return this.record(opts, (o) => this.ingestor.rejectTooLarge(hash.digest('hex'), size, o));
+    return this.submitTooLarge(hash.digest('hex'), size, opts);
+  }
+
+  /**
+   * Records the REJECTED (TOO_LARGE) analysis of an input over the size limit that the caller
+   * hashed as it streamed past (a file, a raw HTTP body), never holding its bytes; deduplicated
+   * like every other submission.
+   */
+  async submitTooLarge(contentSha256: string, sizeBytes: number, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
+    if (opts.dedupe) {
+      const prior = await this.analyses.latestOf(opts.tenantId, contentSha256);
+      if (prior) return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
+    }
+    return this.record(opts, (o) => this.ingestor.rejectTooLarge(contentSha256, sizeBytes, o));
   }
 
   /**

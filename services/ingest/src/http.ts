@@ -18,6 +18,7 @@
 // errorCode (enum names, with or without their prefix: REJECTED or ANALYSIS_STATUS_REJECTED),
 // minForgeryScore (0-1), modelVersion, region.
 // Without a key, GET /console/ serves the review console's page (console-assets.ts).
+import { createHash, type Hash } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
 import { create, fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
@@ -59,6 +60,28 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * A raw image body: its bytes when within `limit`; past it, only its SHA-256 and size, hashed as
+ * it streams so that an oversized body is never held (it still gets its REJECTED analysis).
+ */
+async function readImageBody(req: http.IncomingMessage, limit: number): Promise<{ bytes: Buffer } | { sha256: string; size: number }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let hash: Hash | undefined;
+  for await (const c of req) {
+    const chunk = c as Buffer;
+    size += chunk.length;
+    if (!hash && size > limit) {
+      hash = createHash('sha256');
+      for (const held of chunks) hash.update(held);
+      chunks.length = 0;
+    }
+    if (hash) hash.update(chunk);
+    else chunks.push(chunk);
+  }
+  return hash ? { sha256: hash.digest('hex'), size } : { bytes: Buffer.concat(chunks) };
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -242,21 +265,24 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       const tenant = await access.tenantOf(apiKeyOf(req));
       if (audit && url.pathname.startsWith('/v1/audit/') && (await serveAudit(audit, tenant.tenantId, req, res, url, ac.signal))) return;
       if (req.method === 'POST' && url.pathname === '/v1/analyses') {
-        const body = await readBody(req, jsonLimit);
         let submit: SubmitRequest;
+        let tooLarge: { sha256: string; size: number } | undefined;
         if (/^application\/json/.test(req.headers['content-type'] ?? '')) {
+          const body = await readBody(req, jsonLimit);
           try {
             submit = fromJson(SubmitRequestSchema, JSON.parse(body.toString('utf8')));
           } catch (err) {
             throw new CallerError(ErrorCode.INVALID_MESSAGE, `not a SubmitRequest in JSON: ${(err as Error).message}`);
           }
         } else {
-          if (body.length > cfg.TAMPERTRACE_MAX_INPUT_BYTES) throw new CallerError(ErrorCode.TOO_LARGE, `the body exceeds ${cfg.TAMPERTRACE_MAX_INPUT_BYTES} bytes`);
+          const body = await readImageBody(req, cfg.TAMPERTRACE_MAX_INPUT_BYTES);
           const sourceName = String(req.headers['x-source-name'] ?? '');
-          submit = create(SubmitRequestSchema, { source: { case: 'content', value: body }, sourceName, reanalyze: url.searchParams.get('reanalyze') === 'true' });
+          const reanalyze = url.searchParams.get('reanalyze') === 'true';
+          if ('sha256' in body) tooLarge = body;
+          submit = create(SubmitRequestSchema, { source: 'bytes' in body ? { case: 'content', value: body.bytes } : { case: undefined }, sourceName, reanalyze });
         }
         await access.admit(tenant);
-        const r = await sources.submit(submit, tenant, ac.signal);
+        const r = tooLarge ? await sources.submitTooLarge(tooLarge.sha256, tooLarge.size, submit, tenant, ac.signal) : await sources.submit(submit, tenant, ac.signal);
         if (url.searchParams.get('wait') !== 'true') {
           // As over gRPC: a refused image is an error with its reason, and its REJECTED analysis exists.
           if (r.rejected) throw new InvalidInputError(r.rejected.code, r.rejected.message, { analysisId: r.analysisId });
