@@ -65,6 +65,11 @@ export interface GatewaySubmitOptions {
   submittedBy?: string;
   /** Return the tenant's existing analysis of the same bytes instead of analysing them again. */
   dedupe?: boolean;
+  /**
+   * Refuse (QUOTA_EXCEEDED) when the tenant already has this many analyses in flight; checked
+   * atomically with recording this one, across every replica on the database.
+   */
+  maxInFlight?: number;
   /** Receives the final result (overrides the tenant's webhook). */
   webhookUrl?: string;
   /** A submission whose caller gave up (deadline, cancel) before it was published leaves no trace. */
@@ -157,9 +162,11 @@ export class Gateway {
   }
 
   async submit(bytes: Uint8Array, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
+    // A cheap first look spares the usual resubmission the work; the answer that counts is
+    // decided atomically when the analysis is recorded (record), since others may be racing.
     if (opts.dedupe) {
       const prior = await this.analyses.latestOf(opts.tenantId, sha256Hex(bytes));
-      if (prior) return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
+      if (prior) return deduplicated(prior);
     }
     return this.record(opts, (o) => this.ingestor.submit(bytes, o));
   }
@@ -185,7 +192,7 @@ export class Gateway {
   async submitTooLarge(contentSha256: string, sizeBytes: number, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
     if (opts.dedupe) {
       const prior = await this.analyses.latestOf(opts.tenantId, contentSha256);
-      if (prior) return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
+      if (prior) return deduplicated(prior);
     }
     return this.record(opts, (o) => this.ingestor.rejectTooLarge(contentSha256, sizeBytes, o));
   }
@@ -208,7 +215,11 @@ export class Gateway {
     return this.submit(await this.store.get(ref.bucket, ref.key), opts);
   }
 
-  /** The PENDING row goes in before the event goes out, so the final state can never precede it. */
+  /**
+   * The PENDING row goes in before the event goes out, so the final state can never precede it.
+   * That insert is also where deduplication and the in-flight cap are decided, atomically
+   * (AnalysesStore.admitPending): a submission that loses is abandoned before it is published.
+   */
   private async record(opts: GatewaySubmitOptions, run: (o: SubmitOptions) => Promise<SubmitResult>): Promise<GatewaySubmitResult> {
     let id: string | undefined;
     try {
@@ -218,23 +229,24 @@ export class Gateway {
         submittedBy: opts.submittedBy,
         beforePublish: async ({ analysisId, contentSha256 }) => {
           opts.signal?.throwIfAborted();
+          const pending = create(AnalysisSchema, {
+            analysisId,
+            tenantId: opts.tenantId,
+            contentSha256,
+            status: AnalysisStatus.PENDING,
+            sourceName: opts.sourceName ?? '',
+            submittedAt: timestampFromDate(new Date()),
+          });
+          const admitted = await this.analyses.admitPending(pending, { dedupe: opts.dedupe ?? false, maxInFlight: opts.maxInFlight, webhookUrl: opts.webhookUrl });
+          if (admitted.prior) throw new LostToPrior(admitted.prior);
+          if (admitted.inFlight !== undefined) throw new CallerError(ErrorCode.QUOTA_EXCEEDED, `${admitted.inFlight} analyses in flight; the maximum is ${opts.maxInFlight}`, 1000);
           id = analysisId;
-          await this.analyses.pending(
-            create(AnalysisSchema, {
-              analysisId,
-              tenantId: opts.tenantId,
-              contentSha256,
-              status: AnalysisStatus.PENDING,
-              sourceName: opts.sourceName ?? '',
-              submittedAt: timestampFromDate(new Date()),
-            }),
-            opts.webhookUrl,
-          );
           opts.signal?.throwIfAborted();
         },
       });
       return { ...r, deduplicated: false };
     } catch (err) {
+      if (err instanceof LostToPrior) return deduplicated(err.prior);
       // Not published: no analysis exists, so its PENDING row must not either.
       if (id) await this.analyses.forget(id).catch(() => {});
       throw err;
@@ -358,6 +370,17 @@ export class Gateway {
     await presignRefs(presign, [a.artifacts.original, a.artifacts.mask, a.artifacts.heatmap, a.artifacts.overlay], ttl);
     return a;
   }
+}
+
+/** A submission that found, when it was recorded, an analysis of the same bytes made meanwhile: it is abandoned unpublished. */
+class LostToPrior extends Error {
+  constructor(readonly prior: Analysis) {
+    super('deduplicated');
+  }
+}
+
+function deduplicated(prior: Analysis): GatewaySubmitResult {
+  return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
 }
 
 const LIST_PAGE_DEFAULT = 50;

@@ -19,6 +19,11 @@ export class SubmitSources {
     this.policy = { allowHttp: cfg.TAMPERTRACE_URL_ALLOW_HTTP, allowPrivate: cfg.TAMPERTRACE_URL_ALLOW_PRIVATE };
   }
 
+  /**
+   * `submittedBy` names a submitter other than the caller's API key (the submissions topic); such
+   * a submission is not held to the tenant's in-flight cap, which is for API callers (the topic
+   * is paced by its consumer).
+   */
   async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal, submittedBy?: string): Promise<GatewaySubmitResult> {
     if (req.webhookUrl) {
       // Checked now for its form, so a bad one is refused to the caller; its addresses are
@@ -59,6 +64,7 @@ export class SubmitSources {
       sourceName: req.sourceName.slice(0, 200),
       submittedBy: submittedBy ?? (tenant.keyId ? `key:${tenant.keyId}` : undefined),
       dedupe: !req.reanalyze,
+      maxInFlight: submittedBy ? undefined : tenant.maxInFlight,
       webhookUrl: req.webhookUrl || undefined,
       signal,
     };
