@@ -368,15 +368,21 @@ export function unaryHandler<Req, Res>(log: Logger, fn: (req: Req, signal: Abort
 /**
  * At most `max` calls at work at once, so that synchronous calls cannot swamp the models the
  * stream also needs; a call waiting for its turn leaves the queue as soon as its signal fires.
+ * With `maxQueued`, a call that would wait behind that many others is refused at once
+ * (QUOTA_EXCEEDED: RESOURCE_EXHAUSTED / 429 with a retry hint) instead of queueing without bound.
  */
 export class CallLimit {
   private readonly queue: Array<() => void> = [];
   private active = 0;
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxQueued = Infinity,
+  ) {}
 
   async run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
     signal.throwIfAborted();
     if (this.active < this.max) this.active++;
+    else if (this.queue.length >= this.maxQueued) throw new CallerError(ErrorCode.QUOTA_EXCEEDED, 'the server is busy with this kind of work; try again shortly', 1000);
     else await this.turn(signal); // the releasing call hands its place over
     try {
       signal.throwIfAborted();

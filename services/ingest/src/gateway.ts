@@ -33,7 +33,7 @@ import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertra
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { overlayFor } from '@tampertrace/forgery-localization/overlay';
+import { OverlayRenderer } from '@tampertrace/forgery-localization/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 
@@ -106,6 +106,8 @@ const WATCHED = [
 
 export class Gateway {
   readonly store: ObjectStore;
+  /** Overlays rendered on first request, bounded (one render per overlay, so many at once, a pixel cap). */
+  readonly overlays: OverlayRenderer;
   private readonly analyses: AnalysesStore;
   private readonly ingestor: Ingestor;
   /**
@@ -119,6 +121,12 @@ export class Gateway {
     this.store = deps.store;
     this.analyses = new AnalysesStore(deps.sql);
     this.ingestor = new Ingestor({ bus: deps.bus, store: deps.store, limits: limitsOf(deps.cfg) });
+    this.overlays = new OverlayRenderer(
+      deps.store,
+      limitsOf(deps.cfg),
+      { maxPixels: deps.cfg.TAMPERTRACE_OVERLAY_MAX_PIXELS, renders: deps.cfg.TAMPERTRACE_OVERLAY_RENDERS },
+      deps.decoded,
+    );
   }
 
   /** Creates the tables and buckets, and starts the results consumer. */
@@ -326,7 +334,7 @@ export class Gateway {
 
   /** The overlay PNG's ref, rendered and stored on first request. */
   overlay(a: Analysis): Promise<ObjectRef | undefined> {
-    return overlayFor(this.store, a, limitsOf(this.deps.cfg), this.deps.decoded);
+    return this.overlays.overlayOf(a);
   }
 
   /** One page of the tenant's analyses, newest first (ListAnalyses). */
