@@ -11,7 +11,7 @@ import type { Config } from './config.ts';
 import { HEALTH_SERVICE_NAME, ServiceHealth, healthFileDescriptors } from './health.ts';
 import type { Logger } from './log.ts';
 import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
-import { CallerError, InvalidInputError, classOf, classify, codeName } from './errors.ts';
+import { CallerError, InvalidInputError, classOf, classify, codeName, safeMessage } from './errors.ts';
 
 /**
  * A request the server could not decode. grpc-js answers a throwing deserializer with INTERNAL,
@@ -130,18 +130,22 @@ export function errorCodeOf(err: unknown): string | undefined {
 export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   if (isStatusError(err)) return err;
   const e = classify(err);
-  const internal = e.errorClass === 'internal';
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_TRAILER, codeName(e.code));
   if (e instanceof CallerError && e.retryAfterMs !== undefined) metadata.set('retry-after-ms', String(Math.ceil(e.retryAfterMs)));
   if (e.analysisId) metadata.set('tt-analysis-id', e.analysisId);
-  return { code: grpcStatusOf(e.code), details: internal ? 'internal error' : e.message, metadata };
+  return { code: grpcStatusOf(e.code), details: safeMessage(e), metadata };
 }
 
-/** toGrpcError, logging what is internal (with its stack) once, here. */
+/**
+ * toGrpcError, logging what the caller is not told once, here: an internal error (with its
+ * stack), or a dependency's own words behind a retriable one.
+ */
 export function callFailure(log: Logger, method: string, err: unknown): grpc.ServiceError {
   const status = toGrpcError(err);
+  const e = isStatusError(err) ? undefined : classify(err);
   if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), stack: (err as Error)?.stack, method }, 'call failed');
+  else if (e && !e.forCaller) log.warn({ err: e.message, code: codeName(e.code), method }, 'call failed');
   return status as grpc.ServiceError;
 }
 

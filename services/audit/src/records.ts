@@ -2,7 +2,7 @@
 // the explanation stage: regions with any masked coverage.
 import { toJson, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConsumerGroup, Header, PIPELINE_TOPICS, Topic, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
+import { ConsumerGroup, Header, PIPELINE_TOPICS, Topic, callerMessage, classOf, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
 import { FaceSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, ModelRefSchema, Stage, Verdict, type ModelRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
@@ -127,6 +127,17 @@ const DLQ_STAGE: Record<string, Stage> = {
  */
 export const UNATTRIBUTED_TENANT = '_unattributed';
 
+/**
+ * A dead letter's reason as its tenant may read it: the dead-letter topic keeps the full text for
+ * operators, but behind an outage or a bug it is a dependency's or a bug's words (addresses,
+ * URLs), so the record gets the same caller message as the API would give (callerMessage).
+ */
+function reasonFor(codeName: string | undefined, reason: string): string {
+  const code = codeName && Object.hasOwn(ErrorCode, codeName) ? (ErrorCode[codeName as keyof typeof ErrorCode] as ErrorCode) : ErrorCode.INTERNAL;
+  const forCaller = classOf(code) === 'invalid-input' || classOf(code) === 'caller';
+  return callerMessage(code, reason.slice(0, 500), forCaller);
+}
+
 /** The tenant a dead letter is recorded under: see PIPELINE_TOPICS and Header.dlqTenant. */
 function tenantOf(h: Record<string, string>): string | undefined {
   return PIPELINE_TOPICS.has(h[Header.dlqOriginalTopic] ?? '') ? h[Header.tenant] : h[Header.dlqTenant];
@@ -157,7 +168,7 @@ export function toDeadLetterRecord(msg: BusMessage): AuditRecordInput {
     faces: [],
     regions: [],
     errorCode: h[Header.dlqCode] || undefined,
-    errorMessage: `dead-lettered by ${group || 'unknown'} from ${h[Header.dlqOriginalTopic] ?? 'unknown'}: ${(h[Header.dlqReason] ?? '').slice(0, 500)}${claimed}`,
+    errorMessage: `dead-lettered by ${group || 'unknown'} from ${h[Header.dlqOriginalTopic] ?? 'unknown'}: ${reasonFor(h[Header.dlqCode], h[Header.dlqReason] ?? '')}${claimed}`,
     eventTime: at,
   };
 }

@@ -37,7 +37,7 @@ import {
   type AuditFilter,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
-import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
+import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, safeMessage, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactKind, ListAnalysesRequestSchema, ListAnalysesResponseSchema, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
@@ -93,8 +93,7 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   const e = classify(err);
   const headers: Record<string, string> = {};
   if (e instanceof CallerError && e.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
-  const internal = e.errorClass === 'internal';
-  const body = { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: internal ? 'internal error' : e.message }, ...(e.analysisId ? { analysisId: e.analysisId } : {}) };
+  const body = { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: safeMessage(e) }, ...(e.analysisId ? { analysisId: e.analysisId } : {}) };
   send(res, httpStatusOf(e.code), body, headers);
 }
 
@@ -334,7 +333,9 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       throw new CallerError(ErrorCode.NOT_FOUND, `${req.method} ${url.pathname}`);
     } catch (err) {
       if (ac.signal.aborted) return;
-      if (classify(err).errorClass === 'internal') log.error({ err: String(err), stack: (err as Error)?.stack, path: url?.pathname }, 'request failed');
+      const e = classify(err);
+      if (e.errorClass === 'internal') log.error({ err: String(err), stack: (err as Error)?.stack, path: url?.pathname }, 'request failed');
+      else if (!e.forCaller) log.warn({ err: e.message, code: codeName(e.code), path: url?.pathname }, 'request failed');
       if (!res.headersSent) sendError(res, err);
       else res.end();
     }
