@@ -283,9 +283,8 @@ function guardedImpl(service: DescService, impl: grpc.UntypedServiceImplementati
       try {
         handler(call, callback);
       } catch (err) {
-        const status = toGrpcError(err);
-        if (status.code === grpc.status.INTERNAL) log?.error({ err: String(err), stack: (err as Error)?.stack, method: call.getPath?.() }, 'call failed');
-        if (callback) callback(status as grpc.ServiceError);
+        const status = log ? callFailure(log, call.getPath?.() ?? m.name, err) : (toGrpcError(err) as grpc.ServiceError);
+        if (callback) callback(status);
         else call.emit('error', Object.assign(new Error(status.details), status));
       }
     }) as grpc.UntypedHandleCall;
