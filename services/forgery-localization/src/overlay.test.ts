@@ -48,9 +48,16 @@ const analysis = (analysisId: string): Analysis =>
 
 const id = (n: number) => `0190aaaa-0000-7000-8000-${String(n).padStart(12, '0')}`;
 
-test('10 concurrent first requests for the overlay of a 7000x7000 image share one render, scaled within the pixel cap', async () => {
+test('10 concurrent first requests for the overlay of a 7000x7000 image share one render, scaled within the pixel cap, in bounded memory', async () => {
   const renderer = new OverlayRenderer(store, LIMITS, { maxPixels: CAP, renders: 2 });
+  // Memory: the full image decoded is 147 MB of RGB; each request rendering its own took about
+  // 3.3 GB at peak for these 10. Sampled, so a short peak can be missed, never invented.
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const refs = await Promise.all(Array.from({ length: 10 }, () => renderer.overlayOf(analysis(id(1)))));
+  clearInterval(sampler);
+  assert.ok(peak - before < 600e6, `RSS grew by ${Math.round((peak - before) / 1e6)} MB`);
   assert.equal(renderer.rendered, 1);
   assert.equal(new Set(refs.map((r) => r?.sha256)).size, 1);
   const png = await store.get(refs[0]!.bucket, refs[0]!.key);
