@@ -37,10 +37,10 @@ test: install proto-check typecheck chart-check ## Run every test, with real Kaf
 	  $(NODE_TEST) $(TESTS) || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
 
-test-outages: install ## Only the Kafka-restart and S3-outage tests (also part of make test), e.g. `make test-outages`
+test-outages: install ## Only the outage tests: Kafka restart, S3 outage, safe error messages while each server is down (also part of make test), e.g. `make test-outages`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  $(NODE_TEST) services/tampertrace/src/outage.integration.test.ts || status=$$?; \
+	  $(NODE_TEST) services/tampertrace/src/outage.integration.test.ts services/tampertrace/src/safe-errors.integration.test.ts || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
 
 test-containers: install ## Run every test against throwaway Kafka, MinIO and PostgreSQL containers (needs Docker), e.g. `make test-containers`

@@ -11,5 +11,5 @@ const log = createLogger(EXPLANATION);
 // Cue thresholds are in the localizer's units, so they come with the localizer's manifest entry.
 const [entry, { bus, store }] = await Promise.all([localizerEntry(cfg), connectBusAndStore(cfg, log, EXPLANATION)]);
 const explainer = new TemplateExplainer(entry.cueThresholds);
-const api = createGrpcServer(cfg, [explanationGrpc({ explainer }, cfg, log)]);
+const api = createGrpcServer(cfg, [explanationGrpc({ explainer }, cfg, log)], log);
 await serveStage(cfg, log, { bus, store }, explanationStage({ explainer, store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S }), api);
