@@ -34,7 +34,8 @@ const USAGE = `Usage:
   tampertrace audit query [--from ISO] [--to ISO] [--status S] [--verdict V] [--min-score X]
                     [--model-version V] [--region R] [--stage S] [--error-code C] [--limit N] [--page-token T]
                                                                matching records, newest first, as JSON lines
-  tampertrace audit export [FILTERS] [--format jsonl|csv]      every matching record to stdout
+  tampertrace audit export [FILTERS] [--format jsonl|csv]      every matching record to stdout (JSON lines are lossless;
+                                                               CSV cells starting with = + - @ tab CR get a leading ')
   tampertrace audit verify [--from N] [--to N] [--checkpoints FILE]
                                                                check the tenant's audit hash chain (exit 1 if broken)
   tampertrace audit checkpoints [--since N]                    the tenant's chain checkpoints, to keep elsewhere

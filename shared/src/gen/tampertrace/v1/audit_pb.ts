@@ -649,7 +649,9 @@ export enum ExportFormat {
 
   /**
    * RFC 4180 CSV, UTF-8: a header line of column names, then one line per record, "\r\n" line
-   * ends; structured fields (models, faces, regions, facts) as JSON in their cell.
+   * ends; structured fields (models, faces, regions, facts) as JSON in their cell. A text cell
+   * that starts with = + - @ tab or carriage return (a spreadsheet formula) gets a leading single
+   * quote and is quoted (OWASP CSV injection); JSON lines are the lossless format.
    *
    * @generated from enum value: EXPORT_FORMAT_CSV = 2;
    */
