@@ -4,6 +4,10 @@ SHELL := /bin/bash
 # --test-force-exit: a test file whose tests are all done must not hold the run (after a broker
 # restart a kafkajs consumer may keep a reconnect timer alive past disconnect()).
 NODE_TEST := node --import tsx --test --test-force-exit
+# onnxruntime-node's install script downloads CUDA libraries from a host outside the package
+# registries; the CPU build ships inside the npm package. npm 11 skips the script (package.json's
+# allowScripts); this variable, which the script itself reads, skips the download under npm 10 too.
+export ONNXRUNTIME_NODE_INSTALL ?= skip
 TESTS = $(shell find shared services charts bench -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
