@@ -35,11 +35,16 @@ run: install ## Start the whole pipeline on this machine (embedded mode) with it
 analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
 	npx tampertrace analyze $(args)
 
-test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
+# Besides the usual report on stdout (spec on a terminal, TAP otherwise), a TAP copy whose
+# "# tests N" line scripts/readme-test-count.mjs compares with the README's Quick start.
+test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback; fails when the README's test count is stale, e.g. `make test`
 	deploy/local/infra.sh up
-	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  $(NODE_TEST) $(TESTS) || status=$$?; \
-	  deploy/local/infra.sh down; exit $$status
+	@mkdir -p .cache; set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  reporter=$$([ -t 1 ] && echo spec || echo tap); \
+	  $(NODE_TEST) --test-reporter=$$reporter --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=.cache/make-test.tap $(TESTS) || status=$$?; \
+	  deploy/local/infra.sh down; \
+	  [ $$status -ne 0 ] || node scripts/readme-test-count.mjs .cache/make-test.tap || status=$$?; \
+	  exit $$status
 
 test-outages: install ## Only the Kafka-restart and S3-outage tests (also part of make test), e.g. `make test-outages`
 	deploy/local/infra.sh up

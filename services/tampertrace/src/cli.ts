@@ -32,6 +32,7 @@ export const EXIT = { ok: 0, failure: 1, rejected: 2, busy: 3 } as const;
 
 const USAGE = `Usage:
   tampertrace analyze [--out DIR] [--concurrency N] PATH...   analyse image files and folders (embedded mode)
+                                                               (in folders: the files named like images)
   tampertrace serve [--port N] [--grpc-port N]                 run the embedded pipeline with its gRPC API and HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
   tampertrace audit query [--from ISO] [--to ISO] [--status S] [--verdict V] [--min-score X]
@@ -113,18 +114,45 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Files under the given paths: folders are walked recursively, hidden entries skipped, order stable. */
-export async function expandInputs(paths: string[]): Promise<string[]> {
+/** File name endings of the formats the pipeline accepts (ACCEPTED_FORMATS: JPEG, PNG, WebP, GIF). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif'];
+
+/**
+ * The files to analyse under the given paths, order stable. A file named on the command line is
+ * always taken (its content decides: a text file named on purpose is REJECTED like any bad
+ * input). Folders are walked recursively, hidden entries skipped, and only files whose name ends
+ * like an image are taken: a folder of photos often holds a README or LICENSE, which is not an
+ * input. Those left out are added to `skipped`.
+ */
+export async function expandInputs(paths: string[], skipped: string[] = [], inFolder = false): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
     const s = await stat(p).catch(() => undefined);
     if (!s) throw new Error(`no such file or folder: ${p}`);
     if (s.isDirectory()) {
       const entries = (await readdir(p)).filter((n) => !n.startsWith('.')).sort();
-      out.push(...(await expandInputs(entries.map((n) => path.join(p, n)))));
-    } else if (s.isFile()) out.push(p);
+      out.push(...(await expandInputs(entries.map((n) => path.join(p, n)), skipped, true)));
+    } else if (s.isFile()) {
+      if (!inFolder || IMAGE_EXTENSIONS.includes(path.extname(p).toLowerCase())) out.push(p);
+      else skipped.push(p);
+    }
   }
   return out;
+}
+
+/** expandInputs with a note on stderr about what the folders held besides images; undefined when nothing is left. */
+async function inputFiles(positionals: string[]): Promise<string[] | undefined> {
+  const skipped: string[] = [];
+  const files = await expandInputs(positionals, skipped);
+  if (skipped.length) {
+    const names = skipped.slice(0, 5).join(', ') + (skipped.length > 5 ? `, ... (${skipped.length - 5} more)` : '');
+    process.stderr.write(`tampertrace: skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} in folders not named like an image (${IMAGE_EXTENSIONS.join(' ')}): ${names}; name a file to analyse it anyway\n`);
+  }
+  if (files.length === 0) {
+    process.stderr.write(`tampertrace: no image files in ${positionals.join(' ')}\n`);
+    return undefined;
+  }
+  return files;
 }
 
 async function analyze(args: string[]): Promise<number> {
@@ -139,7 +167,8 @@ async function analyze(args: string[]): Promise<number> {
   }
   const cfg = loadConfig();
   const log = createLogger('tampertrace', process.env.TAMPERTRACE_LOG_LEVEL ?? 'warn');
-  const files = await expandInputs(positionals);
+  const files = await inputFiles(positionals);
+  if (!files) return EXIT.failure;
   let lock: DataLock;
   try {
     lock = await folderLock(cfg.TAMPERTRACE_HOME, 'command');
@@ -258,7 +287,8 @@ async function submitCmd(args: string[]): Promise<number> {
     process.stderr.write(`submit needs at least one PATH\n${USAGE}\n`);
     return EXIT.failure;
   }
-  const files = await expandInputs(positionals);
+  const files = await inputFiles(positionals);
+  if (!files) return EXIT.failure;
   const out = values.out!;
   await mkdir(out, { recursive: true });
   const client = await apiClient(values);
