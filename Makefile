@@ -90,11 +90,12 @@ bench-soak: install ## Resident memory of every process over a long run of small
 	@if [ "$(mode)" = distributed ]; then deploy/local/infra.sh up; fi
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; BENCH_SOAK_MODE=$(or $(mode),embedded) node --import tsx bench/soak.ts $(or $(n),10000)
 
-bench-overload: install ## Overload through the public API: 0.5x, then 2x the sustained rate for minutes, then 0.5x; memory of every process, refusals, latency recovery (embedded and, with the local servers, distributed), e.g. `make bench-overload` or `BENCH_OVERLOAD_S=60 make bench-overload`
+bench-overload: install ## Overload through the public API (0.5x, 2x for minutes, 0.5x the sustained rate: memory, refusals, latency recovery), then a soak of good, bad and hostile requests (crashes, answers by code, p99, RSS of every process); embedded and, with the local servers, distributed, e.g. `make bench-overload`, `BENCH_OVERLOAD_S=60 BENCH_HOSTILE_S=60 make bench-overload` or `make bench-overload parts=hostile`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
-	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  node --import tsx bench/overload.ts || status=$$?; \
+	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; parts="$(or $(parts),overload,hostile)"; \
+	  if [[ ",$$parts," == *,overload,* ]]; then node --import tsx bench/overload.ts || status=$$?; fi; \
+	  if [[ ",$$parts," == *,hostile,* ]]; then node --import tsx bench/hostile.ts || status=$$?; fi; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  exit $$status
 
