@@ -53,6 +53,8 @@ interface Target {
   maxInputBytes: number;
   /** Pid of each serving process; undefined once it has exited. */
   pids(): Record<string, number | undefined>;
+  /** Resident memory of every process behind the API (serving processes and servers), MiB. */
+  rssMiB(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -325,6 +327,10 @@ async function embeddedTarget(): Promise<Target> {
     apiKey,
     maxInputBytes: MAX_INPUT_BYTES,
     pids: () => ({ 'tampertrace serve': child.exitCode === null && child.signalCode === null ? child.pid : undefined }),
+    async rssMiB(): Promise<Record<string, number>> {
+      const v = child.pid && child.exitCode === null ? await processRssMiB(child.pid) : undefined;
+      return v === undefined ? {} : { 'tampertrace serve': v };
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -343,11 +349,12 @@ async function distributedTarget(): Promise<Target> {
     ...tenant,
     maxInputBytes: 50 * 2 ** 20, // the services' default TAMPERTRACE_MAX_INPUT_BYTES
     pids: () => d.servicePids(),
+    rssMiB: () => d.rssMiB(), // the services, Kafka and S3Proxy
     stop: async () => void (await d.stop()),
   };
 }
 
-async function rssMiB(pid: number): Promise<number | undefined> {
+async function processRssMiB(pid: number): Promise<number | undefined> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
   const kib = status && /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
   return kib ? Number(kib) / 1024 : undefined;
@@ -368,9 +375,11 @@ async function soak(mode: string, t: Target) {
   const records: Record_[] = [];
   const names = Object.keys(t.pids());
   const startPids = t.pids();
-  const exits: Array<{ process: string; atS: number; inFlight: string[] }> = [];
+  const exits: Array<{ process: string; atS: number; inFlight: string[]; lastAnswered: string[] }> = [];
   const samples: Array<{ t: number; rssMiB: Record<string, number> }> = [];
   const inFlight = new Set<string>();
+  /** The requests answered last (the one that killed a process has often been answered with "closed" already). */
+  const lastAnswered = () => records.slice(-12).map((r) => `${r.kind}: ${r.code}`);
   const total = KINDS.reduce((s, k) => s + k.weight, 0);
   const draw = () => {
     let x = ctx.rand() * total;
@@ -392,16 +401,13 @@ async function soak(mode: string, t: Target) {
   const watch = (async () => {
     while (running) {
       const pids = t.pids();
-      const rss: Record<string, number> = {};
       for (const n of names) {
         if (pids[n] === undefined && startPids[n] !== undefined && !exits.some((e) => e.process === n)) {
-          exits.push({ process: n, atS: (performance.now() - start) / 1000, inFlight: [...inFlight] });
+          exits.push({ process: n, atS: (performance.now() - start) / 1000, inFlight: [...inFlight], lastAnswered: lastAnswered() });
           note(`${mode}: ${n} is gone ${((performance.now() - start) / 1000).toFixed(1)} s in; requests in flight: ${[...inFlight].join(', ')}`);
         }
-        const v = pids[n] ? await rssMiB(pids[n]!) : undefined;
-        if (v !== undefined) rss[n] = v;
       }
-      samples.push({ t: (performance.now() - start) / 1000, rssMiB: rss });
+      samples.push({ t: (performance.now() - start) / 1000, rssMiB: await t.rssMiB() });
       await sleep(SAMPLE_MS);
     }
   })();
@@ -412,7 +418,7 @@ async function soak(mode: string, t: Target) {
         // A serving process that died ends the run at once: what follows would only measure its absence.
         const pids = t.pids();
         const gone = names.filter((n) => pids[n] === undefined && startPids[n] !== undefined && !exits.some((e) => e.process === n));
-        for (const n of gone) exits.push({ process: n, atS: (performance.now() - start) / 1000, inFlight: [...inFlight] });
+        for (const n of gone) exits.push({ process: n, atS: (performance.now() - start) / 1000, inFlight: [...inFlight], lastAnswered: lastAnswered() });
         if (gone.length) note(`${mode}: ${gone.join(', ')} gone ${((performance.now() - start) / 1000).toFixed(1)} s in; requests in flight: ${[...inFlight].join(', ')}`);
         if (exits.length) break;
         const k = draw();
@@ -462,6 +468,13 @@ async function soak(mode: string, t: Target) {
     exits,
     aliveAtEnd: Object.fromEntries(names.map((n) => [n, alive[n] !== undefined])),
     codes: { good: byClass('good'), bad: byClass('bad'), hostile: byClass('hostile') },
+    codesByKind: Object.fromEntries(
+      KINDS.map((k) => {
+        const codes: Record<string, number> = {};
+        for (const r of records) if (r.kind === k.name) codes[r.code] = (codes[r.code] ?? 0) + 1;
+        return [k.name, codes];
+      }),
+    ),
     /** INTERNAL / 5xx (but 503, "retry") answers to bad or hostile requests (aim: none). */
     internalForBadInput: internal.length,
     internalByKind,
@@ -498,7 +511,7 @@ const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 let failed = false;
 for (const r of results) {
   console.log(`\n${r.mode}: ${r.requests} requests in ${f(r.seconds)} s (good ${r.perClass.good}, bad ${r.perClass.bad}, hostile ${r.perClass.hostile}), ${r.workers} loops`);
-  console.log(`crashes: ${r.crashes}${r.exits.length ? ` (${r.exits.map((e) => `${e.process} at ${f(e.atS, 1)} s, in flight: ${e.inFlight.join(' ')}`).join('; ')})` : ''}; alive at the end: ${Object.entries(r.aliveAtEnd).map(([n, a]) => `${n} ${a ? 'yes' : 'NO'}`).join(', ')}`);
+  console.log(`crashes: ${r.crashes}${r.exits.length ? ` (${r.exits.map((e) => `${e.process} at ${f(e.atS, 1)} s, in flight: ${e.inFlight.join(' ')}; answered last: ${e.lastAnswered.join(', ')}`).join('; ')})` : ''}; alive at the end: ${Object.entries(r.aliveAtEnd).map(([n, a]) => `${n} ${a ? 'yes' : 'NO'}`).join(', ')}`);
   console.log(`INTERNAL/5xx answers to bad or hostile requests: ${r.internalForBadInput}${r.internalForBadInput ? ` ${JSON.stringify(r.internalByKind)}` : ''}`);
   for (const cls of ['good', 'bad', 'hostile'] as const) console.log(`${cls.padEnd(8)} ${Object.entries(r.codes[cls]).map(([c, n]) => `${c}: ${n}`).join(', ')}`);
   console.log(`good requests answered OK: ${r.goodLatencyMs.answered}/${r.goodLatencyMs.of}, p50 ${f(r.goodLatencyMs.p50, 1)} ms, p95 ${f(r.goodLatencyMs.p95, 1)} ms, p99 ${f(r.goodLatencyMs.p99, 1)} ms`);
