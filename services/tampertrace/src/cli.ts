@@ -7,6 +7,7 @@ import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Sema
 import { setLagSource } from '@tampertrace/shared/metrics';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AuditService } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import {
   ArtifactKind,
   GetAnalysisRequestSchema,
@@ -800,7 +801,6 @@ async function auditThroughServer(
     process.stderr.write(`${USAGE}\n`);
     return EXIT.failure;
   }
-  const { AuditService } = await import('@tampertrace/shared/gen/tampertrace/v1/audit_pb');
   const client = await holderClient(err.holder, home, AuditService);
   try {
     return await auditViaServer(client, args);

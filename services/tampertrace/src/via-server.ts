@@ -4,13 +4,12 @@
 // path prints them; GetTrail and QueryRecords say which records, in which order, and the page token.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { create } from '@bufbuild/protobuf';
+import { create, type DescService } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { grpc, serviceClient, unary } from '@tampertrace/shared';
 import { AnalysisStatus, ErrorCode, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
   AuditFilterSchema,
-  AuditService,
   ExportFormat,
   ExportRecordsRequestSchema,
   GetTrailRequestSchema,
@@ -38,7 +37,7 @@ export async function folderApiKey(home: string): Promise<string | undefined> {
 }
 
 /** A client of `service` on the holding server, with the folder's key. */
-export async function holderClient(holder: LockHolder, home: string, service: typeof AuditService | Parameters<typeof serviceClient>[0]): Promise<grpc.Client> {
+export async function holderClient(holder: LockHolder, home: string, service: DescService): Promise<grpc.Client> {
   return serviceClient(service, holder.grpc!, { 'grpc.max_receive_message_length': -1, apiKey: await folderApiKey(home) });
 }
 
