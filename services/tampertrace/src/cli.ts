@@ -231,7 +231,9 @@ async function runBatch(files: string[], outDir: string, concurrency: number, on
 
 /** The data folder's lock, waiting while a finite command (or a server still starting) holds it. */
 function folderLock(home: string, role: LockHolder['role']): Promise<DataLock> {
-  return acquireOrWait(home, role, (h) => process.stderr.write(`tampertrace: waiting for ${describeHolder(h)} to finish with ${home}\n`));
+  return acquireOrWait(home, role, (h) =>
+    process.stderr.write(`tampertrace: waiting for ${describeHolder(h)} ${h.role === 'server' ? 'to listen' : `to finish with ${home}`}\n`),
+  );
 }
 
 /** A command that cannot go through the server holding the folder: say why, exit 3. */
