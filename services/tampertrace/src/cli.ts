@@ -175,13 +175,14 @@ async function analyze(args: string[]): Promise<number> {
     lock = await folderLock(cfg.TAMPERTRACE_HOME, 'command');
   } catch (err) {
     if (!(err instanceof DataFolderBusy)) throw err;
-    // A server holds the folder: analyse through it (same outputs), never beside it.
+    // A server holds the folder: analyse through it (same outputs), never beside it. Reanalyze,
+    // as analyze does in-process: every run analyses its inputs anew.
     if (!(await folderApiKey(cfg.TAMPERTRACE_HOME))) return busy(err, `and its key (${path.join(cfg.TAMPERTRACE_HOME, 'api-key')}) is not readable`);
     process.stderr.write(`tampertrace: ${err.message}: analysing through it\n`);
     const client = await holderClient(err.holder, cfg.TAMPERTRACE_HOME, IngestService);
     try {
       await mkdir(values.out!, { recursive: true });
-      return await runBatch(files, values.out!, Number(values.concurrency), submitOne(client, values.out!, false));
+      return await runBatch(files, values.out!, Number(values.concurrency), submitOne(client, values.out!, true));
     } finally {
       client.close();
     }

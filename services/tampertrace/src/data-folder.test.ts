@@ -67,6 +67,7 @@ after(() => {
 });
 
 const ids: Array<{ analysisId: string; status: string }> = [];
+let viaServerStdout = '';
 
 test('serve and analyze started at once on one folder both finish: one holds the folder, the other waits or goes through it', async () => {
   const files = await inputs(path.join(work, 'in1'), 200, 'not an image, 1');
@@ -105,6 +106,7 @@ test('analyze and HTTP submissions at the same time on the served folder: analyz
   const analyzed = await tampertrace(['analyze', '--out', 'out2', ...files]);
   assert.equal(analyzed.code, 2, analyzed.stderr);
   assert.match(analyzed.stderr, /in use by pid \d+ .*analysing through it/);
+  viaServerStdout = analyzed.stdout;
   ids.push(...(await outputsOf(path.join(work, 'out2'))), ...(await viaHttp));
   assert.equal(new Set(ids.map((a) => a.analysisId)).size, 8);
 
@@ -173,4 +175,29 @@ test('after kill -9 of the server its stale lock is taken over, and every audit 
   }
   // The direct commands released the folder; nothing holds it now.
   await assert.rejects(readFile(lockFile(home), 'utf8'), { code: 'ENOENT' });
+});
+
+/** An output JSON without what differs between two analyses of the same bytes: ids, times. */
+async function comparable(file: string): Promise<unknown> {
+  const a = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  const id = a.analysisId as string;
+  for (const k of ['analysisId', 'submittedAt', 'completedAt', 'timings']) delete a[k];
+  return JSON.parse(JSON.stringify(a).replaceAll(id, 'ID'));
+}
+
+test('analyze on the folder directly writes the same outputs as analyze through the server did', async () => {
+  // The same inputs again, analysed anew in-process (analyze always analyses; through a server it asks to reanalyze).
+  const files = ['camera.png', 'astronaut.png', 'notes.jpg'].map((n) => path.join(work, 'in2', n));
+  const direct = await tampertrace(['analyze', '--out', 'out3', ...files]);
+  assert.equal(direct.code, 2, direct.stderr);
+  assert.doesNotMatch(direct.stderr, /through it/);
+  const table = (out: string) => out.replace(/^Results written to .*$/m, '');
+  assert.equal(table(direct.stdout), table(viaServerStdout), 'the same summary table');
+  const names = (await readdir(path.join(work, 'out2'))).sort();
+  assert.deepEqual((await readdir(path.join(work, 'out3'))).sort(), names);
+  for (const n of names) {
+    const [via, here] = [path.join(work, 'out2', n), path.join(work, 'out3', n)];
+    if (n.endsWith('.json')) assert.deepEqual(await comparable(here), await comparable(via), n);
+    else assert.ok((await readFile(here)).equals(await readFile(via)), `${n}: same bytes`);
+  }
 });
