@@ -4,6 +4,10 @@ SHELL := /bin/bash
 # --test-force-exit: a test file whose tests are all done must not hold the run (after a broker
 # restart a kafkajs consumer may keep a reconnect timer alive past disconnect()).
 NODE_TEST := node --import tsx --test --test-force-exit
+# onnxruntime-node's install script downloads CUDA libraries from a host outside the package
+# registries; the CPU build ships inside the npm package. npm 11 skips the script (package.json's
+# allowScripts); this variable, which the script itself reads, skips the download under npm 10 too.
+export ONNXRUNTIME_NODE_INSTALL ?= skip
 TESTS = $(shell find shared services charts bench -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 
 help: ## List targets, e.g. `make help`
@@ -31,16 +35,21 @@ run: install ## Start the whole pipeline on this machine (embedded mode) with it
 analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
 	npx tampertrace analyze $(args)
 
-test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
+# Besides the usual report on stdout (spec on a terminal, TAP otherwise), a TAP copy whose
+# "# tests N" line scripts/readme-test-count.mjs compares with the README's Quick start.
+test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback; fails when the README's test count is stale, e.g. `make test`
 	deploy/local/infra.sh up
-	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  $(NODE_TEST) $(TESTS) || status=$$?; \
-	  deploy/local/infra.sh down; exit $$status
+	@mkdir -p .cache; set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
+	  reporter=$$([ -t 1 ] && echo spec || echo tap); \
+	  $(NODE_TEST) --test-reporter=$$reporter --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=.cache/make-test.tap $(TESTS) || status=$$?; \
+	  deploy/local/infra.sh down; \
+	  [ $$status -ne 0 ] || node scripts/readme-test-count.mjs .cache/make-test.tap || status=$$?; \
+	  exit $$status
 
-test-outages: install ## Only the Kafka-restart and S3-outage tests (also part of make test), e.g. `make test-outages`
+test-outages: install ## Only the outage tests: Kafka restart, S3 outage, safe error messages while each server is down (also part of make test), e.g. `make test-outages`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  $(NODE_TEST) services/tampertrace/src/outage.integration.test.ts || status=$$?; \
+	  $(NODE_TEST) services/tampertrace/src/outage.integration.test.ts services/tampertrace/src/safe-errors.integration.test.ts || status=$$?; \
 	  deploy/local/infra.sh down; exit $$status
 
 test-containers: install ## Run every test against throwaway Kafka, MinIO and PostgreSQL containers (needs Docker), e.g. `make test-containers`
@@ -81,11 +90,12 @@ bench-soak: install ## Resident memory of every process over a long run of small
 	@if [ "$(mode)" = distributed ]; then deploy/local/infra.sh up; fi
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; BENCH_SOAK_MODE=$(or $(mode),embedded) node --import tsx bench/soak.ts $(or $(n),10000)
 
-bench-overload: install ## Overload through the public API: 0.5x, then 2x the sustained rate for minutes, then 0.5x; memory of every process, refusals, latency recovery (embedded and, with the local servers, distributed), e.g. `make bench-overload` or `BENCH_OVERLOAD_S=60 make bench-overload`
+bench-overload: install ## Overload through the public API (0.5x, 2x for minutes, 0.5x the sustained rate: memory, refusals, latency recovery), then a soak of good, bad and hostile requests (crashes, answers by code, p99, RSS of every process); embedded and, with the local servers, distributed, e.g. `make bench-overload`, `BENCH_OVERLOAD_S=60 BENCH_HOSTILE_S=60 make bench-overload` or `make bench-overload parts=hostile`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
-	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
-	  node --import tsx bench/overload.ts || status=$$?; \
+	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; parts="$(or $(parts),overload,hostile)"; \
+	  if [[ ",$$parts," == *,overload,* ]]; then node --import tsx bench/overload.ts || status=$$?; fi; \
+	  if [[ ",$$parts," == *,hostile,* ]]; then node --import tsx bench/hostile.ts || status=$$?; fi; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  exit $$status
 

@@ -38,6 +38,10 @@ export interface Distributed extends Driver {
   rssMiB(): Promise<Record<string, number>>;
   /** A gRPC client of the ingest service's public API, for a new tenant with these limits. */
   apiClient(name: string, limits: { ratePerS: number; burst: number; maxInFlight: number }): Promise<grpc.Client>;
+  /** A new tenant with these limits: its API key and the ingest service's public addresses. */
+  apiTenant(name: string, limits: { ratePerS: number; burst: number; maxInFlight: number }): Promise<{ apiKey: string; grpcAddress: string; httpUrl: string }>;
+  /** Pid of each service process (undefined once it has exited). */
+  servicePids(): Record<string, number | undefined>;
   /** Peak RSS (VmHWM) of each service process and server, then stops the services and removes this run's topics, buckets, groups and schema. */
   stop(): Promise<{ peakRssMiB: Record<string, number> }>;
 }
@@ -124,6 +128,13 @@ export async function startDistributed(): Promise<Distributed> {
         if (kib !== undefined) out[name] = kib / 1024;
       }
       return out;
+    },
+    async apiTenant(name, limits) {
+      const { apiKey } = await cluster.createTenantWithSecret(name, '--rate', String(limits.ratePerS), '--burst', String(limits.burst), '--max-in-flight', String(limits.maxInFlight));
+      return { apiKey, grpcAddress: cluster.grpcAddress, httpUrl: `http://127.0.0.1:${cluster.env.TAMPERTRACE_HTTP_PORT}` };
+    },
+    servicePids() {
+      return Object.fromEntries([...cluster.procs].map(([name, p]) => [name, p.exitCode === null && p.signalCode === null ? p.pid : undefined]));
     },
     async apiClient(name, limits) {
       const { apiKey } = await cluster.createTenantWithSecret(name, '--rate', String(limits.ratePerS), '--burst', String(limits.burst), '--max-in-flight', String(limits.maxInFlight));

@@ -18,6 +18,13 @@ export interface Config {
   TAMPERTRACE_MAX_PIXELS: number;
   /** Smallest accepted width or height, pixels. */
   TAMPERTRACE_MIN_SIDE: number;
+  /**
+   * Overlays (rendered on first request) of larger images are rendered scaled down to this many
+   * pixels, so one render holds about 7 bytes per pixel of it at most, whatever the input.
+   */
+  TAMPERTRACE_OVERLAY_MAX_PIXELS: number;
+  /** Overlay renders at once per gateway; more wait (up to 8 per render slot), then are refused (RESOURCE_EXHAUSTED, retry-after). */
+  TAMPERTRACE_OVERLAY_RENDERS: number;
   /** Minimum detector confidence for a face. */
   TAMPERTRACE_MIN_FACE_SCORE: number;
   /** How many analyses each stage works on at once. */
@@ -193,6 +200,9 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_MAX_INPUT_BYTES: int(env, 'TAMPERTRACE_MAX_INPUT_BYTES', 50 * 1024 * 1024, 1),
     TAMPERTRACE_MAX_PIXELS: int(env, 'TAMPERTRACE_MAX_PIXELS', 50_000_000, 1),
     TAMPERTRACE_MIN_SIDE: int(env, 'TAMPERTRACE_MIN_SIDE', 32, 1),
+    // 4096 x 4096: sharper than any screen shows an overlay; about 120 MB to render.
+    TAMPERTRACE_OVERLAY_MAX_PIXELS: int(env, 'TAMPERTRACE_OVERLAY_MAX_PIXELS', 4096 * 4096, 1024),
+    TAMPERTRACE_OVERLAY_RENDERS: int(env, 'TAMPERTRACE_OVERLAY_RENDERS', 2, 1, 64),
     TAMPERTRACE_MIN_FACE_SCORE: num(env, 'TAMPERTRACE_MIN_FACE_SCORE', 0.6, 0, 1),
     TAMPERTRACE_STAGE_CONCURRENCY: int(env, 'TAMPERTRACE_STAGE_CONCURRENCY', 2, 1, 64),
     TAMPERTRACE_EXECUTION_PROVIDERS: providers,

@@ -11,10 +11,23 @@ import type { Config } from './config.ts';
 import { HEALTH_SERVICE_NAME, ServiceHealth, healthFileDescriptors } from './health.ts';
 import type { Logger } from './log.ts';
 import { ErrorCode } from './gen/tampertrace/v1/common_pb.ts';
-import { CallerError, classOf, classify, codeName } from './errors.ts';
+import { CallerError, InvalidInputError, classOf, classify, codeName, safeMessage } from './errors.ts';
 
-/** grpc-js' service definition for a protobuf-es service descriptor; method keys are the rpc's localName (`submit`). */
-export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
+/**
+ * A request the server could not decode. grpc-js answers a throwing deserializer with INTERNAL,
+ * which is wrong for the caller's bad bytes, so the server's deserializer returns this instead and
+ * rejectUndecodable (an interceptor of every server) answers INVALID_ARGUMENT before any handler
+ * sees it.
+ */
+export class UndecodableRequest {
+  constructor(readonly typeName: string) {}
+}
+
+/**
+ * grpc-js' service definition for a protobuf-es service descriptor; method keys are the rpc's
+ * localName (`submit`). `forServer`: requests that do not decode become UndecodableRequest.
+ */
+export function serviceDefinition(service: DescService, forServer = false): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const m of service.methods) {
     const codec = <D extends DescMessage>(schema: D) => ({
@@ -24,12 +37,19 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
     });
     const req = codec(m.input);
     const res = codec(m.output);
+    const lenient = (buf: Buffer) => {
+      try {
+        return req.deserialize(buf);
+      } catch {
+        return new UndecodableRequest(m.input.typeName);
+      }
+    };
     def[m.localName] = {
       path: `/${service.typeName}/${m.name}`,
       requestStream: m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming',
       responseStream: m.methodKind === 'server_streaming' || m.methodKind === 'bidi_streaming',
       requestSerialize: req.serialize,
-      requestDeserialize: req.deserialize,
+      requestDeserialize: forServer ? lenient : req.deserialize,
       responseSerialize: res.serialize,
       responseDeserialize: res.deserialize,
       originalName: m.name,
@@ -110,18 +130,22 @@ export function errorCodeOf(err: unknown): string | undefined {
 export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   if (isStatusError(err)) return err;
   const e = classify(err);
-  const internal = e.errorClass === 'internal';
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_TRAILER, codeName(e.code));
   if (e instanceof CallerError && e.retryAfterMs !== undefined) metadata.set('retry-after-ms', String(Math.ceil(e.retryAfterMs)));
   if (e.analysisId) metadata.set('tt-analysis-id', e.analysisId);
-  return { code: grpcStatusOf(e.code), details: internal ? 'internal error' : e.message, metadata };
+  return { code: grpcStatusOf(e.code), details: safeMessage(e), metadata };
 }
 
-/** toGrpcError, logging what is internal (with its stack) once, here. */
+/**
+ * toGrpcError, logging what the caller is not told once, here: an internal error (with its
+ * stack), or a dependency's own words behind a retriable one.
+ */
 export function callFailure(log: Logger, method: string, err: unknown): grpc.ServiceError {
   const status = toGrpcError(err);
+  const e = isStatusError(err) ? undefined : classify(err);
   if (status.code === grpc.status.INTERNAL) log.error({ err: String(err), stack: (err as Error)?.stack, method }, 'call failed');
+  else if (e && !e.forCaller) log.warn({ err: e.message, code: codeName(e.code), method }, 'call failed');
   return status as grpc.ServiceError;
 }
 
@@ -207,11 +231,13 @@ export interface GrpcApi {
 /**
  * A server with the project's options, the given services, grpc.health.v1.Health (a status per
  * service name, NOT_SERVING until `health.serving()`) and server reflection (v1 and v1alpha) over
- * the services' proto files and health.proto. Not yet listening: see startGrpcServer.
+ * the services' proto files and health.proto. Not yet listening: see startGrpcServer. Every call
+ * is inside one error boundary (rejectUndecodable, guardedImpl): a call can fail, the process
+ * cannot; `log` receives the internal errors that boundary catches.
  */
-export function createGrpcServer(cfg: Config, services: readonly GrpcServiceImpl[]): GrpcApi {
-  const server = new grpc.Server(grpcServerOptions(cfg));
-  for (const s of services) server.addService(serviceDefinition(s.service), s.impl);
+export function createGrpcServer(cfg: Config, services: readonly GrpcServiceImpl[], log?: Logger): GrpcApi {
+  const server = new grpc.Server({ ...grpcServerOptions(cfg), interceptors: [rejectUndecodable] });
+  for (const s of services) server.addService(serviceDefinition(s.service, true), guardedImpl(s.service, s.impl, log));
   const health = new ServiceHealth(services.map((s) => s.service.typeName));
   health.addToServer(server);
   // Loaded here, not at import: it parses its own protos when loaded (about 35 ms), which every
@@ -219,6 +245,51 @@ export function createGrpcServer(cfg: Config, services: readonly GrpcServiceImpl
   const { ReflectionService: Reflection } = createRequire(import.meta.url)('@grpc/reflection') as typeof import('@grpc/reflection');
   new Reflection(reflectionPackage(services.map((s) => s.service))).addToServer(server);
   return { server, health };
+}
+
+/**
+ * Answers a request that did not decode (UndecodableRequest) with INVALID_ARGUMENT and the
+ * INVALID_MESSAGE code, and keeps the rest of that call (its half-close) from the handler.
+ */
+const rejectUndecodable: grpc.ServerInterceptor = (_method, call) => {
+  let rejected = false;
+  const intercepted: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMessage: (message, nextMessage) => {
+          if (rejected) return;
+          if (!(message instanceof UndecodableRequest)) return nextMessage(message);
+          rejected = true;
+          intercepted.sendStatus(toGrpcError(new InvalidInputError(ErrorCode.INVALID_MESSAGE, `the request is not a valid ${message.typeName}`)) as grpc.StatusObject);
+        },
+        onReceiveHalfClose: (nextHalfClose) => {
+          if (!rejected) nextHalfClose();
+        },
+      }),
+  });
+  return intercepted;
+};
+
+/**
+ * The error boundary of every handler: one that throws synchronously (before its own promise
+ * chain catches) fails its call with the mapped status instead of taking the process down.
+ */
+function guardedImpl(service: DescService, impl: grpc.UntypedServiceImplementation, log: Logger | undefined): grpc.UntypedServiceImplementation {
+  const guarded: grpc.UntypedServiceImplementation = {};
+  for (const m of service.methods) {
+    const handler = impl[m.localName] as ((call: any, callback?: any) => void) | undefined;
+    if (!handler) continue;
+    guarded[m.localName] = ((call: any, callback?: grpc.sendUnaryData<unknown>) => {
+      try {
+        handler(call, callback);
+      } catch (err) {
+        const status = log ? callFailure(log, call.getPath?.() ?? m.name, err) : (toGrpcError(err) as grpc.ServiceError);
+        if (callback) callback(status);
+        else call.emit('error', Object.assign(new Error(status.details), status));
+      }
+    }) as grpc.UntypedHandleCall;
+  }
+  return guarded;
 }
 
 /**
@@ -300,15 +371,21 @@ export function unaryHandler<Req, Res>(log: Logger, fn: (req: Req, signal: Abort
 /**
  * At most `max` calls at work at once, so that synchronous calls cannot swamp the models the
  * stream also needs; a call waiting for its turn leaves the queue as soon as its signal fires.
+ * With `maxQueued`, a call that would wait behind that many others is refused at once
+ * (QUOTA_EXCEEDED: RESOURCE_EXHAUSTED / 429 with a retry hint) instead of queueing without bound.
  */
 export class CallLimit {
   private readonly queue: Array<() => void> = [];
   private active = 0;
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxQueued = Infinity,
+  ) {}
 
   async run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
     signal.throwIfAborted();
     if (this.active < this.max) this.active++;
+    else if (this.queue.length >= this.maxQueued) throw new CallerError(ErrorCode.QUOTA_EXCEEDED, 'the server is busy with this kind of work; try again shortly', 1000);
     else await this.turn(signal); // the releasing call hands its place over
     try {
       signal.throwIfAborted();

@@ -116,23 +116,26 @@ export async function probeImage(bytes: Uint8Array, limits: ImageLimits): Promis
  * Decodes the first frame to sRGB packed RGB with EXIF orientation applied. Truncated or
  * damaged data fails rather than yielding a half-grey picture.
  */
-export function decodeRgb(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
+/**
+ * The image as RGB. With `maxPixelsOut`, a larger image comes out scaled down (aspect kept) to
+ * at most that many pixels, resized as it decodes so the full size is never held.
+ */
+export function decodeRgb(bytes: Uint8Array, limits: ImageLimits, maxPixelsOut?: number): Promise<RgbImage> {
   return withSpan(SpanName.decode, { [Attr.objectBytes]: bytes.byteLength }, async (span) => {
-    const img = await decode(bytes, limits);
+    const img = await decode(bytes, limits, maxPixelsOut);
     span.setAttributes({ [Attr.imageWidth]: img.width, [Attr.imageHeight]: img.height });
     return img;
   });
 }
 
-async function decode(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
-  await probeImage(bytes, limits);
+async function decode(bytes: Uint8Array, limits: ImageLimits, maxPixelsOut = Infinity): Promise<RgbImage> {
+  const info0 = await probeImage(bytes, limits);
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1 })
-      .rotate()
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1 }).rotate().toColourspace('srgb').removeAlpha();
+    const scale = Math.sqrt(maxPixelsOut / (info0.width * info0.height));
+    // 'inside' a box of at most maxPixelsOut pixels also bounds an image the rotation turns.
+    if (scale < 1) pipeline = pipeline.resize({ width: Math.max(1, Math.floor(info0.width * scale)), height: Math.max(1, Math.floor(info0.height * scale)), fit: 'inside' });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) {
       // Greyscale sources come out with one channel; expand so every consumer sees RGB.
       return expandToRgb(data, info.width, info.height, info.channels);

@@ -204,11 +204,15 @@ export class KafkaBus implements EventBus {
           // Copied now: the caller may reuse its buffer before kafkajs encodes the request.
           list.push({ key: msg.key, value: Buffer.from(msg.value), headers: { ...msg.headers } });
         }
-        await this.ensureTopics([...byTopic.keys()]);
-        if (this.producerBroken) await this.renewProducer();
         const publishTimeoutMs = this.opts.publishTimeoutMs ?? 60_000;
+        // The whole attempt is under the limit, the producer's renewal included: with the broker
+        // away, kafkajs' connect retries for longer than a caller should wait for its answer.
         await withTimeout(
-          this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }),
+          (async () => {
+            await this.ensureTopics([...byTopic.keys()]);
+            if (this.producerBroken) await this.renewProducer();
+            await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+          })(),
           publishTimeoutMs,
           `Kafka publish not acknowledged within ${publishTimeoutMs} ms`,
         );
@@ -227,7 +231,15 @@ export class KafkaBus implements EventBus {
     this.flushing = null;
   }
 
-  private async renewProducer(): Promise<void> {
+  /** A renewal still connecting (one that outlived a publish's time limit) is joined, not doubled. */
+  private renewing?: Promise<void>;
+
+  private renewProducer(): Promise<void> {
+    this.renewing ??= this.replaceProducer().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  private async replaceProducer(): Promise<void> {
     const old = this.producer;
     await old.disconnect().catch(() => {});
     const fresh = newProducer(this.kafka);

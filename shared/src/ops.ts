@@ -118,7 +118,11 @@ export async function startOpsServer(cfg: Config, log: Logger, readiness: Readin
       return fatal ? reply(503, 'text/plain', `${fatal}\n`) : reply(200, 'text/plain', 'ok\n');
     }
     if (url === '/readyz') {
-      readiness.evaluate().then((r) => reply(r.ready ? 200 : 503, 'application/json', `${JSON.stringify(r)}\n`));
+      readiness.evaluate().then(
+        (r) => reply(r.ready ? 200 : 503, 'application/json', `${JSON.stringify(r)}\n`),
+        // A request fails, the process does not (an unhandled rejection would end it).
+        (err) => reply(503, 'text/plain', `readiness failed: ${String(err)}\n`),
+      );
       return;
     }
     reply(404, 'text/plain', 'not found: /metrics, /livez, /readyz\n');

@@ -33,15 +33,21 @@ export interface RunStageOptions {
   log: Logger;
 }
 
-/** Sends a message to the consuming service's dead-letter topic with provenance headers; original key and value kept. */
-export async function deadLetter(bus: EventBus, msg: BusMessage, stage: string, code: string, reason: string): Promise<void> {
+/**
+ * Sends a message to the consuming service's dead-letter topic with provenance headers; original
+ * key and value kept. `authenticatedTenant`: the tenant the consumer proved sent it (on a topic
+ * outside PIPELINE_TOPICS); a tt-dlq-tenant the producer set itself is never passed on.
+ */
+export async function deadLetter(bus: EventBus, msg: BusMessage, stage: string, code: string, reason: string, authenticatedTenant?: string): Promise<void> {
   metrics.deadLetters.inc({ group: stage, code });
+  const { [Header.dlqTenant]: _claimed, ...headers } = msg.headers;
   await bus.publish({
     topic: deadLetterTopic(stage),
     key: msg.key,
     value: msg.value,
     headers: {
-      ...msg.headers,
+      ...headers,
+      ...(authenticatedTenant ? { [Header.dlqTenant]: authenticatedTenant } : {}),
       [Header.dlqReason]: reason.slice(0, 1000),
       [Header.dlqCode]: code,
       [Header.dlqStage]: stage,

@@ -21,6 +21,14 @@ export const Topic = {
 
 export type TopicName = (typeof Topic)[keyof typeof Topic];
 
+/**
+ * The topics only the pipeline's own services write: there a message's tt-tenant is a fact. On
+ * any other (the submissions topic, which platforms produce to) it is only a claim until a
+ * consumer has checked the signature, so a dead letter from there is recorded under a tenant
+ * only when its consumer vouched for one (Header.dlqTenant).
+ */
+export const PIPELINE_TOPICS: ReadonlySet<string> = new Set<string>([Topic.imageIngested, Topic.facesDetected, Topic.forgeryLocalized, Topic.analysisCompleted]);
+
 /** Dead letters of one consuming service (its consumer group); the source topic is in a header. */
 export function deadLetterTopic(consumer: string): string {
   return `tampertrace.dlq.${consumer}.v1`;
@@ -63,6 +71,8 @@ export const Header = {
   dlqStage: 'tt-dlq-stage',
   dlqTime: 'tt-dlq-time',
   dlqOriginalTopic: 'tt-dlq-original-topic',
+  /** The tenant the dead-lettering consumer authenticated, when it did (see PIPELINE_TOPICS). */
+  dlqTenant: 'tt-dlq-tenant',
   /** Submissions topic: proof that the tenant sent it (see Topic.submissions). */
   submissionSignature: 'tt-signature',
 } as const;

@@ -1,7 +1,10 @@
-// Audit records as JSON lines or CSV, for exportRecords. Both keep every hashed field and the
-// chain fields, lossless (structured fields as JSON, times as ISO 8601, scores as stored), so an
-// export can be re-hashed elsewhere. CSV cells are quoted per RFC 4180 and not otherwise altered:
-// a spreadsheet that evaluates cells starting with "=" must be told not to.
+// Audit records as JSON lines or CSV, for exportRecords. JSON lines keep every hashed field and
+// the chain fields losslessly (structured fields as JSON, times as ISO 8601, scores as stored), so
+// an export can be re-hashed elsewhere. CSV is for people and spreadsheets: cells are quoted per
+// RFC 4180, and a text cell that a spreadsheet would evaluate as a formula (OWASP's CSV injection:
+// a first character of = + - @ tab or carriage return, e.g. a source name "=HYPERLINK(...)") gets
+// a leading single quote and is quoted, so it shows as text. Only those cells differ from the
+// stored value; re-hash from JSON lines, or drop that one quote first.
 import { InvalidInputError } from '@tampertrace/shared';
 import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { AuditRow } from './row.ts';
@@ -15,9 +18,18 @@ export const CSV_COLUMNS = [
   'eventTime', 'recordedTime', 'prevHash', 'recordHash', 'hashVersion',
 ] as const satisfies ReadonlyArray<keyof AuditRow>;
 
-function csvCell(v: unknown): string {
+/** First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One CSV cell. Numbers are written as they are (a negative number is a value, not a formula);
+ * text and JSON that start like a formula get the quote prefix and are always quoted.
+ */
+export function csvCell(v: unknown): string {
   if (v === undefined || v === null) return '';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   const s = v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (FORMULA_START.test(s)) return `"'${s.replaceAll('"', '""')}"`;
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -12,7 +12,7 @@ const sql = await openPostgres(cfg.TAMPERTRACE_DATABASE_URL);
 const audit = new AuditStore(sql);
 await audit.migrate();
 const { bus } = await connectBusAndStore(cfg, log, AUDIT_GROUP);
-const health = createGrpcServer(cfg, []);
+const health = createGrpcServer(cfg, [], log);
 const { readiness, ops } = await startOps(cfg, log, health.health, { bus, sql });
 const sub = await runAuditConsumer(bus, audit, log, {
   concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,

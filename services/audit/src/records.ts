@@ -2,7 +2,7 @@
 // the explanation stage: regions with any masked coverage.
 import { toJson, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConsumerGroup, Header, Topic, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
+import { ConsumerGroup, Header, PIPELINE_TOPICS, Topic, callerMessage, classOf, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
 import { FaceSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, ModelRefSchema, Stage, Verdict, type ModelRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import {
@@ -119,8 +119,29 @@ const DLQ_STAGE: Record<string, Stage> = {
   [ConsumerGroup.ingestSubmissions]: Stage.INGEST,
 };
 
-/** Messages without a tenant header (garbage on a topic) are recorded under this tenant, for operators. */
+/**
+ * Dead letters that belong to no tenant are recorded under this one, for operators only (no
+ * tenant can have this id, so no API key reads it): garbage without a tenant header, and every
+ * message from outside the pipeline that its consumer did not authenticate (an unsigned or
+ * wrongly signed submission, or one naming an unknown tenant), whatever tenant it claims.
+ */
 export const UNATTRIBUTED_TENANT = '_unattributed';
+
+/**
+ * A dead letter's reason as its tenant may read it: the dead-letter topic keeps the full text for
+ * operators, but behind an outage or a bug it is a dependency's or a bug's words (addresses,
+ * URLs), so the record gets the same caller message as the API would give (callerMessage).
+ */
+function reasonFor(codeName: string | undefined, reason: string): string {
+  const code = codeName && Object.hasOwn(ErrorCode, codeName) ? (ErrorCode[codeName as keyof typeof ErrorCode] as ErrorCode) : ErrorCode.INTERNAL;
+  const forCaller = classOf(code) === 'invalid-input' || classOf(code) === 'caller';
+  return callerMessage(code, reason.slice(0, 500), forCaller);
+}
+
+/** The tenant a dead letter is recorded under: see PIPELINE_TOPICS and Header.dlqTenant. */
+function tenantOf(h: Record<string, string>): string | undefined {
+  return PIPELINE_TOPICS.has(h[Header.dlqOriginalTopic] ?? '') ? h[Header.tenant] : h[Header.dlqTenant];
+}
 
 /**
  * A dead letter as an audit record: FAILED at the stage that gave up, with the code and reason
@@ -133,9 +154,12 @@ export function toDeadLetterRecord(msg: BusMessage): AuditRecordInput {
   const time = new Date(h[Header.dlqTime] ?? '');
   const at = Number.isNaN(time.getTime()) ? new Date(0) : time;
   const id = sha256Hex(`${msg.topic}\n${msg.key}\n${sha256Hex(msg.value)}\n${h[Header.dlqTime] ?? ''}\n${h[Header.dlqOriginalTopic] ?? ''}`);
+  const tenant = tenantOf(h);
+  // For operators: which tenant an unattributed message named (a claim only, never trusted).
+  const claimed = !tenant && h[Header.tenant] ? ` (claims tenant ${JSON.stringify(h[Header.tenant].slice(0, 64))})` : '';
   return {
     eventId: `dlq:${id}`,
-    tenantId: h[Header.tenant] || UNATTRIBUTED_TENANT,
+    tenantId: tenant || UNATTRIBUTED_TENANT,
     analysisId: /^[0-9a-f-]{36}$/.test(msg.key) ? msg.key : '',
     contentSha256: h[Header.contentSha256] ?? '',
     stage: Stage[DLQ_STAGE[group] ?? Stage.UNSPECIFIED],
@@ -144,7 +168,7 @@ export function toDeadLetterRecord(msg: BusMessage): AuditRecordInput {
     faces: [],
     regions: [],
     errorCode: h[Header.dlqCode] || undefined,
-    errorMessage: `dead-lettered by ${group || 'unknown'} from ${h[Header.dlqOriginalTopic] ?? 'unknown'}: ${(h[Header.dlqReason] ?? '').slice(0, 500)}`,
+    errorMessage: `dead-lettered by ${group || 'unknown'} from ${h[Header.dlqOriginalTopic] ?? 'unknown'}: ${reasonFor(h[Header.dlqCode], h[Header.dlqReason] ?? '')}${claimed}`,
     eventTime: at,
   };
 }

@@ -10,5 +10,5 @@ const log = createLogger(FACE_DETECTION);
 const limits = limitsOf(cfg);
 const [detector, faceCrops, { bus, store }] = await Promise.all([loadDetector(cfg), localizerCropSpec(cfg), connectBusAndStore(cfg, log, FACE_DETECTION)]);
 await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
-const api = createGrpcServer(cfg, [faceDetectionGrpc({ detector, limits }, cfg, log)]);
+const api = createGrpcServer(cfg, [faceDetectionGrpc({ detector, limits }, cfg, log)], log);
 await serveStage(cfg, log, { bus, store }, faceDetectionStage({ store, detector, limits, faceCrops }), api, () => detector.close());

@@ -10,5 +10,5 @@ const log = createLogger(FORGERY_LOCALIZATION);
 const limits = limitsOf(cfg);
 const [{ model, entry, localizer }, { bus, store }] = await Promise.all([loadLocalizer(cfg), connectBusAndStore(cfg, log, FORGERY_LOCALIZATION)]);
 await store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
-const api = createGrpcServer(cfg, [forgeryLocalizationGrpc({ localizer, model: entry, limits }, cfg, log)]);
+const api = createGrpcServer(cfg, [forgeryLocalizationGrpc({ localizer, model: entry, limits }, cfg, log)], log);
 await serveStage(cfg, log, { bus, store }, forgeryLocalizationStage({ store, localizer, model: entry, limits }), api, () => model.close());

@@ -13,7 +13,8 @@ interface Bucket {
 
 export class Access {
   // Per replica: with N gateway replicas a tenant gets up to N x its rate. The in-flight cap is
-  // read from the shared table, so it holds across replicas.
+  // read from the shared table, so it holds across replicas; this look is only the early, cheap
+  // refusal: the cap is enforced atomically when the analysis is recorded (admitPending).
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(

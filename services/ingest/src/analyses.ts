@@ -3,7 +3,7 @@
 // row (a rejection is published before Submit returns).
 import path from 'node:path';
 import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { runMigrations, type SqlClient } from '@tampertrace/shared';
+import { runMigrations, type SqlClient, type SqlTx } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
@@ -28,7 +28,38 @@ export class AnalysesStore {
 
   /** Records a submission (before its event is published); a row that already exists is left alone. */
   async pending(a: Analysis, webhookUrl?: string): Promise<void> {
-    await this.write(a, 'DO NOTHING', webhookUrl);
+    await this.write(this.db, a, 'DO NOTHING', webhookUrl);
+  }
+
+  /**
+   * Records a submission as PENDING only if it may exist, deciding that atomically with the
+   * tenant's other submissions: with `dedupe`, an analysis of the same bytes that did not fail
+   * answers instead (`prior`); with `maxInFlight`, a tenant already at its cap is refused
+   * (`inFlight` says how many). The check and the insert run in one transaction under a lock
+   * per tenant (an advisory lock: on PostgreSQL it holds across every replica on the database;
+   * PGlite runs one transaction at a time anyway), so concurrent submissions see each other's
+   * rows: 20 identical submissions make one analysis, and the cap is never passed.
+   */
+  async admitPending(a: Analysis, opts: { dedupe: boolean; maxInFlight?: number; webhookUrl?: string }): Promise<{ prior?: Analysis; inFlight?: number }> {
+    return this.db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(hashtext('tampertrace-submit'), hashtext($1))", [a.tenantId]);
+      if (opts.dedupe) {
+        const prior = await this.latestOf(a.tenantId, a.contentSha256, tx);
+        if (prior) return { prior };
+      }
+      if (opts.maxInFlight !== undefined) {
+        const n = await this.inFlight(a.tenantId, tx);
+        if (n >= opts.maxInFlight) return { inFlight: n };
+      }
+      await this.write(tx, a, 'DO NOTHING', opts.webhookUrl);
+      return {};
+    });
+  }
+
+  /** The tenant's analyses in flight (PENDING). */
+  async inFlight(tenantId: string, db: SqlTx = this.db): Promise<number> {
+    const res = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM analyses WHERE tenant_id = $1 AND status = ${AnalysisStatus.PENDING}`, [tenantId]);
+    return Number(res.rows[0].n);
   }
 
   /** Drops the PENDING row of a submission that was never published. */
@@ -42,6 +73,7 @@ export class AnalysesStore {
    */
   async final(a: Analysis): Promise<{ webhookUrl?: string } | undefined> {
     const res = await this.write(
+      this.db,
       a,
       `DO UPDATE SET status = EXCLUDED.status, analysis = EXCLUDED.analysis, verdict = EXCLUDED.verdict, max_forgery_score = EXCLUDED.max_forgery_score, updated_at = now() WHERE analyses.status = ${AnalysisStatus.PENDING}`,
     );
@@ -68,8 +100,8 @@ export class AnalysesStore {
   }
 
   /** The newest analysis of these bytes for this tenant that did not fail, for deduplication. */
-  async latestOf(tenantId: string, contentSha256: string): Promise<Analysis | undefined> {
-    const res = await this.db.query<{ analysis: Uint8Array }>(
+  async latestOf(tenantId: string, contentSha256: string, db: SqlTx = this.db): Promise<Analysis | undefined> {
+    const res = await db.query<{ analysis: Uint8Array }>(
       `SELECT analysis FROM analyses WHERE tenant_id = $1 AND content_sha256 = $2 AND status <> ${AnalysisStatus.FAILED}
        ORDER BY submitted_at DESC LIMIT 1`,
       [tenantId, contentSha256],
@@ -106,8 +138,8 @@ export class AnalysesStore {
     });
   }
 
-  private write(a: Analysis, onConflict: string, webhookUrl?: string) {
-    return this.db.query<{ webhook_url: string | null }>(
+  private write(db: SqlTx, a: Analysis, onConflict: string, webhookUrl?: string) {
+    return db.query<{ webhook_url: string | null }>(
       `INSERT INTO analyses (analysis_id, tenant_id, content_sha256, status, analysis, submitted_at, webhook_url, verdict, max_forgery_score)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (analysis_id) ${onConflict} RETURNING webhook_url`,
       [

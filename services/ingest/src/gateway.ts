@@ -33,7 +33,7 @@ import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertra
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { overlayFor } from '@tampertrace/forgery-localization/overlay';
+import { OverlayRenderer } from '@tampertrace/forgery-localization/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 
@@ -65,6 +65,11 @@ export interface GatewaySubmitOptions {
   submittedBy?: string;
   /** Return the tenant's existing analysis of the same bytes instead of analysing them again. */
   dedupe?: boolean;
+  /**
+   * Refuse (QUOTA_EXCEEDED) when the tenant already has this many analyses in flight; checked
+   * atomically with recording this one, across every replica on the database.
+   */
+  maxInFlight?: number;
   /** Receives the final result (overrides the tenant's webhook). */
   webhookUrl?: string;
   /** A submission whose caller gave up (deadline, cancel) before it was published leaves no trace. */
@@ -118,6 +123,8 @@ function pendingOf(a: Analysis): Analysis {
 
 export class Gateway {
   readonly store: ObjectStore;
+  /** Overlays rendered on first request, bounded (one render per overlay, so many at once, a pixel cap). */
+  readonly overlays: OverlayRenderer;
   private readonly analyses: AnalysesStore;
   private readonly ingestor: Ingestor;
   /**
@@ -131,6 +138,12 @@ export class Gateway {
     this.store = deps.store;
     this.analyses = new AnalysesStore(deps.sql);
     this.ingestor = new Ingestor({ bus: deps.bus, store: deps.store, limits: limitsOf(deps.cfg) });
+    this.overlays = new OverlayRenderer(
+      deps.store,
+      limitsOf(deps.cfg),
+      { maxPixels: deps.cfg.TAMPERTRACE_OVERLAY_MAX_PIXELS, renders: deps.cfg.TAMPERTRACE_OVERLAY_RENDERS },
+      deps.decoded,
+    );
   }
 
   /** Creates the tables and buckets, and starts the results consumer. */
@@ -174,9 +187,11 @@ export class Gateway {
   }
 
   async submit(bytes: Uint8Array, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
+    // A cheap first look spares the usual resubmission the work; the answer that counts is
+    // decided atomically when the analysis is recorded (record), since others may be racing.
     if (opts.dedupe) {
       const prior = await this.analyses.latestOf(opts.tenantId, sha256Hex(bytes));
-      if (prior) return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
+      if (prior) return deduplicated(prior);
     }
     return this.record(opts, (o) => this.ingestor.submit(bytes, o));
   }
@@ -191,7 +206,20 @@ export class Gateway {
     if (size <= limit) return this.submit(await readFile(file), opts);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    return this.record(opts, (o) => this.ingestor.rejectTooLarge(hash.digest('hex'), size, o));
+    return this.submitTooLarge(hash.digest('hex'), size, opts);
+  }
+
+  /**
+   * Records the REJECTED (TOO_LARGE) analysis of an input over the size limit that the caller
+   * hashed as it streamed past (a file, a raw HTTP body), never holding its bytes; deduplicated
+   * like every other submission.
+   */
+  async submitTooLarge(contentSha256: string, sizeBytes: number, opts: GatewaySubmitOptions): Promise<GatewaySubmitResult> {
+    if (opts.dedupe) {
+      const prior = await this.analyses.latestOf(opts.tenantId, contentSha256);
+      if (prior) return deduplicated(prior);
+    }
+    return this.record(opts, (o) => this.ingestor.rejectTooLarge(contentSha256, sizeBytes, o));
   }
 
   /**
@@ -212,7 +240,11 @@ export class Gateway {
     return this.submit(await this.store.get(ref.bucket, ref.key), opts);
   }
 
-  /** The PENDING row goes in before the event goes out, so the final state can never precede it. */
+  /**
+   * The PENDING row goes in before the event goes out, so the final state can never precede it.
+   * That insert is also where deduplication and the in-flight cap are decided, atomically
+   * (AnalysesStore.admitPending): a submission that loses is abandoned before it is published.
+   */
   private async record(opts: GatewaySubmitOptions, run: (o: SubmitOptions) => Promise<SubmitResult>): Promise<GatewaySubmitResult> {
     let id: string | undefined;
     try {
@@ -222,23 +254,24 @@ export class Gateway {
         submittedBy: opts.submittedBy,
         beforePublish: async ({ analysisId, contentSha256 }) => {
           opts.signal?.throwIfAborted();
+          const pending = create(AnalysisSchema, {
+            analysisId,
+            tenantId: opts.tenantId,
+            contentSha256,
+            status: AnalysisStatus.PENDING,
+            sourceName: opts.sourceName ?? '',
+            submittedAt: timestampFromDate(new Date()),
+          });
+          const admitted = await this.analyses.admitPending(pending, { dedupe: opts.dedupe ?? false, maxInFlight: opts.maxInFlight, webhookUrl: opts.webhookUrl });
+          if (admitted.prior) throw new LostToPrior(admitted.prior);
+          if (admitted.inFlight !== undefined) throw new CallerError(ErrorCode.QUOTA_EXCEEDED, `${admitted.inFlight} analyses in flight; the maximum is ${opts.maxInFlight}`, 1000);
           id = analysisId;
-          await this.analyses.pending(
-            create(AnalysisSchema, {
-              analysisId,
-              tenantId: opts.tenantId,
-              contentSha256,
-              status: AnalysisStatus.PENDING,
-              sourceName: opts.sourceName ?? '',
-              submittedAt: timestampFromDate(new Date()),
-            }),
-            opts.webhookUrl,
-          );
           opts.signal?.throwIfAborted();
         },
       });
       return { ...r, deduplicated: false };
     } catch (err) {
+      if (err instanceof LostToPrior) return deduplicated(err.prior);
       // Not published: no analysis exists, so its PENDING row must not either.
       if (id) await this.analyses.forget(id).catch(() => {});
       throw err;
@@ -326,7 +359,7 @@ export class Gateway {
 
   /** The overlay PNG's ref, rendered and stored on first request. */
   overlay(a: Analysis): Promise<ObjectRef | undefined> {
-    return overlayFor(this.store, a, limitsOf(this.deps.cfg), this.deps.decoded);
+    return this.overlays.overlayOf(a);
   }
 
   /** One page of the tenant's analyses, newest first (ListAnalyses). */
@@ -372,6 +405,17 @@ export class Gateway {
   }
 }
 
+/** A submission that found, when it was recorded, an analysis of the same bytes made meanwhile: it is abandoned unpublished. */
+class LostToPrior extends Error {
+  constructor(readonly prior: Analysis) {
+    super('deduplicated');
+  }
+}
+
+function deduplicated(prior: Analysis): GatewaySubmitResult {
+  return { analysisId: prior.analysisId, contentSha256: prior.contentSha256, rejected: prior.error, deduplicated: true };
+}
+
 const LIST_PAGE_DEFAULT = 50;
 const LIST_PAGE_MAX = 200;
 
@@ -382,8 +426,10 @@ function tokenOf(c: ListCursor): string {
 
 function cursorOf(token: string): ListCursor {
   const m = /^(\d{1,16})\.([0-9a-f-]{36})$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
-  if (!m) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'not a ListAnalyses page token');
-  return { submittedAt: new Date(Number(m[1])), analysisId: m[2] };
+  const submittedAt = m ? new Date(Number(m[1])) : undefined;
+  // Well-formed digits can still be past the last Date (8.64e15 ms), which toISOString refuses.
+  if (!m || !submittedAt || Number.isNaN(submittedAt.getTime())) throw new CallerError(ErrorCode.INVALID_MESSAGE, 'not a ListAnalyses page token');
+  return { submittedAt, analysisId: m[2] };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<undefined> {

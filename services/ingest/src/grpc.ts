@@ -158,7 +158,7 @@ export async function serveGrpc(api: IngestApi, cfg: Config): Promise<{ server: 
     const tenantOf = async (md: grpc.Metadata) => (await api.access.tenantOf(apiKeyOf(md))).tenantId;
     services.push({ service: AuditService, impl: auditServiceImpl(api.audit, tenantOf, api.log) });
   }
-  const server = createGrpcServer(cfg, services);
+  const server = createGrpcServer(cfg, services, api.log);
   const port = await startGrpcServer(server, cfg, api.log);
   server.health.serving();
   return { server, port };

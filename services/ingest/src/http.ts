@@ -18,6 +18,7 @@
 // errorCode (enum names, with or without their prefix: REJECTED or ANALYSIS_STATUS_REJECTED),
 // minForgeryScore (0-1), modelVersion, region.
 // Without a key, GET /console/ serves the review console's page (console-assets.ts).
+import { createHash, type Hash } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
 import { create, fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
@@ -36,7 +37,7 @@ import {
   type AuditFilter,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
-import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
+import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, safeMessage, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactKind, ListAnalysesRequestSchema, ListAnalysesResponseSchema, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
@@ -61,6 +62,28 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
   return Buffer.concat(chunks);
 }
 
+/**
+ * A raw image body: its bytes when within `limit`; past it, only its SHA-256 and size, hashed as
+ * it streams so that an oversized body is never held (it still gets its REJECTED analysis).
+ */
+async function readImageBody(req: http.IncomingMessage, limit: number): Promise<{ bytes: Buffer } | { sha256: string; size: number }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let hash: Hash | undefined;
+  for await (const c of req) {
+    const chunk = c as Buffer;
+    size += chunk.length;
+    if (!hash && size > limit) {
+      hash = createHash('sha256');
+      for (const held of chunks) hash.update(held);
+      chunks.length = 0;
+    }
+    if (hash) hash.update(chunk);
+    else chunks.push(chunk);
+  }
+  return hash ? { sha256: hash.digest('hex'), size } : { bytes: Buffer.concat(chunks) };
+}
+
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body, null, 2) + '\n');
@@ -70,8 +93,7 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   const e = classify(err);
   const headers: Record<string, string> = {};
   if (e instanceof CallerError && e.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
-  const internal = e.errorClass === 'internal';
-  const body = { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: internal ? 'internal error' : e.message }, ...(e.analysisId ? { analysisId: e.analysisId } : {}) };
+  const body = { error: { code: `ERROR_CODE_${codeName(e.code)}`, message: safeMessage(e) }, ...(e.analysisId ? { analysisId: e.analysisId } : {}) };
   send(res, httpStatusOf(e.code), body, headers);
 }
 
@@ -215,6 +237,15 @@ async function serveAudit(audit: AuditApi, tenantId: string, req: http.IncomingM
   }
 }
 
+/** The request's URL; a target that does not parse (`//x:-1`) is the caller's INVALID_MESSAGE. */
+function requestUrl(req: http.IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new CallerError(ErrorCode.INVALID_MESSAGE, 'the request target is not a valid URL path');
+  }
+}
+
 const KIND: Record<string, ArtifactKind> = { mask: ArtifactKind.MASK, overlay: ArtifactKind.OVERLAY, heatmap: ArtifactKind.HEATMAP, original: ArtifactKind.ORIGINAL };
 
 export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Server> {
@@ -222,31 +253,35 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
   const audit = api.audit ? new AuditApi(api.audit) : undefined;
   // The largest image as base64 in proto3 JSON, plus room for the rest of the request.
   const jsonLimit = Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024;
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> => {
     const ac = new AbortController();
     res.on('close', () => ac.abort());
+    let url: URL | undefined;
     try {
+      url = requestUrl(req);
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
       if (await serveConsole(req, res, url.pathname)) return;
       const tenant = await access.tenantOf(apiKeyOf(req));
       if (audit && url.pathname.startsWith('/v1/audit/') && (await serveAudit(audit, tenant.tenantId, req, res, url, ac.signal))) return;
       if (req.method === 'POST' && url.pathname === '/v1/analyses') {
-        const body = await readBody(req, jsonLimit);
         let submit: SubmitRequest;
+        let tooLarge: { sha256: string; size: number } | undefined;
         if (/^application\/json/.test(req.headers['content-type'] ?? '')) {
+          const body = await readBody(req, jsonLimit);
           try {
             submit = fromJson(SubmitRequestSchema, JSON.parse(body.toString('utf8')));
           } catch (err) {
             throw new CallerError(ErrorCode.INVALID_MESSAGE, `not a SubmitRequest in JSON: ${(err as Error).message}`);
           }
         } else {
-          if (body.length > cfg.TAMPERTRACE_MAX_INPUT_BYTES) throw new CallerError(ErrorCode.TOO_LARGE, `the body exceeds ${cfg.TAMPERTRACE_MAX_INPUT_BYTES} bytes`);
+          const body = await readImageBody(req, cfg.TAMPERTRACE_MAX_INPUT_BYTES);
           const sourceName = String(req.headers['x-source-name'] ?? '');
-          submit = create(SubmitRequestSchema, { source: { case: 'content', value: body }, sourceName, reanalyze: url.searchParams.get('reanalyze') === 'true' });
+          const reanalyze = url.searchParams.get('reanalyze') === 'true';
+          if ('sha256' in body) tooLarge = body;
+          submit = create(SubmitRequestSchema, { source: 'bytes' in body ? { case: 'content', value: body.bytes } : { case: undefined }, sourceName, reanalyze });
         }
         await access.admit(tenant);
-        const r = await sources.submit(submit, tenant, ac.signal);
+        const r = tooLarge ? await sources.submitTooLarge(tooLarge.sha256, tooLarge.size, submit, tenant, ac.signal) : await sources.submit(submit, tenant, ac.signal);
         if (url.searchParams.get('wait') !== 'true') {
           // As over gRPC: a refused image is an error with its reason, and its REJECTED analysis exists.
           if (r.rejected) throw new InvalidInputError(r.rejected.code, r.rejected.message, { analysisId: r.analysisId });
@@ -298,10 +333,20 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       throw new CallerError(ErrorCode.NOT_FOUND, `${req.method} ${url.pathname}`);
     } catch (err) {
       if (ac.signal.aborted) return;
-      if (classify(err).errorClass === 'internal') log.error({ err: String(err), path: url.pathname }, 'request failed');
+      const e = classify(err);
+      if (e.errorClass === 'internal') log.error({ err: String(err), stack: (err as Error)?.stack, path: url?.pathname }, 'request failed');
+      else if (!e.forCaller) log.warn({ err: e.message, code: codeName(e.code), path: url?.pathname }, 'request failed');
       if (!res.headersSent) sendError(res, err);
       else res.end();
     }
+  };
+  // The error boundary of every request: whatever escapes the handler (even from its error path)
+  // fails that request, never the process (an unhandled rejection would end it).
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log.error({ err: String(err), stack: (err as Error)?.stack }, 'request failed outside its handler');
+      res.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(cfg.TAMPERTRACE_HTTP_PORT, cfg.TAMPERTRACE_HTTP_HOST, resolve));
   return server;

@@ -104,8 +104,10 @@ export function networkError(err: unknown): TamperTraceError {
   const msg = e instanceof Error ? e.message : String(e);
   if (code === 'ENOTFOUND') return new InvalidInputError(ErrorCode.URL_FETCH_FAILED, `the URL's host does not exist (${msg})`, { cause: err });
   if (TLS_PERMANENT.test(code)) return new InvalidInputError(ErrorCode.URL_FETCH_FAILED, `the server's certificate is not valid (${code})`, { cause: err });
-  if (TIMEOUT_CODES.has(code)) return new RetriableError(ErrorCode.TIMEOUT, `the server did not answer in time (${code})`, { cause: err });
-  return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `the server cannot be reached (${code || msg})`, { cause: err });
+  // About the caller's own URL, so the caller may read them (forCaller); the error code only,
+  // not the socket's message with the addresses it tried.
+  if (TIMEOUT_CODES.has(code)) return new RetriableError(ErrorCode.TIMEOUT, `the server did not answer in time (${code})`, { cause: err, forCaller: true });
+  return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `the server cannot be reached (${code || 'network error'})`, { cause: err, forCaller: true });
 }
 
 /** A total time limit joined with the caller's signal, remembering which one fired. */
@@ -126,7 +128,7 @@ export class Deadline {
    */
   failure(err: unknown): unknown {
     if (this.caller?.aborted) return this.caller.reason;
-    if (this.timer.aborted) return new RetriableError(ErrorCode.TIMEOUT, `no complete answer within ${this.ms} ms`, { cause: err });
+    if (this.timer.aborted) return new RetriableError(ErrorCode.TIMEOUT, `no complete answer within ${this.ms} ms`, { cause: err, forCaller: true });
     return networkError(err);
   }
 }

@@ -19,20 +19,18 @@ export class SubmitSources {
     this.policy = { allowHttp: cfg.TAMPERTRACE_URL_ALLOW_HTTP, allowPrivate: cfg.TAMPERTRACE_URL_ALLOW_PRIVATE };
   }
 
+  /**
+   * `submittedBy` names a submitter other than the caller's API key (the submissions topic); such
+   * a submission is not held to the tenant's in-flight cap, which is for API callers (the topic
+   * is paced by its consumer).
+   */
   async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal, submittedBy?: string): Promise<GatewaySubmitResult> {
     if (req.webhookUrl) {
       // Checked now for its form, so a bad one is refused to the caller; its addresses are
       // checked again when the result is delivered (DNS may change in between).
       checkUrl(req.webhookUrl, this.policy);
     }
-    const opts = {
-      tenantId: tenant.tenantId,
-      sourceName: req.sourceName.slice(0, 200),
-      submittedBy: submittedBy ?? (tenant.keyId ? `key:${tenant.keyId}` : undefined),
-      dedupe: !req.reanalyze,
-      webhookUrl: req.webhookUrl || undefined,
-      signal,
-    };
+    const opts = this.optionsOf(req, tenant, signal, submittedBy);
     switch (req.source.case) {
       case 'content':
         return this.gateway.submit(req.source.value, opts);
@@ -50,6 +48,26 @@ export class SubmitSources {
       default:
         throw new InvalidInputError(ErrorCode.EMPTY_INPUT, 'no image: set one of content, object or url');
     }
+  }
+
+  /**
+   * A submission over the size limit that the caller hashed as it streamed past (a raw HTTP
+   * body): refused with its REJECTED analysis, like the same bytes sent any other way.
+   */
+  submitTooLarge(contentSha256: string, sizeBytes: number, req: Pick<SubmitRequest, 'sourceName' | 'reanalyze'>, tenant: Tenant, signal?: AbortSignal): Promise<GatewaySubmitResult> {
+    return this.gateway.submitTooLarge(contentSha256, sizeBytes, this.optionsOf({ ...req, webhookUrl: '' }, tenant, signal));
+  }
+
+  private optionsOf(req: Pick<SubmitRequest, 'sourceName' | 'reanalyze' | 'webhookUrl'>, tenant: Tenant, signal?: AbortSignal, submittedBy?: string) {
+    return {
+      tenantId: tenant.tenantId,
+      sourceName: req.sourceName.slice(0, 200),
+      submittedBy: submittedBy ?? (tenant.keyId ? `key:${tenant.keyId}` : undefined),
+      dedupe: !req.reanalyze,
+      maxInFlight: submittedBy ? undefined : tenant.maxInFlight,
+      webhookUrl: req.webhookUrl || undefined,
+      signal,
+    };
   }
 }
 

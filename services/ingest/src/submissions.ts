@@ -19,9 +19,11 @@ export function submissionSignature(tenant: string, value: Uint8Array, signingSe
 
 export async function consumeSubmissions(deps: { bus: EventBus; tenants: TenantStore; sources: SubmitSources; log: Logger }): Promise<Subscription> {
   const { bus, tenants, sources, log } = deps;
-  const refuse = async (msg: BusMessage, code: string, reason: string) => {
-    log.warn({ key: msg.key, code, tenant: msg.headers[Header.tenant] }, 'dead-lettering a submission');
-    await deadLetter(bus, msg, SUBMISSIONS_GROUP, code, reason);
+  // `tenant`: the one the signature proved, once it has; without it the dead letter (and its
+  // audit record) belongs to no tenant, whatever tt-tenant claims (operators see it unattributed).
+  const refuse = async (msg: BusMessage, code: string, reason: string, tenant?: string) => {
+    log.warn({ key: msg.key, code, tenant: tenant ?? null, claimedTenant: tenant ? undefined : msg.headers[Header.tenant] }, 'dead-lettering a submission');
+    await deadLetter(bus, msg, SUBMISSIONS_GROUP, code, reason, tenant);
   };
   return bus.subscribe({
     group: SUBMISSIONS_GROUP,
@@ -37,7 +39,7 @@ export async function consumeSubmissions(deps: { bus: EventBus; tenants: TenantS
       try {
         req = fromBinary(SubmitRequestSchema, msg.value);
       } catch (err) {
-        return refuse(msg, 'INVALID_MESSAGE', `not a SubmitRequest: ${(err as Error).message}`);
+        return refuse(msg, 'INVALID_MESSAGE', `not a SubmitRequest: ${(err as Error).message}`, tenantId);
       }
       try {
         await sources.submit(req, tenant, undefined, `stream:${tenantId}`);
@@ -47,7 +49,7 @@ export async function consumeSubmissions(deps: { bus: EventBus; tenants: TenantS
         // dead-lettered: one message must never hold up the stream behind it.
         if (e.errorClass === 'retriable') throw e;
         if (e.errorClass === 'internal') log.error({ key: msg.key, err: e.message }, 'submission failed');
-        await refuse(msg, codeName(e.code), e.message);
+        await refuse(msg, codeName(e.code), e.message, tenantId);
       }
     },
   });

@@ -60,7 +60,7 @@ export async function fetchImageUrl(url: string, opts: UrlFetchOptions): Promise
 
 /** 408, 429 and 5xx may pass on a later try; any other status will not. */
 function statusError(status: number): Error {
-  if (status === 408 || status === 429 || status >= 500) return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `the server answered HTTP ${status}`);
+  if (status === 408 || status === 429 || status >= 500) return new RetriableError(ErrorCode.DEPENDENCY_UNAVAILABLE, `the server answered HTTP ${status}`, { forCaller: true });
   return new InvalidInputError(ErrorCode.URL_FETCH_FAILED, `the server answered HTTP ${status}`);
 }
 

@@ -7,6 +7,7 @@ import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Sema
 import { setLagSource } from '@tampertrace/shared/metrics';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AuditService } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import {
   ArtifactKind,
   GetAnalysisRequestSchema,
@@ -24,17 +25,22 @@ import { serveIngest } from '@tampertrace/ingest/api';
 import { CONSOLE_DIST } from '@tampertrace/ingest/console-assets';
 import { startEmbedded } from './embedded.ts';
 import { analysisJson, outputNames, writeOutputs } from './outputs.ts';
+import { DataFolderBusy, acquireOrWait, describeHolder, type DataLock, type LockHolder } from './data-lock.ts';
+import { AUDIT_VIA_SERVER, auditViaServer, folderApiKey, holderClient } from './via-server.ts';
 
-export const EXIT = { ok: 0, failure: 1, rejected: 2 } as const;
+/** Exit codes; `busy`: the data folder is held by another process and the command cannot go through it. */
+export const EXIT = { ok: 0, failure: 1, rejected: 2, busy: 3 } as const;
 
 const USAGE = `Usage:
   tampertrace analyze [--out DIR] [--concurrency N] PATH...   analyse image files and folders (embedded mode)
+                                                               (in folders: the files named like images)
   tampertrace serve [--port N] [--grpc-port N]                 run the embedded pipeline with its gRPC API and HTTP endpoint
   tampertrace audit trail <analysis-id|sha256>                 print the audit records of an analysis or content
   tampertrace audit query [--from ISO] [--to ISO] [--status S] [--verdict V] [--min-score X]
                     [--model-version V] [--region R] [--stage S] [--error-code C] [--limit N] [--page-token T]
                                                                matching records, newest first, as JSON lines
-  tampertrace audit export [FILTERS] [--format jsonl|csv]      every matching record to stdout
+  tampertrace audit export [FILTERS] [--format jsonl|csv]      every matching record to stdout (JSON lines are lossless;
+                                                               CSV cells starting with = + - @ tab CR get a leading ')
   tampertrace audit verify [--from N] [--to N] [--checkpoints FILE]
                                                                check the tenant's audit hash chain (exit 1 if broken)
   tampertrace audit checkpoints [--since N]                    the tenant's chain checkpoints, to keep elsewhere
@@ -56,7 +62,11 @@ const USAGE = `Usage:
 
 API commands take the key from --api-key, TAMPERTRACE_API_KEY, or $TAMPERTRACE_HOME/api-key.
 
-Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure.
+One process at a time uses a data folder ($TAMPERTRACE_HOME/lock names it). While \`serve\` holds it,
+analyze and audit trail|query|export|verify|checkpoints go through that server's API, with the same
+output; other commands wait for a finite command to finish, and stop (exit 3) where a server holds it.
+
+Exit codes: 0 all analysed, 2 some inputs rejected, 1 system failure, 3 data folder in use (see above).
 Configuration comes from TAMPERTRACE_* environment variables (see README).`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -105,18 +115,45 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Files under the given paths: folders are walked recursively, hidden entries skipped, order stable. */
-export async function expandInputs(paths: string[]): Promise<string[]> {
+/** File name endings of the formats the pipeline accepts (ACCEPTED_FORMATS: JPEG, PNG, WebP, GIF). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif'];
+
+/**
+ * The files to analyse under the given paths, order stable. A file named on the command line is
+ * always taken (its content decides: a text file named on purpose is REJECTED like any bad
+ * input). Folders are walked recursively, hidden entries skipped, and only files whose name ends
+ * like an image are taken: a folder of photos often holds a README or LICENSE, which is not an
+ * input. Those left out are added to `skipped`.
+ */
+export async function expandInputs(paths: string[], skipped: string[] = [], inFolder = false): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
     const s = await stat(p).catch(() => undefined);
     if (!s) throw new Error(`no such file or folder: ${p}`);
     if (s.isDirectory()) {
       const entries = (await readdir(p)).filter((n) => !n.startsWith('.')).sort();
-      out.push(...(await expandInputs(entries.map((n) => path.join(p, n)))));
-    } else if (s.isFile()) out.push(p);
+      out.push(...(await expandInputs(entries.map((n) => path.join(p, n)), skipped, true)));
+    } else if (s.isFile()) {
+      if (!inFolder || IMAGE_EXTENSIONS.includes(path.extname(p).toLowerCase())) out.push(p);
+      else skipped.push(p);
+    }
   }
   return out;
+}
+
+/** expandInputs with a note on stderr about what the folders held besides images; undefined when nothing is left. */
+async function inputFiles(positionals: string[]): Promise<string[] | undefined> {
+  const skipped: string[] = [];
+  const files = await expandInputs(positionals, skipped);
+  if (skipped.length) {
+    const names = skipped.slice(0, 5).join(', ') + (skipped.length > 5 ? `, ... (${skipped.length - 5} more)` : '');
+    process.stderr.write(`tampertrace: skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} in folders not named like an image (${IMAGE_EXTENSIONS.join(' ')}): ${names}; name a file to analyse it anyway\n`);
+  }
+  if (files.length === 0) {
+    process.stderr.write(`tampertrace: no image files in ${positionals.join(' ')}\n`);
+    return undefined;
+  }
+  return files;
 }
 
 async function analyze(args: string[]): Promise<number> {
@@ -131,8 +168,26 @@ async function analyze(args: string[]): Promise<number> {
   }
   const cfg = loadConfig();
   const log = createLogger('tampertrace', process.env.TAMPERTRACE_LOG_LEVEL ?? 'warn');
-  const files = await expandInputs(positionals);
-  const embedded = await startEmbedded(cfg, log);
+  const files = await inputFiles(positionals);
+  if (!files) return EXIT.failure;
+  let lock: DataLock;
+  try {
+    lock = await folderLock(cfg.TAMPERTRACE_HOME, 'command');
+  } catch (err) {
+    if (!(err instanceof DataFolderBusy)) throw err;
+    // A server holds the folder: analyse through it (same outputs), never beside it. Reanalyze,
+    // as analyze does in-process: every run analyses its inputs anew.
+    if (!(await folderApiKey(cfg.TAMPERTRACE_HOME))) return busy(err, `and its key (${path.join(cfg.TAMPERTRACE_HOME, 'api-key')}) is not readable`);
+    process.stderr.write(`tampertrace: ${err.message}: analysing through it\n`);
+    const client = await holderClient(err.holder, cfg.TAMPERTRACE_HOME, IngestService);
+    try {
+      await mkdir(values.out!, { recursive: true });
+      return await runBatch(files, values.out!, Number(values.concurrency), submitOne(client, values.out!, true));
+    } finally {
+      client.close();
+    }
+  }
+  const embedded = await startEmbedded(cfg, log, { lock });
   try {
     return await runBatch(files, values.out!, Number(values.concurrency), async (file, name) => {
       const a = await embedded.analyzeFile(file, path.basename(file));
@@ -173,6 +228,19 @@ async function runBatch(files: string[], outDir: string, concurrency: number, on
   if (results.some((a) => a.status === AnalysisStatus.FAILED)) return EXIT.failure;
   if (results.some((a) => a.status === AnalysisStatus.REJECTED)) return EXIT.rejected;
   return EXIT.ok;
+}
+
+/** The data folder's lock, waiting while a finite command (or a server still starting) holds it. */
+function folderLock(home: string, role: LockHolder['role']): Promise<DataLock> {
+  return acquireOrWait(home, role, (h) =>
+    process.stderr.write(`tampertrace: waiting for ${describeHolder(h)} ${h.role === 'server' ? 'to listen' : `to finish with ${home}`}\n`),
+  );
+}
+
+/** A command that cannot go through the server holding the folder: say why, exit 3. */
+function busy(err: DataFolderBusy, why: string): number {
+  process.stderr.write(`tampertrace: ${err.message}, ${why}\n`);
+  return EXIT.busy;
 }
 
 /** Options every API command takes: where the ingest service is, and the caller's key. */
@@ -223,49 +291,58 @@ async function submitCmd(args: string[]): Promise<number> {
     process.stderr.write(`submit needs at least one PATH\n${USAGE}\n`);
     return EXIT.failure;
   }
-  const files = await expandInputs(positionals);
+  const files = await inputFiles(positionals);
+  if (!files) return EXIT.failure;
   const out = values.out!;
   await mkdir(out, { recursive: true });
   const client = await apiClient(values);
   try {
-    return await runBatch(files, out, Number(values.concurrency), async (file, name) => {
-      const sourceName = path.basename(file);
-      let analysisId: string;
-      try {
-        const content = await readFile(file);
-        analysisId = (await submitWithRetry(client, create(SubmitRequestSchema, { source: { case: 'content', value: content }, sourceName, reanalyze: values.reanalyze }))).analysisId;
-      } catch (err) {
-        const e = err as grpc.ServiceError;
-        // A refused image still has its REJECTED analysis; it is written like any other result.
-        const rejectedId = e.metadata?.get('tt-analysis-id')[0];
-        if (typeof rejectedId === 'string') analysisId = rejectedId;
-        // The server refuses an over-limit message before reading it; that is this input's
-        // rejection, said by the server, not a system failure.
-        else if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw err;
-        else {
-          const a = create(AnalysisSchema, { status: AnalysisStatus.REJECTED, sourceName, error: create(ErrorInfoSchema, { code: ErrorCode.TOO_LARGE, stage: Stage.INGEST, message: (err as grpc.ServiceError).details }) });
-          await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
-          return a;
-        }
-      }
-      let a: Analysis | undefined;
-      for await (const step of watchStream(client, analysisId)) a = step.analysis;
-      if (!a || a.status === AnalysisStatus.PENDING) throw new Error(`${file}: the watch of ${analysisId} ended before its final state`);
-      await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
-      if (a.artifacts?.mask?.key) {
-        for (const [kind, suffix] of [
-          [ArtifactKind.MASK, 'mask'],
-          [ArtifactKind.OVERLAY, 'overlay'],
-        ] as const) {
-          const art = await unary<GetArtifactResponse>(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: a.analysisId, kind }));
-          await writeFile(path.join(out, `${name}.${suffix}.png`), art.content);
-        }
-      }
-      return a;
-    });
+    return await runBatch(files, out, Number(values.concurrency), submitOne(client, out, values.reanalyze!));
   } finally {
     client.close();
   }
+}
+
+/**
+ * Submit one file through the API, WatchAnalysis until its final state, write its files (as
+ * `analyze` does): the part of runBatch that `submit`, and `analyze` through a server, share.
+ */
+function submitOne(client: grpc.Client, out: string, reanalyze: boolean): (file: string, name: string) => Promise<Analysis> {
+  return async (file, name) => {
+    const sourceName = path.basename(file);
+    let analysisId: string;
+    try {
+      const content = await readFile(file);
+      analysisId = (await submitWithRetry(client, create(SubmitRequestSchema, { source: { case: 'content', value: content }, sourceName, reanalyze }))).analysisId;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      // A refused image still has its REJECTED analysis; it is written like any other result.
+      const rejectedId = e.metadata?.get('tt-analysis-id')[0];
+      if (typeof rejectedId === 'string') analysisId = rejectedId;
+      // The server refuses an over-limit message before reading it; that is this input's
+      // rejection, said by the server, not a system failure.
+      else if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw err;
+      else {
+        const a = create(AnalysisSchema, { status: AnalysisStatus.REJECTED, sourceName, error: create(ErrorInfoSchema, { code: ErrorCode.TOO_LARGE, stage: Stage.INGEST, message: (err as grpc.ServiceError).details }) });
+        await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
+        return a;
+      }
+    }
+    let a: Analysis | undefined;
+    for await (const step of watchStream(client, analysisId)) a = step.analysis;
+    if (!a || a.status === AnalysisStatus.PENDING) throw new Error(`${file}: the watch of ${analysisId} ended before its final state`);
+    await writeFile(path.join(out, `${name}.json`), JSON.stringify(analysisJson(a), null, 2) + '\n');
+    if (a.artifacts?.mask?.key) {
+      for (const [kind, suffix] of [
+        [ArtifactKind.MASK, 'mask'],
+        [ArtifactKind.OVERLAY, 'overlay'],
+      ] as const) {
+        const art = await unary<GetArtifactResponse>(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: a.analysisId, kind }));
+        await writeFile(path.join(out, `${name}.${suffix}.png`), art.content);
+      }
+    }
+    return a;
+  };
 }
 
 /** `get ID` prints the analysis as it stands; `watch ID` prints one line per finished stage. */
@@ -309,9 +386,21 @@ async function tenantCmd(cmd: 'tenant' | 'key', args: string[]): Promise<number>
   const { AnalysesStore } = await import('@tampertrace/ingest/analyses');
   const { TenantStore } = await import('@tampertrace/ingest/tenants');
   const distributed = Boolean(cfg.TAMPERTRACE_DATABASE_URL);
+  let lock: DataLock | undefined;
+  if (!distributed) {
+    try {
+      lock = await folderLock(cfg.TAMPERTRACE_HOME, 'command');
+    } catch (err) {
+      if (!(err instanceof DataFolderBusy)) throw err;
+      return busy(err, `and \`${cmd} ${sub ?? ''}\` changes the folder's database outside the API: stop that server first`);
+    }
+  }
   const sql = distributed
     ? await (await import('@tampertrace/shared/pg')).openPostgres(cfg.TAMPERTRACE_DATABASE_URL)
-    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db'));
+    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db')).catch(async (err: unknown) => {
+        await lock?.release();
+        throw err;
+      });
   try {
     await new AnalysesStore(sql).migrate();
     if (distributed) requireDistributed(cfg, { pepper: true });
@@ -344,6 +433,7 @@ async function tenantCmd(cmd: 'tenant' | 'key', args: string[]): Promise<number>
     return EXIT.failure;
   } finally {
     await sql.close();
+    await lock?.release();
   }
 }
 
@@ -395,7 +485,14 @@ async function serve(args: string[]): Promise<number> {
     ...(values['grpc-port'] ? { TAMPERTRACE_GRPC_PORT: values['grpc-port'] } : {}),
   });
   const log = createLogger('tampertrace');
-  const embedded = await startEmbedded(cfg, log);
+  let lock: DataLock;
+  try {
+    lock = await folderLock(cfg.TAMPERTRACE_HOME, 'server');
+  } catch (err) {
+    if (!(err instanceof DataFolderBusy)) throw err;
+    return busy(err, 'and one server serves a data folder: use that one, or set TAMPERTRACE_HOME to another folder');
+  }
+  const embedded = await startEmbedded(cfg, log, { lock });
   const servers = await serveIngest(embedded.ingest, cfg);
   // Everything is in this process: ready once started. Metrics as the services export them.
   if (embedded.bus instanceof InMemoryBus) setLagSource(() => (embedded.bus as InMemoryBus).lagRows());
@@ -405,6 +502,9 @@ async function serve(args: string[]): Promise<number> {
   const url = `http://${cfg.TAMPERTRACE_HTTP_HOST}:${servers.httpPort}`;
   const grpcAddr = `${cfg.TAMPERTRACE_GRPC_HOST}:${servers.grpcPort}`;
   log.info({ url, grpc: grpcAddr }, 'serving');
+  // Where analyze and the audit commands on this folder reach this server (data-lock.ts).
+  const local = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  await lock.update({ grpc: `${local(cfg.TAMPERTRACE_GRPC_HOST)}:${servers.grpcPort}`, http: `http://${local(cfg.TAMPERTRACE_HTTP_HOST)}:${servers.httpPort}`, tenant: cfg.TAMPERTRACE_TENANT });
   const consoleBuilt = await stat(path.join(CONSOLE_DIST, 'index.html')).then(
     () => true,
     () => false,
@@ -575,9 +675,21 @@ async function auditCmd(args: string[]): Promise<number> {
   const cfg = loadConfig();
   const tenantId = values.tenant ?? cfg.TAMPERTRACE_TENANT;
   const { AuditStore } = await import('@tampertrace/audit/store');
+  let lock: DataLock | undefined;
+  if (!cfg.TAMPERTRACE_DATABASE_URL) {
+    try {
+      lock = await folderLock(cfg.TAMPERTRACE_HOME, 'command');
+    } catch (err) {
+      if (!(err instanceof DataFolderBusy)) throw err;
+      return auditThroughServer(err, sub, key, values, tenantId, cfg.TAMPERTRACE_HOME);
+    }
+  }
   const sql = cfg.TAMPERTRACE_DATABASE_URL
     ? await (await import('@tampertrace/shared/pg')).openPostgres(cfg.TAMPERTRACE_DATABASE_URL)
-    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db'));
+    : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db')).catch(async (err: unknown) => {
+        await lock?.release();
+        throw err;
+      });
   const audit = new AuditStore(sql);
   try {
     await audit.migrate();
@@ -651,5 +763,51 @@ async function auditCmd(args: string[]): Promise<number> {
     return EXIT.failure;
   } finally {
     await audit.close();
+    await lock?.release();
+  }
+}
+
+/** An audit command on a folder a server holds: through its API where the API can answer it, else exit 3. */
+async function auditThroughServer(
+  err: DataFolderBusy,
+  sub: string | undefined,
+  key: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+  tenantId: string,
+  home: string,
+): Promise<number> {
+  const str = (k: string) => values[k] as string | undefined;
+  if (!sub || !AUDIT_VIA_SERVER.has(sub)) {
+    return busy(err, `and \`audit ${sub ?? ''}\` changes the audit store outside the API (operator only): stop that server first`);
+  }
+  if (err.holder.tenant !== tenantId) return busy(err, `and its API answers for tenant "${err.holder.tenant}" only, not "${tenantId}": stop that server to read another tenant`);
+  if (!(await folderApiKey(home))) return busy(err, `and its key (${path.join(home, 'api-key')}) is not readable`);
+  // Usage errors as on the direct path, before anything is asked of the server.
+  const format = str('format') ?? 'jsonl';
+  if (sub === 'export' && format !== 'jsonl' && format !== 'csv') throw usageError(`--format must be jsonl or csv, got "${format}"`);
+  const args = {
+    sub,
+    key,
+    tenantId,
+    filter: () => auditFilter(values),
+    limit: sub === 'query' ? positiveInt(str('limit'), 'limit') : undefined,
+    pageToken: str('page-token'),
+    format: format as 'jsonl' | 'csv',
+    fromSequence: sub === 'verify' ? positiveInt(str('from'), 'from') : undefined,
+    toSequence: sub === 'verify' ? positiveInt(str('to'), 'to') : undefined,
+    checkpoints: sub === 'verify' && str('checkpoints') ? await readCheckpoints(str('checkpoints')!) : undefined,
+    since: sub === 'checkpoints' ? positiveInt(str('since'), 'since') : undefined,
+    out: writeOut,
+    err: (s: string) => void process.stderr.write(s),
+  };
+  if (sub === 'trail' && !key) {
+    process.stderr.write(`${USAGE}\n`);
+    return EXIT.failure;
+  }
+  const client = await holderClient(err.holder, home, AuditService);
+  try {
+    return await auditViaServer(client, args);
+  } finally {
+    client.close();
   }
 }

@@ -30,6 +30,7 @@ import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import type { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
+import { acquireDataLock, type DataLock } from './data-lock.ts';
 
 /** The models every analysis needs, loaded and verified against the manifest. */
 export async function loadModels(cfg: Config) {
@@ -56,6 +57,8 @@ export interface Embedded {
   readonly apiKey?: string;
   /** True when this start created that key (it is printed once). */
   readonly apiKeyCreated?: boolean;
+  /** Embedded mode: the data folder's lock, held until close() (a server records its addresses in it). */
+  readonly lock?: DataLock;
   readonly store: ObjectStore;
   /** Absent for a gateway that runs no stages. */
   readonly audit?: AuditStore;
@@ -74,16 +77,38 @@ export interface Embedded {
   close(): Promise<void>;
 }
 
-/** Embedded mode: in-process bus, a local folder as object store, PGlite, all under $TAMPERTRACE_HOME. */
-export async function startEmbedded(cfg: Config, log: Logger): Promise<Embedded> {
+/**
+ * Embedded mode: in-process bus, a local folder as object store, PGlite, all under
+ * $TAMPERTRACE_HOME. The folder has one writer: this takes its lock (data-lock.ts), or uses the
+ * one the caller took, and throws DataFolderBusy while another live process holds it.
+ */
+export async function startEmbedded(cfg: Config, log: Logger, opts: { lock?: DataLock } = {}): Promise<Embedded> {
   const home = cfg.TAMPERTRACE_HOME;
   await mkdir(home, { recursive: true });
-  const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
-  const sql = await openPglite(path.join(home, 'db'));
-  const pipeline = await startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: cfg.TAMPERTRACE_API_KEY_PEPPER || (await localPepper(home)) });
-  // The configured tenant exists with a key, so the local API can be called at once.
-  const { apiKey, created } = await ensureTenantKey(pipeline.ingest.tenants, cfg.TAMPERTRACE_TENANT, path.join(home, 'api-key'));
-  return { ...pipeline, apiKey, apiKeyCreated: created };
+  const lock = opts.lock ?? (await acquireDataLock(home, 'command'));
+  try {
+    const bus = new InMemoryBus({ onHandlerError: (err, msg, attempt) => log.debug({ topic: msg.topic, key: msg.key, attempt, err: String(err) }, 'handler failed') });
+    const sql = await openPglite(path.join(home, 'db'));
+    const pipeline = await startPipeline(cfg, log, { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: cfg.TAMPERTRACE_API_KEY_PEPPER || (await localPepper(home)) });
+    // The configured tenant exists with a key, so the local API can be called at once.
+    const { apiKey, created } = await ensureTenantKey(pipeline.ingest.tenants, cfg.TAMPERTRACE_TENANT, path.join(home, 'api-key'));
+    return {
+      ...pipeline,
+      apiKey,
+      apiKeyCreated: created,
+      lock,
+      async close() {
+        try {
+          await pipeline.close();
+        } finally {
+          await lock.release();
+        }
+      },
+    };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
 }
 
 /**

@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { loadConfig } from '@tampertrace/shared';
+import { loadConfig, sha256Hex } from '@tampertrace/shared';
+import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { serveHttp } from '@tampertrace/ingest/http';
@@ -65,6 +66,27 @@ test('bad input maps to HTTP codes: 422 for garbage, 413 for too many pixels or 
   assert.equal(big.status, 413);
   const missing = await api(`${base}/v1/analyses/01a21cbd-0000-7000-8000-000000000000`);
   assert.equal(missing.status, 404);
+});
+
+test('a raw body over the size limit gets its REJECTED analysis (TOO_LARGE), like the same input in JSON', async () => {
+  const big = Buffer.alloc(500_000, 7);
+  const raw = await api(`${base}/v1/analyses?reanalyze=true`, { method: 'POST', body: new Uint8Array(big) });
+  const json = await api(`${base}/v1/analyses`, { method: 'POST', body: JSON.stringify({ content: big.toString('base64'), reanalyze: true }), headers: { 'content-type': 'application/json' } });
+  for (const res of [raw, json]) {
+    assert.equal(res.status, 413);
+    const body = await res.json();
+    assert.equal(body.error.code, 'ERROR_CODE_TOO_LARGE');
+    const a = await embedded.result(body.analysisId);
+    assert.equal(a.status, AnalysisStatus.REJECTED);
+    assert.equal(a.error?.code, ErrorCode.TOO_LARGE);
+    assert.equal(a.contentSha256, sha256Hex(big));
+  }
+  // With wait=true the answer is the REJECTED analysis itself; without reanalyze, the same bytes deduplicate to it.
+  const waited = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(big) });
+  assert.equal(waited.status, 413);
+  const a = await waited.json();
+  assert.equal(a.status, 'ANALYSIS_STATUS_REJECTED');
+  assert.equal(a.error.code, 'ERROR_CODE_TOO_LARGE');
 });
 
 test('without wait the endpoint answers 202 with the analysis id at once', async () => {
