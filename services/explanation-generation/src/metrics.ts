@@ -3,7 +3,8 @@
 // real photos. Pure: the caller decodes the mask.
 import type { Analysis, Face, RegionScore } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { Cue } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { ManipulationType, type Polygon } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { ManipulationType } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { REGION_NAMES, rasteriseRegions, regionLayer, type RegionName } from '@tampertrace/shared/face-regions';
 
 /** A region counts as edited when at least this share of its area is in the ground-truth mask (issue #18). */
 export const EDITED_REGION_FRACTION = 0.15;
@@ -42,39 +43,18 @@ export interface ExplanationRegionMetrics {
   falseClaimsOnReal: number;
 }
 
-/** Fills polygons (even-odd inside each, holes cut out) on a width x height grid, sampling pixel centres. */
-export function rasterizePolygons(polygons: readonly Polygon[], width: number, height: number): Uint8Array {
-  const fill = (p: Polygon, into: Uint8Array, value: number) => {
-    const pts = p.points;
-    if (pts.length < 3) return;
-    const ys = pts.map((q) => q.y);
-    const y0 = Math.max(0, Math.floor(Math.min(...ys)));
-    const y1 = Math.min(height - 1, Math.ceil(Math.max(...ys)));
-    for (let y = y0; y <= y1; y++) {
-      const cy = y + 0.5;
-      const xs: number[] = [];
-      for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
-        const a = pts[i];
-        const b = pts[j];
-        if ((a.y > cy) !== (b.y > cy)) xs.push(a.x + ((cy - a.y) / (b.y - a.y)) * (b.x - a.x));
-      }
-      xs.sort((u, v) => u - v);
-      for (let k = 0; k + 1 < xs.length; k += 2) {
-        const from = Math.max(0, Math.ceil(xs[k] - 0.5));
-        const to = Math.min(width - 1, Math.floor(xs[k + 1] - 0.5));
-        for (let x = from; x <= to; x++) into[y * width + x] = value;
-      }
-    }
-  };
-  const out = new Uint8Array(width * height);
-  for (const p of polygons) if (!p.hole) fill(p, out, 1);
-  for (const p of polygons) if (p.hole) fill(p, out, 0);
-  return out;
-}
-
-/** A region's area from its stored polygons (analyses made since regions come from landmarks). */
-export const polygonArea: RegionArea = (_face, region, width, height) =>
-  region.polygons.length ? rasterizePolygons(region.polygons, width, height) : undefined;
+/**
+ * A region's area from its stored polygons (analyses made since regions come from landmarks),
+ * by the geometry's own rasterisation rule (shared/src/face-regions.ts rasteriseRegions).
+ */
+export const storedRegionArea: RegionArea = (_face, region, width, height) => {
+  if (region.polygons.length === 0 || !(REGION_NAMES as readonly string[]).includes(region.name)) return undefined;
+  const name = region.name as RegionName;
+  const polygons = region.polygons.map((p) => ({ hole: p.hole, points: p.points.map((q) => ({ x: q.x, y: q.y })) }));
+  const maps = rasteriseRegions([{ name, polygons }], width, height);
+  const k = REGION_NAMES.indexOf(name);
+  return (regionLayer(name) === 'zone' ? maps.zones : maps.labels).map((v) => (v === k ? 1 : 0));
+};
 
 /**
  * Region precision and recall of one analysis's explanation against its ground truth. A claim is
@@ -82,7 +62,7 @@ export const polygonArea: RegionArea = (_face, region, width, height) =>
  * edited when at least 15% of its area is in the mask. `area` says where a region lies: the
  * stored polygons by default; pass a fallback for analyses without them.
  */
-export function explanationRegionMetrics(analysis: Analysis, truth: GroundTruth, area: RegionArea = polygonArea): ExplanationRegionMetrics {
+export function explanationRegionMetrics(analysis: Analysis, truth: GroundTruth, area: RegionArea = storedRegionArea): ExplanationRegionMetrics {
   const { width, height } = truth;
   const mask = truth.mask;
   if (mask && mask.length !== width * height) throw new RangeError(`mask has ${mask.length} pixels, expected ${width} x ${height}`);
