@@ -3,8 +3,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { ArtifactsSchema, FaceSchema, ManipulationScoreSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, BoxSchema, ManipulationType, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { rgbToChw, type FaceInput, type LocalizationResult, type Localizer } from './localize.ts';
 
@@ -73,6 +73,9 @@ export function forgeryLocalizationStage(deps: {
             regions: f.regions.map((r) =>
               create(RegionScoreSchema, { name: r.name, score: r.score, coverage: r.coverage, cues: create(RegionCuesSchema, r.cues) }),
             ),
+            // Kinds were checked against the enum when the model was loaded (checkLocalizerEntry).
+            manipulations: f.manipulations.map((m) => create(ManipulationScoreSchema, { type: ManipulationType[m.type as keyof typeof ManipulationType], probability: m.probability })),
+            manipulationThreshold: f.manipulations.length ? result.typeThreshold : 0,
           }),
         ),
       });
