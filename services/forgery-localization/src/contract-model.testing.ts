@@ -84,3 +84,11 @@ export async function writeContractManifest(dir: string): Promise<string> {
   await writeFile(manifest, JSON.stringify({ models }, null, 2));
   return manifest;
 }
+
+/**
+ * Configuration that selects a localizer with a type output, for tests of the whole pipeline:
+ * the contract-v2 stub, in a manifest written under dir.
+ */
+export async function typedLocalizerEnv(dir: string): Promise<{ TAMPERTRACE_LOCALIZER_MODEL: string; TAMPERTRACE_MODELS_MANIFEST?: string }> {
+  return { TAMPERTRACE_LOCALIZER_MODEL: CONTRACT_MODEL, TAMPERTRACE_MODELS_MANIFEST: await writeContractManifest(dir) };
+}
