@@ -74,6 +74,18 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 	  [ $$status -ne 0 ] || node --import tsx bench/tracing.ts || status=$$?; \
 	  exit $$status
 
+# The evaluation set's Python (recipes, laundering) in its own light venv, rebuilt when its pins change.
+EVAL_VENV := .cache/venv-eval
+EVAL_DIR = $(or $(dir),.cache/eval-localizer)
+$(EVAL_VENV)/.stamp: models/learned-localizer/requirements-eval.txt
+	python3 -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q -r $<
+	@touch $@
+
+eval-localizer: install $(EVAL_VENV)/.stamp ## Old and new localizer in one run on make_eval.py's forgeries and real variants of the two evaluation photos, per recipe, laundering and held-out recipe with bootstrap intervals, into bench/results/quality.json, e.g. `make eval-localizer` or `make eval-localizer dir=/tmp/eval models=forensic-inconsistency,learned-localizer`
+	$(EVAL_VENV)/bin/python models/learned-localizer/make_eval.py $(EVAL_DIR)
+	node --import tsx bench/quality.ts --eval $(EVAL_DIR) $(if $(models),--models $(models))
+
 bench-tracing: install ## What tracing costs: embedded throughput with tracing off and on (100% sampling, OTLP to a local receiver), alternating, e.g. `make bench-tracing` or `make bench-tracing images=40 rounds=5`
 	node --import tsx bench/tracing.ts $(images) $(rounds)
 
@@ -117,4 +129,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench eval-localizer bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
