@@ -63,7 +63,7 @@ proto-check: proto ## Fail when the committed generated code is stale, e.g. `mak
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
+bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality, each localizer's ms per face and memory, and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
 	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
@@ -71,6 +71,7 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 	  [ $$status -ne 0 ] || node --import tsx bench/api.ts $(api_count) || status=$$?; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
+	  [ $$status -ne 0 ] || node --import tsx bench/localizer-speed.ts || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/tracing.ts || status=$$?; \
 	  exit $$status
 
