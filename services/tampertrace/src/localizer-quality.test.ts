@@ -2,8 +2,8 @@
 // photos through the real detector and localizer: self-blended edits of both photos against the
 // photos themselves and harmless re-saves. It catches a model that is broken (inverted, constant,
 // fed the wrong crop or channel order: a constant model scores 0.5, an inverted one below), not
-// one that is merely weaker (forensic-inconsistency measured 0.74 pixel AUC, 0.67 image AUC here): the figures that compare
-// models are make eval-localizer's. Nothing is fitted on it.
+// one that is merely weaker (forensic-inconsistency measured 0.74 pixel AUC and 0.67 image AUC
+// here); the figures that compare models are make eval-localizer's. Nothing is fitted on it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
