@@ -78,9 +78,10 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 # The evaluation set's Python (recipes, laundering) in its own light venv, rebuilt when its pins change.
 EVAL_VENV := .cache/venv-eval
 EVAL_DIR = $(or $(dir),.cache/eval-localizer)
-$(EVAL_VENV)/.stamp: models/learned-localizer/requirements-eval.txt
+$(EVAL_VENV)/.stamp: models/learned-localizer/requirements-eval.txt models/learned-localizer/requirements-mediapipe.txt
 	python3 -m venv $(EVAL_VENV)
-	$(EVAL_VENV)/bin/pip install -q -r $<
+	$(EVAL_VENV)/bin/pip install -q -r models/learned-localizer/requirements-eval.txt
+	$(EVAL_VENV)/bin/pip install -q --no-deps -r models/learned-localizer/requirements-mediapipe.txt
 	@touch $@
 
 eval-localizer: install $(EVAL_VENV)/.stamp ## Old and new localizer in one run on make_eval.py's forgeries and real variants of the two evaluation photos, per recipe, laundering and held-out recipe with bootstrap intervals, into bench/results/quality.json, e.g. `make eval-localizer` or `make eval-localizer dir=/tmp/eval models=forensic-inconsistency,learned-localizer`

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { auc, bootstrap, readEvalIndex, report, typeCorrect, type EvalItem, type Outcome } from './localizer-eval.ts';
+import { auc, bootstrap, compareWithBaseline, readEvalIndex, report, typeCorrect, type EvalItem, type Outcome } from './localizer-eval.ts';
 
 const item = (x: Partial<EvalItem>): EvalItem => ({ file: 'a.png', mask: 'a-mask.png', recipe: 'inpaint_telea', laundering: 'clean', types: ['INPAINT'], real: false, heldOut: false, identity: 'astronaut', seed: 1, ...x });
 
@@ -62,4 +62,18 @@ test('the index is read line by line; groups split trained from held-out recipes
 
   await writeFile(path.join(dir, 'index.jsonl'), JSON.stringify({ file: 'x.png', recipe: 'splice', laundering: 'clean', real: false }) + '\n');
   await assert.rejects(readEvalIndex(dir), /line 1: a forged image needs its mask/);
+});
+
+test('the default-model rule needs higher IoU and image AUC in every recipe/laundering cell and no more real photos called forged', () => {
+  const o = (i: EvalItem, score: number, iou?: number): Outcome => ({ item: i, faces: 1, score, verdict: score >= 0.6 ? 'LIKELY_FORGED' : 'LIKELY_AUTHENTIC', iou });
+  const a = item({ recipe: 'splice' });
+  const b = item({ recipe: 'splice', laundering: 'half_jpeg80' });
+  const r = item({ real: true, mask: null, types: [] });
+  const old = report([o(a, 0.25, 0.2), o(b, 0.5, 0.2), o(r, 0.3)]);
+  const better = report([o(a, 0.7, 0.4), o(b, 0.5, 0.3), o(r, 0.2)]);
+  const c = compareWithBaseline(old, better);
+  assert.equal(c.cells, 2);
+  assert.equal(c.beatsOnEveryCell, false, 'the laundered cell\'s image AUC only ties');
+  assert.deepEqual(c.losses, ['splice/half_jpeg80: image AUC 1.000 vs 1.000']);
+  assert.equal(compareWithBaseline(old, report([o(a, 0.7, 0.4), o(b, 0.5, 0.3), o(r, 0.65)])).losses.at(-1), 'real photos called LIKELY_FORGED: 1.000 vs 0.000');
 });

@@ -171,6 +171,8 @@ export interface Report {
   clean: GroupFigures;
   laundered: GroupFigures;
   byRecipe: Record<string, GroupFigures & { heldOut: boolean }>;
+  /** Forged images by `recipe/laundering`: the cells the default-model rule (issue #17) compares. */
+  byRecipeAndLaundering: Record<string, GroupFigures & { heldOut: boolean }>;
   byLaundering: Record<string, GroupFigures>;
   byIdentity: Record<string, GroupFigures>;
 }
@@ -191,9 +193,30 @@ export function report(outcomes: Outcome[]): Report {
     clean: figures(outcomes.filter((o) => o.item.laundering === 'clean'), real),
     laundered: figures(outcomes.filter((o) => o.item.laundering !== 'clean'), real),
     byRecipe: Object.fromEntries(by((o) => o.item.recipe, forged).map(([k, os]) => [k, { ...figures(os, real), heldOut: os[0].item.heldOut }])),
+    byRecipeAndLaundering: Object.fromEntries(by((o) => `${o.item.recipe}/${o.item.laundering}`, forged).map(([k, os]) => [k, { ...figures(os, real), heldOut: os[0].item.heldOut }])),
     byLaundering: Object.fromEntries(by((o) => o.item.laundering, outcomes).map(([k, os]) => [k, figures(os, real)])),
     byIdentity: Object.fromEntries(by((o) => o.item.identity, outcomes).map(([k, os]) => [k, figures(os, real.filter((r) => r.item.identity === k))])),
   };
+}
+
+/**
+ * Issue #17's rule for making a new model the default, on point estimates: higher mean IoU and
+ * higher image-level AUC than the baseline in every recipe/laundering cell, and no larger share
+ * of real photos called LIKELY_FORGED (UNCERTAIN reported beside it). Intervals overlap on this
+ * little data, so a "yes" here is necessary, not sufficient: read the intervals too.
+ */
+export function compareWithBaseline(base: Report, other: Report) {
+  const cells = Object.keys(base.byRecipeAndLaundering).filter((k) => k in other.byRecipeAndLaundering);
+  const losses: string[] = [];
+  for (const k of cells) {
+    const [b, o] = [base.byRecipeAndLaundering[k], other.byRecipeAndLaundering[k]];
+    if (!(o.meanIou.value > b.meanIou.value)) losses.push(`${k}: IoU ${o.meanIou.value.toFixed(3)} vs ${b.meanIou.value.toFixed(3)}`);
+    if (!(o.imageAuc.value > b.imageAuc.value)) losses.push(`${k}: image AUC ${o.imageAuc.value.toFixed(3)} vs ${b.imageAuc.value.toFixed(3)}`);
+  }
+  const realForged = { baseline: base.overall.realForged.value, model: other.overall.realForged.value };
+  const realUncertain = { baseline: base.overall.realUncertain.value, model: other.overall.realUncertain.value };
+  if (realForged.model > realForged.baseline) losses.push(`real photos called LIKELY_FORGED: ${realForged.model.toFixed(3)} vs ${realForged.baseline.toFixed(3)}`);
+  return { cells: cells.length, beatsOnEveryCell: losses.length === 0, losses, realForged, realUncertain };
 }
 
 export const CAVEAT =
