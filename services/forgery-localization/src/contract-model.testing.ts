@@ -1,6 +1,6 @@
 // For tests: a tiny ONNX model that meets localizer contract v2 (models/README.md) with made-up
-// weights, and a manifest that adds it to the repository's. It lets the type output be tested
-// end to end without a trained model; what it outputs means nothing.
+// weights, and a manifest that adds it to the repository's, so that the contract test always
+// covers a v2 model of known shape besides the trained ones; what it outputs means nothing.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import protobuf from 'protobufjs';
@@ -85,10 +85,5 @@ export async function writeContractManifest(dir: string): Promise<string> {
   return manifest;
 }
 
-/**
- * Configuration that selects a localizer with a type output, for tests of the whole pipeline:
- * the contract-v2 stub, in a manifest written under dir.
- */
-export async function typedLocalizerEnv(dir: string): Promise<{ TAMPERTRACE_LOCALIZER_MODEL: string; TAMPERTRACE_MODELS_MANIFEST?: string }> {
-  return { TAMPERTRACE_LOCALIZER_MODEL: CONTRACT_MODEL, TAMPERTRACE_MODELS_MANIFEST: await writeContractManifest(dir) };
-}
+/** The manifest's localizer with a type output (contract v2), for tests of the whole pipeline. */
+export const TYPED_LOCALIZER = 'learned-localizer';

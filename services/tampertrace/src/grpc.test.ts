@@ -24,7 +24,7 @@ import {
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveGrpc } from '@tampertrace/ingest/grpc';
-import { typedLocalizerEnv } from '@tampertrace/forgery-localization/contract-model.testing';
+import { TYPED_LOCALIZER } from '@tampertrace/forgery-localization/contract-model.testing';
 import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { decodeRgb, limitsOf } from '@tampertrace/shared';
 import { startEmbedded, type Embedded } from './embedded.ts';
@@ -119,9 +119,9 @@ test('bad input ends REJECTED with its code; unknown ids, oversized messages and
   assert.equal(await statusOf(unary(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: garbage.analysisId, kind: ArtifactKind.MASK }))), grpc.status.NOT_FOUND);
 });
 
-test('with a localizer that has a type output, each face in the Analysis carries what the model gave, kinds highest first, and the threshold', async () => {
+test('with the learned localizer, which has a type output, each face in the Analysis carries what the model gave, kinds highest first, and the threshold', async () => {
   const home = await mkdtemp(path.join(os.tmpdir(), 'tt-grpc-types-'));
-  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_GRPC_PORT: '0', ...(await typedLocalizerEnv(home)) });
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_LOCALIZER_MODEL: TYPED_LOCALIZER });
   const typed = await startEmbedded(cfg, pino({ level: 'silent' }));
   const s = await serveGrpc(typed.ingest, cfg);
   const c = serviceClient(IngestService, `127.0.0.1:${s.port}`, { apiKey: typed.apiKey });

@@ -11,7 +11,7 @@ import { loadConfig } from '@tampertrace/shared';
 import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { serveHttp } from '@tampertrace/ingest/http';
-import { typedLocalizerEnv } from '@tampertrace/forgery-localization/contract-model.testing';
+import { TYPED_LOCALIZER } from '@tampertrace/forgery-localization/contract-model.testing';
 import { findModel, readManifest } from '@tampertrace/shared';
 
 let embedded: Embedded;
@@ -107,9 +107,9 @@ test('POST /v1/analyses:batch answers each SubmitRequest in order, like SubmitBa
   assert.equal((await embedded.result(results[0].accepted.analysisId)).status, 2 /* COMPLETED */);
 });
 
-test('with a localizer that has a type output, the JSON analysis names each face\'s kinds of edit, highest first, with the threshold', async () => {
+test('with the learned localizer, which has a type output, the JSON analysis names each face\'s kinds of edit, highest first, with the threshold', async () => {
   const home = await mkdtemp(path.join(os.tmpdir(), 'tt-http-types-'));
-  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_HTTP_PORT: '0', ...(await typedLocalizerEnv(home)) });
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_HTTP_PORT: '0', TAMPERTRACE_LOCALIZER_MODEL: TYPED_LOCALIZER });
   const entry = findModel(await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST), cfg.TAMPERTRACE_LOCALIZER_MODEL);
   const typed = await startEmbedded(cfg, pino({ level: 'silent' }));
   const srv = await serveHttp(typed.ingest, cfg);
