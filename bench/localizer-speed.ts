@@ -81,6 +81,7 @@ if (argv[0] === '--child') {
   console.log(JSON.stringify(await child(argv[1], Number(argv[2]), Number(argv[3]))));
 } else {
   const rounds = Number(argv[0] ?? 5);
+  const loadAtStart = os.loadavg();
   const cfg = loadConfig();
   const names = (await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST)).models.filter((e) => e.task === 'forgery-localization').map((e) => e.name);
   const results: Array<{ model: string; msPerFace: Record<string, number>; rssMiB: Record<string, { afterLoad: number; peak: number }> }> = [];
@@ -94,7 +95,7 @@ if (argv[0] === '--child') {
   const out = {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${process.platform}/${process.arch}, node ${process.version}`,
-    loadAverage: os.loadavg(),
+    loadAverage: { atStart: loadAtStart, atEnd: os.loadavg() },
     commit: (() => {
       try {
         return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT }).toString().trim();
