@@ -114,7 +114,7 @@ async function evaluateSet(dir: string, only?: string[]): Promise<void> {
       'Each image is decoded as the ingest stage does, faces found once by the real BlazeFace detector, and every model run on the same faces through the real stage code (crop, model, mask paste, verdict), thresholds from the manifest.',
       'meanIou: IoU of the full-image binary mask with the ground truth, forged images only, 0 when no face was found.',
       'pixelAuc: AUC of the heatmap against the ground truth over the pixels inside the face crops, forged images with a face found.',
-      'imageAuc: the group\'s forged images against every real image of the set, scored by the highest face score (0 without a face).',
+      'imageAuc: the group\'s forged images against every real image of the set (byIdentity: that identity\'s real images), scored by the highest face score (0 without a face).',
       'realForged / realUncertain: share of the group\'s real images called LIKELY_FORGED / UNCERTAIN. forgedCalledForged: share of forged images called LIKELY_FORGED.',
       'typeAccuracy: forged images with known kinds whose highest-scoring face has as its top kind one of the true kinds, at or above the model\'s typeThreshold (below it the model reads "no edit found"); NaN for a model without a type output.',
       `Intervals: percentile bootstrap, ${BOOTSTRAP_RESAMPLES} resamples of images (forged and real resampled separately for the AUC).`,
