@@ -72,7 +72,7 @@ proto-check: proto ## Fail when the committed generated code is stale, e.g. `mak
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
+bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality, each localizer's ms per face and memory, and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
 	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
@@ -80,8 +80,22 @@ bench: install ## Speed of the raw loop, embedded and distributed mode (local se
 	  [ $$status -ne 0 ] || node --import tsx bench/api.ts $(api_count) || status=$$?; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
+	  [ $$status -ne 0 ] || node --import tsx bench/localizer-speed.ts || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/tracing.ts || status=$$?; \
 	  exit $$status
+
+# The evaluation set's Python (recipes, laundering) in its own light venv, rebuilt when its pins change.
+EVAL_VENV := .cache/venv-eval
+EVAL_DIR = $(or $(dir),.cache/eval-localizer)
+$(EVAL_VENV)/.stamp: models/learned-localizer/requirements-eval.txt models/learned-localizer/requirements-mediapipe.txt
+	python3 -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q -r models/learned-localizer/requirements-eval.txt
+	$(EVAL_VENV)/bin/pip install -q --no-deps -r models/learned-localizer/requirements-mediapipe.txt
+	@touch $@
+
+eval-localizer: install $(EVAL_VENV)/.stamp ## Old and new localizer in one run on make_eval.py's forgeries and real variants of the two evaluation photos, per recipe, laundering and held-out recipe with bootstrap intervals, into bench/results/quality.json, e.g. `make eval-localizer` or `make eval-localizer dir=/tmp/eval models=forensic-inconsistency,learned-localizer`
+	$(EVAL_VENV)/bin/python models/learned-localizer/make_eval.py $(EVAL_DIR)
+	node --import tsx bench/quality.ts --eval $(EVAL_DIR) $(if $(models),--models $(models))
 
 bench-tracing: install ## What tracing costs: embedded throughput with tracing off and on (100% sampling, OTLP to a local receiver), alternating, e.g. `make bench-tracing` or `make bench-tracing images=40 rounds=5`
 	node --import tsx bench/tracing.ts $(images) $(rounds)
@@ -127,4 +141,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench eval-localizer bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean

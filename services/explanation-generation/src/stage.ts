@@ -29,6 +29,8 @@ export function faceEvidence(f: Face): FaceEvidence {
     manipulations: f.manipulations
       .map((m) => ({ type: ManipulationType[m.type] as EditKind, probability: m.probability }))
       .filter((m) => EDIT_KINDS.includes(m.type)),
+    // The localizer's own threshold for its kinds (0: the analysis has none, the configured one applies).
+    typeThreshold: f.manipulationThreshold > 0 ? f.manipulationThreshold : undefined,
   };
 }
 

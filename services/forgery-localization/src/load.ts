@@ -31,6 +31,6 @@ export async function loadLocalizer(cfg: Config): Promise<{ model: ForgeryModel;
     // A run per worker at once, so that every worker has work.
     maxConcurrentRuns: Math.max(1, workers),
   });
-  const localizer = new Localizer(model, { pixel: entry.pixelThreshold!, band: entry.uncertainBand!, faceTopFraction: entry.faceTopFraction }, entry.cropScale);
+  const localizer = new Localizer(model, { pixel: entry.pixelThreshold!, band: entry.uncertainBand!, faceTopFraction: entry.faceTopFraction, type: entry.typeThreshold }, entry.cropScale);
   return { model, entry, localizer };
 }

@@ -28,6 +28,16 @@ export interface LocalizedFace extends FaceInput {
   /** Share of the face box's pixels inside the full-image mask. */
   maskedFraction: number;
   crop: CropRect;
+  /**
+   * The model's probability for each kind of edit (contract v2), highest first; empty when the
+   * model has no type output. Kinds are ManipulationType names ("INPAINT").
+   */
+  manipulations: ManipulationScore[];
+}
+
+export interface ManipulationScore {
+  type: string;
+  probability: number;
 }
 
 export type Verdict = 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN';
@@ -39,6 +49,8 @@ export interface Thresholds {
   band: [number, number];
   /** Share of the highest face pixels averaged into the face score. */
   faceTopFraction?: number;
+  /** A kind of edit is found at or above this probability (contract v2; absent without a type output). */
+  type?: number;
 }
 
 export interface LocalizationResult {
@@ -48,6 +60,14 @@ export interface LocalizationResult {
   /** width*height, 255 x forgery probability. */
   heat: Uint8Array;
   verdict: Verdict | undefined;
+  /** Thresholds.type, when the model has a type output. */
+  typeThreshold?: number;
+}
+
+/** A face's type probabilities (in the manifest's `kinds` order) as scores, highest first; ties keep that order. */
+export function rankManipulations(kinds: readonly string[], probs: Float32Array | undefined): ManipulationScore[] {
+  if (!probs) return [];
+  return kinds.map((type, i) => ({ type, probability: probs[i] })).sort((a, b) => b.probability - a.probability);
 }
 
 export function verdictFor(scores: number[], t: Thresholds): Verdict | undefined {
@@ -141,10 +161,12 @@ export class Localizer {
           polygons.has(r.name) ? { ...r, polygons: polygons.get(r.name) } : r,
         ),
         maskedFraction: 0,
+        manipulations: rankManipulations(this.model.entry.manipulationTypes ?? [], out.types),
       };
     });
     for (const f of localized) f.maskedFraction = fractionInBox(mask, width, height, f.box);
-    return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds) };
+    const typeThreshold = this.model.entry.typesOutput ? this.thresholds.type : undefined;
+    return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds), typeThreshold };
   }
 }
 

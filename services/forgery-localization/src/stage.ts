@@ -3,8 +3,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactsSchema, FaceQuality, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, BoxSchema, HeadPoseSchema, ModelRefSchema, PointSchema, PolygonSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { ArtifactsSchema, FaceQuality, FaceSchema, ManipulationScoreSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, BoxSchema, HeadPoseSchema, ManipulationType, ModelRefSchema, PointSchema, PolygonSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { rgbToChw, type FaceInput, type LocalizationResult, type Localizer } from './localize.ts';
 
@@ -89,6 +89,9 @@ export function forgeryLocalizationStage(deps: {
                 polygons: (r.polygons ?? []).map((p) => create(PolygonSchema, { hole: p.hole, points: p.points.map((q) => create(PointSchema, { x: q.x, y: q.y })) })),
               }),
             ),
+            // Kinds were checked against the enum when the model was loaded (checkLocalizerEntry).
+            manipulations: f.manipulations.map((m) => create(ManipulationScoreSchema, { type: ManipulationType[m.type as keyof typeof ManipulationType], probability: m.probability })),
+            manipulationThreshold: f.manipulations.length ? result.typeThreshold : 0,
           }),
         ),
       });
