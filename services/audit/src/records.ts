@@ -16,7 +16,7 @@ import {
   type ForgeryLocalized,
   type ImageIngested,
 } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import type { AuditRecordInput } from './row.ts';
+import type { AuditRecordInput } from '@tampertrace/shared/audit-trail/row';
 
 /** The topics the audit service records, with their event types. */
 export const AUDITED: ReadonlyArray<{ topic: string; schema: DescMessage }> = [

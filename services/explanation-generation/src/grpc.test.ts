@@ -10,7 +10,7 @@ import { checkHealth } from '@tampertrace/shared/health';
 import { Cue, FaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ExplainRequestSchema, ExplanationService, type ExplainResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
-import { localizerEntry } from '@tampertrace/forgery-localization/load';
+import { localizerEntry } from '@tampertrace/shared';
 import { DEFAULT_REGION_VOCABULARY, TemplateExplainer, checkGrounding } from './explainer.ts';
 import { explanationGrpc } from './grpc.ts';
 

@@ -1,7 +1,7 @@
 // explanation-generation service: consumes forgery.localized, publishes analysis.completed
 // (distributed mode), and serves ExplanationService.Explain over gRPC with the same stage.
 import { connectBusAndStore, createGrpcServer, createLogger, loadConfig, serveStage } from '@tampertrace/shared';
-import { localizerEntry } from '@tampertrace/forgery-localization/load';
+import { localizerEntry } from '@tampertrace/shared';
 import { TemplateExplainer } from './explainer.ts';
 import { explanationGrpc } from './grpc.ts';
 import { EXPLANATION, explanationStage } from './stage.ts';

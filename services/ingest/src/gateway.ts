@@ -33,7 +33,7 @@ import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertra
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { overlayFor } from '@tampertrace/forgery-localization/overlay';
+import { overlayFor } from '@tampertrace/shared/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 

@@ -38,8 +38,8 @@ import {
   type SubmitResponse,
   type WatchAnalysisRequest,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { AuditService, auditServiceImpl } from '@tampertrace/audit/grpc';
-import type { AuditStore } from '@tampertrace/audit/store';
+import { AuditService, auditServiceImpl } from '@tampertrace/shared/audit-trail/grpc';
+import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import type { Access } from './access.ts';
 import type { Gateway } from './gateway.ts';
 import type { Tenant } from './tenants.ts';

@@ -35,7 +35,7 @@ import {
   VerifyChainResponseSchema,
   type AuditFilter,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
-import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
+import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/shared/audit-trail/grpc';
 import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';

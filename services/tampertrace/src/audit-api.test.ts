@@ -33,7 +33,7 @@ import {
   type VerifyChainResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
-import { CSV_COLUMNS } from '@tampertrace/audit/store';
+import { CSV_COLUMNS } from '@tampertrace/shared/audit-trail/store';
 import { serveIngest } from '@tampertrace/ingest/api';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 

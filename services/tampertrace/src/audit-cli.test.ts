@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { REPO_ROOT, loadConfig } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { cameraPng } from '@tampertrace/shared/testing';
-import { CSV_COLUMNS } from '@tampertrace/audit/store';
+import { CSV_COLUMNS } from '@tampertrace/shared/audit-trail/store';
 import { startEmbedded } from './embedded.ts';
 
 const run = promisify(execFile);

@@ -520,7 +520,7 @@ function enumName(e: Record<string, string | number>, prefix: string, v: string 
 }
 
 /** The audit filter of the query and export options. */
-function auditFilter(values: Record<string, string | boolean | undefined>): import('@tampertrace/audit/store').AuditFilter {
+function auditFilter(values: Record<string, string | boolean | undefined>): import('@tampertrace/shared/audit-trail/store').AuditFilter {
   const str = (k: string) => values[k] as string | undefined;
   const time = (k: string) => {
     const v = str(k);
@@ -545,7 +545,7 @@ function auditFilter(values: Record<string, string | boolean | undefined>): impo
 }
 
 /** Checkpoints kept elsewhere: what `audit checkpoints` printed (JSON lines), a JSON array, or ListCheckpoints' JSON. */
-async function readCheckpoints(file: string): Promise<import('@tampertrace/audit/store').AuditCheckpoint[]> {
+async function readCheckpoints(file: string): Promise<import('@tampertrace/shared/audit-trail/store').AuditCheckpoint[]> {
   const text = (await readFile(file, 'utf8')).trim();
   let items: Array<Record<string, unknown>>;
   try {
@@ -574,7 +574,7 @@ async function auditCmd(args: string[]): Promise<number> {
   const [sub, key] = positionals;
   const cfg = loadConfig();
   const tenantId = values.tenant ?? cfg.TAMPERTRACE_TENANT;
-  const { AuditStore } = await import('@tampertrace/audit/store');
+  const { AuditStore } = await import('@tampertrace/shared/audit-trail/store');
   const sql = cfg.TAMPERTRACE_DATABASE_URL
     ? await (await import('@tampertrace/shared/pg')).openPostgres(cfg.TAMPERTRACE_DATABASE_URL)
     : await (await import('@tampertrace/shared/pglite')).openPglite(path.join(cfg.TAMPERTRACE_HOME, 'db'));

@@ -26,7 +26,7 @@ import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
 import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
-import type { AuditStore } from '@tampertrace/audit/store';
+import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 

@@ -2,8 +2,8 @@
 // chain fields, lossless (structured fields as JSON, times as ISO 8601, scores as stored), so an
 // export can be re-hashed elsewhere. CSV cells are quoted per RFC 4180 and not otherwise altered:
 // a spreadsheet that evaluates cells starting with "=" must be told not to.
-import { InvalidInputError } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { InvalidInputError } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import type { AuditRow } from './row.ts';
 
 export type ExportFormat = 'jsonl' | 'csv';
