@@ -31,7 +31,7 @@ run: install ## Start the whole pipeline on this machine (embedded mode) with it
 analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/faces"`
 	npx tampertrace analyze $(args)
 
-test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
+test: install proto-check proto-breaking typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback, e.g. `make test`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
 	  $(NODE_TEST) $(TESTS) || status=$$?; \
@@ -58,6 +58,12 @@ typecheck: node_modules/.install-stamp ## Strict TypeScript check of the whole t
 proto: node_modules/.install-stamp ## Lint the protos and regenerate shared/src/gen, e.g. `make proto`
 	npx buf lint
 	npx buf generate
+
+# The last released contract: protos/released/v1.binpb, made with `npx buf build -o protos/released/v1.binpb`
+# from the protos of a release. Rebuild it on purpose, only when a release ships (see README, "The contract").
+# Comparing with a clone of main instead could never fail in CI, which tests main itself.
+proto-breaking: node_modules/.install-stamp ## Fail on a wire- or source-breaking change against the last released contract, e.g. `make proto-breaking`
+	npx buf breaking --against protos/released/v1.binpb
 
 proto-check: proto ## Fail when the committed generated code is stale, e.g. `make proto-check`
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
@@ -117,4 +123,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean

@@ -90,3 +90,29 @@ test('the boundary check sees a forbidden import (it can fail)', () => {
   assert.equal(target(path.join(repo, 'services/ingest/src/x.ts'), './gateway.ts'), 'ingest');
   assert.equal(target(path.join(repo, 'services/ingest/src/x.ts'), '@tampertrace/shared/overlay'), 'shared');
 });
+
+/** Import cycles among shared/'s own modules (type-only imports included: they still tie the two files together). */
+function cyclesIn(dir: string): string[][] {
+  const files = sources(dir).filter((f) => !/\.test\.ts$/.test(f));
+  const edges = new Map(files.map((f) => [f, specifiers(f).filter((s) => s.startsWith('.')).map((s) => path.resolve(path.dirname(f), s))]));
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (f: string) => {
+    state.set(f, 'open');
+    stack.push(f);
+    for (const g of edges.get(f) ?? []) {
+      if (!edges.has(g)) continue;
+      if (state.get(g) === 'open') cycles.push(stack.slice(stack.indexOf(g)).map((x) => path.relative(repo, x)));
+      else if (!state.has(g)) visit(g);
+    }
+    stack.pop();
+    state.set(f, 'done');
+  };
+  for (const f of files) if (!state.has(f)) visit(f);
+  return cycles;
+}
+
+test('shared/ has no import cycles (the bus and tracing included)', () => {
+  assert.deepEqual(cyclesIn(path.join(repo, 'shared', 'src')), []);
+});

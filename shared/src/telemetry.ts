@@ -6,8 +6,18 @@
 // OpenTelemetry API stays a no-op and costs next to nothing. Nothing here may put image bytes,
 // API keys or presigned URLs on a span.
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { BusMessage } from './bus.ts';
 import { TamperTraceError, codeName } from './errors.ts';
+
+/**
+ * What tracing reads of a bus message (structurally a BusMessage): declared here rather than
+ * imported, so that the bus may use this module without an import cycle.
+ */
+export interface TracedMessage {
+  topic: string;
+  key: string;
+  value: Uint8Array;
+  headers: Record<string, string>;
+}
 
 /** The tracer of every TamperTrace span (instrumentation scope). */
 const tracer = () => trace.getTracer('tampertrace');
@@ -103,7 +113,7 @@ export interface Delivery {
  * (traceparent, tracestate) so that the consumer's span continues the same trace. Returns the
  * message to send (headers copied, never mutated).
  */
-export async function tracedPublish(msg: BusMessage, system: Delivery['system'], send: (withTrace: BusMessage) => Promise<void>): Promise<void> {
+export async function tracedPublish<M extends TracedMessage>(msg: M, system: Delivery['system'], send: (withTrace: M) => Promise<void>): Promise<void> {
   return withSpan(
     `send ${msg.topic}`,
     {
@@ -126,7 +136,7 @@ export async function tracedPublish(msg: BusMessage, system: Delivery['system'],
 }
 
 /** A CONSUMER span, child of the producer's context carried in the headers, active while `handle` runs. */
-export async function tracedConsume(msg: BusMessage, delivery: Delivery, handle: () => Promise<void>): Promise<void> {
+export async function tracedConsume(msg: TracedMessage, delivery: Delivery, handle: () => Promise<void>): Promise<void> {
   const parent: Context = propagation.extract(context.active(), msg.headers);
   const attrs: Attributes = {
     [Attr.messagingSystem]: delivery.system === 'kafka' ? 'kafka' : 'tampertrace.in_process',
