@@ -22,20 +22,17 @@ export interface TracedMessage {
 /** The tracer of every TamperTrace span (instrumentation scope). */
 const tracer = () => trace.getTracer('tampertrace');
 
-/** Names of the spans this project creates (messaging and RPC spans follow the semantic conventions instead). */
+/**
+ * Names of the spans this project creates (messaging and RPC spans follow the semantic conventions
+ * instead). Each stage's own span is named in its entry of shared/src/pipeline.ts.
+ */
 export const SpanName = {
   /** Bytes → pixels with sharp (probe, orientation, resize to working resolution). */
   decode: 'tampertrace.image.decode',
   /** Validation and storing of a submitted image by ingest. */
   ingest: 'tampertrace.ingest.accept',
-  /** BlazeFace over one image. */
-  detect: 'tampertrace.face_detection.detect',
-  /** The forgery model and region scoring over every face of one image. */
-  localize: 'tampertrace.forgery_localization.localize',
   /** One ONNX session run (possibly a batch). */
   inference: 'tampertrace.model.inference',
-  /** Writing the explanation of one analysis. */
-  explain: 'tampertrace.explanation.explain',
   objectPut: 'tampertrace.object_store.put',
   objectGet: 'tampertrace.object_store.get',
   /** One SQL statement (audit store, results view, tenants). */

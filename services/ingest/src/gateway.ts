@@ -17,6 +17,8 @@ import {
   codeName,
   deadLetter,
   decodeEvent,
+  eventSchemaOf,
+  intermediateEvents,
   limitsOf,
   presignRefs,
   sha256Hex,
@@ -31,7 +33,7 @@ import {
 } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { overlayFor } from '@tampertrace/shared/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
@@ -94,10 +96,7 @@ export interface GatewayDeps {
 }
 
 /** What the results consumer reads: each stage's output, for WatchAnalysis, and the results. */
-const WATCHED = [
-  { topic: Topic.facesDetected, schema: FacesDetectedSchema, stage: Stage.FACE_DETECTION },
-  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema, stage: Stage.FORGERY_LOCALIZATION },
-] as const;
+const WATCHED = intermediateEvents().map((e) => ({ topic: e.topic, schema: eventSchemaOf(e.type), stage: e.stage }));
 
 export class Gateway {
   readonly store: ObjectStore;

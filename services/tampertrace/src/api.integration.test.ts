@@ -28,7 +28,7 @@ import {
 import { AuditService, GetTrailRequestSchema, VerifyChainRequestSchema, type GetTrailResponse, type VerifyChainResponse } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { verifyWebhookSignature } from '@tampertrace/ingest/webhook';
 import { submissionSignature } from '@tampertrace/ingest/submissions';
-import { SERVICES } from './cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 
 if (!serversReady) {

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, startOpsServer, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
+import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, SERVICES, serviceClient, startOpsServer, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
 import { setLagSource } from '@tampertrace/shared/metrics';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
@@ -431,12 +431,11 @@ async function serve(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-export const SERVICES = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
 
 /** Runs one service's entry point (services/<name>/src/main.ts) in this process until SIGTERM/SIGINT. */
 async function service(args: string[]): Promise<number> {
   const [name] = args;
-  if (!(SERVICES as readonly string[]).includes(name)) {
+  if (!SERVICES.includes(name)) {
     process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
     return EXIT.failure;
   }

@@ -10,7 +10,7 @@ import { create } from '@bufbuild/protobuf';
 import { Topic, grpc, serviceClient, unary } from '@tampertrace/shared';
 import { astronautPng, cameraPng } from '@tampertrace/shared/testing';
 import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { SERVICES } from './cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.testing.ts';
 

@@ -17,7 +17,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { astronautPng, cameraPng, truncatedJpeg } from '@tampertrace/shared/testing';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { SERVICES } from './cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { BIN, Cluster, SKIP_REASON, mixedInputs, serversReady, waitFor } from './cluster.testing.ts';
 import { startEmbedded } from './embedded.ts';
 

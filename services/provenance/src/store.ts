@@ -1,0 +1,146 @@
+// The provenance service's SQL adapter: stores each analysis's hashes and looks up near
+// duplicates among the same tenant's earlier analyses (migrations/001_image_hashes.sql says how
+// the index works). PGlite in embedded mode, PostgreSQL in distributed mode.
+import path from 'node:path';
+import { timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { runMigrations, type SqlClient } from '@tampertrace/shared';
+import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { hamming } from './phash.ts';
+
+const MIGRATIONS = path.resolve(import.meta.dirname, '..', 'migrations');
+
+/** Links are made at this many differing bits or fewer; the index finds every such pair. */
+export const MAX_DISTANCE = 7;
+/** At most this many related analyses are kept per analysis, closest first. */
+export const MAX_RELATED = 10;
+
+export enum HashKind {
+  /** The whole image inside its uniform borders. */
+  WHOLE = 0,
+  /** Its centre, 5% cut from each side. */
+  CENTRE = 1,
+}
+
+export interface StoredHash {
+  kind: HashKind;
+  hash: bigint;
+}
+
+export interface Match {
+  analysisId: string;
+  distance: number;
+  /** The match is with a query hash of the mirrored image. */
+  mirrored: boolean;
+  status: AnalysisStatus;
+  verdict: Verdict;
+  maxForgeryScore: number;
+  submittedAt?: Timestamp;
+  sourceName: string;
+}
+
+/** The four 16-bit chunks of a hash, bit 63 first. */
+export function chunksOf(h: bigint): [number, number, number, number] {
+  return [48n, 32n, 16n, 0n].map((s) => Number((h >> s) & 0xffffn)) as [number, number, number, number];
+}
+
+/** A 16-bit value and the 16 values one bit away. */
+function withinOneBit(v: number): number[] {
+  return [v, ...Array.from({ length: 16 }, (_, b) => v ^ (1 << b))];
+}
+
+const toSigned = (h: bigint) => BigInt.asIntN(64, h);
+const toUnsigned = (h: bigint | string | number) => BigInt.asUintN(64, BigInt(h));
+
+export class HashStore {
+  constructor(private readonly db: SqlClient) {}
+
+  migrate(): Promise<void> {
+    return runMigrations(this.db, MIGRATIONS);
+  }
+
+  /** Stores an analysis's hashes once (a redelivered event changes nothing). */
+  async add(a: { tenantId: string; analysisId: string; submittedAt?: Timestamp; sourceName: string }, hashes: StoredHash[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query(
+        'INSERT INTO hashed_analyses (tenant_id, analysis_id, submitted_at, source_name) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, analysis_id) DO NOTHING',
+        [a.tenantId, a.analysisId, a.submittedAt ? timestampDate(a.submittedAt).toISOString() : null, a.sourceName],
+      );
+      for (const h of hashes) {
+        const [c0, c1, c2, c3] = chunksOf(h.hash);
+        await tx.query(
+          'INSERT INTO image_hashes (tenant_id, analysis_id, kind, hash, c0, c1, c2, c3) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, analysis_id, kind) DO NOTHING',
+          [a.tenantId, a.analysisId, h.kind, toSigned(h.hash).toString(), c0, c1, c2, c3],
+        );
+      }
+    });
+  }
+
+  /**
+   * The tenant's analyses before `before` (ids are time-ordered UUID v7, so a redelivered lookup
+   * finds the same ones) whose stored hashes are within MAX_DISTANCE of a query hash, closest
+   * first, at most MAX_RELATED. `query`: the new image's hashes, `mirroredQuery` its mirrored ones.
+   */
+  async nearest(tenantId: string, before: string, query: bigint[], mirroredQuery: bigint[]): Promise<Match[]> {
+    const all = [...query, ...mirroredQuery];
+    const values = [0, 1, 2, 3].map((i) => [...new Set(all.flatMap((h) => withinOneBit(chunksOf(h)[i])))]);
+    const res = await this.db.query<{ analysis_id: string; hash: string }>(
+      `SELECT analysis_id, hash FROM image_hashes
+        WHERE tenant_id = $1 AND analysis_id < $2
+          AND (c0 = ANY($3::int[]) OR c1 = ANY($4::int[]) OR c2 = ANY($5::int[]) OR c3 = ANY($6::int[]))`,
+      [tenantId, before, ...values],
+    );
+    const best = new Map<string, { distance: number; mirrored: boolean }>();
+    for (const row of res.rows) {
+      const stored = toUnsigned(row.hash);
+      const straight = Math.min(...query.map((q) => hamming(q, stored)));
+      const mirrored = Math.min(...mirroredQuery.map((q) => hamming(q, stored)));
+      const d = Math.min(straight, mirrored);
+      if (d > MAX_DISTANCE) continue;
+      const prev = best.get(row.analysis_id);
+      if (!prev || d < prev.distance) best.set(row.analysis_id, { distance: d, mirrored: mirrored < straight });
+    }
+    const ids = [...best.entries()].sort((a, b) => a[1].distance - b[1].distance || (a[0] < b[0] ? 1 : -1)).slice(0, MAX_RELATED);
+    if (ids.length === 0) return [];
+    const facts = await this.db.query<{ analysis_id: string; submitted_at: string | Date | null; source_name: string; status: number; verdict: number; max_forgery_score: number }>(
+      'SELECT analysis_id, submitted_at, source_name, status, verdict, max_forgery_score FROM hashed_analyses WHERE tenant_id = $1 AND analysis_id = ANY($2::text[])',
+      [tenantId, ids.map(([id]) => id)],
+    );
+    const byId = new Map(facts.rows.map((r) => [r.analysis_id, r]));
+    return ids.map(([analysisId, m]) => {
+      const f = byId.get(analysisId);
+      return {
+        analysisId,
+        distance: m.distance,
+        mirrored: m.mirrored,
+        status: f?.status ?? AnalysisStatus.PENDING,
+        verdict: f?.verdict ?? Verdict.UNSPECIFIED,
+        maxForgeryScore: Number(f?.max_forgery_score ?? 0),
+        submittedAt: f?.submitted_at ? timestampFromDate(new Date(f.submitted_at)) : undefined,
+        sourceName: f?.source_name ?? '',
+      };
+    });
+  }
+
+  /** Records an analysis's final state (a no-op for one that was never hashed). */
+  async recordFinal(tenantId: string, analysisId: string, status: AnalysisStatus, verdict: Verdict, maxForgeryScore: number): Promise<void> {
+    await this.db.query('UPDATE hashed_analyses SET status = $3, verdict = $4, max_forgery_score = $5 WHERE tenant_id = $1 AND analysis_id = $2', [
+      tenantId,
+      analysisId,
+      status,
+      verdict,
+      maxForgeryScore,
+    ]);
+  }
+
+  /** Forgets analyses (when they are pruned): their hashes no longer link anything. */
+  async forget(tenantId: string, analysisIds: string[]): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('DELETE FROM image_hashes WHERE tenant_id = $1 AND analysis_id = ANY($2::text[])', [tenantId, analysisIds]);
+      const res = await tx.query<{ n: number }>('WITH d AS (DELETE FROM hashed_analyses WHERE tenant_id = $1 AND analysis_id = ANY($2::text[]) RETURNING 1) SELECT count(*)::int AS n FROM d', [
+        tenantId,
+        analysisIds,
+      ]);
+      return res.rows[0].n;
+    });
+  }
+}
