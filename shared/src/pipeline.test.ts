@@ -27,7 +27,7 @@ test('the stages form one chain: ingest -> each stage -> the final Analysis, eve
 });
 
 test('every stage has its own Stage value, service, group (its service name) and span', () => {
-  const values = PIPELINE.map((s) => s.stage);
+  const values: Stage[] = PIPELINE.map((s) => s.stage);
   assert.equal(new Set(values).size, values.length);
   assert.ok(!values.includes(Stage.INGEST) && !values.includes(Stage.AUDIT) && !values.includes(Stage.UNSPECIFIED));
   for (const s of PIPELINE) {
