@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { Stage } from './gen/tampertrace/v1/common_pb.ts';
 import { eventSchemaOf } from './events.ts';
-import { EDGE_SERVICES, INGESTED, PIPELINE, SERVICES, intermediateEvents } from './pipeline.ts';
+import { EDGE_SERVICES, INGESTED, PIPELINE, SERVICES, intermediateEvents, stageAtOrder, stageOrder } from './pipeline.ts';
 import { ConsumerGroup, Topic, allTopics, deadLetterTopic } from './topics.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
@@ -90,4 +90,16 @@ test("the chart's components are the services, with the list's ports, groups and
   const schema = JSON.parse(read('charts', 'tampertrace', 'values.schema.json')) as { $defs?: Record<string, { properties: { service: { enum: string[] } } }>; definitions?: Record<string, { properties: { service: { enum: string[] } } }> };
   const component = (schema.$defs ?? schema.definitions)!.component;
   assert.deepEqual([...component.properties.service.enum].sort(), [...SERVICES].sort());
+});
+
+test('positions follow the list, whatever the Stage values', () => {
+  assert.equal(stageOrder(Stage.INGEST), 0);
+  PIPELINE.forEach((s, i) => {
+    assert.equal(stageOrder(s.stage), i + 1);
+    assert.equal(stageAtOrder(i + 1), s.stage);
+  });
+  assert.ok(stageOrder(Stage.PROVENANCE) < stageOrder(Stage.FACE_DETECTION), 'provenance (6) runs before detection (2)');
+  // Rows written before provenance existed hold Stage values 2 and 3: they read as the same stages.
+  assert.equal(stageAtOrder(Stage.FACE_DETECTION), Stage.FACE_DETECTION);
+  assert.equal(stageAtOrder(Stage.FORGERY_LOCALIZATION), Stage.FORGERY_LOCALIZATION);
 });

@@ -92,3 +92,19 @@ export function pipelineStage(service: StageService): (typeof PIPELINE)[number] 
 export function intermediateEvents(): ReadonlyArray<{ topic: string; type: string; stage: Stage }> {
   return PIPELINE.filter((s) => s.output.topic !== Topic.analysisCompleted).map((s) => ({ ...s.output, stage: s.stage }));
 }
+
+/**
+ * A stage's position in the pipeline: ingest 0, the list's stages 1 to n in order, anything else
+ * (audit) after them. Stage values are not in pipeline order (a stage added later gets the next
+ * free value), so "has the analysis got further" compares positions, never Stage values.
+ */
+export function stageOrder(stage: Stage): number {
+  if (stage === Stage.INGEST) return 0;
+  const i = PIPELINE.findIndex((s) => s.stage === stage);
+  return i < 0 ? PIPELINE.length + 1 : i + 1;
+}
+
+/** The stage at a position (stageOrder's inverse for ingest and the list's stages). */
+export function stageAtOrder(order: number): Stage {
+  return order <= 0 ? Stage.INGEST : (PIPELINE[order - 1]?.stage ?? Stage.AUDIT);
+}

@@ -19,6 +19,8 @@ import {
   decodeEvent,
   eventSchemaOf,
   intermediateEvents,
+  stageAtOrder,
+  stageOrder,
   limitsOf,
   presignRefs,
   sha256Hex,
@@ -34,7 +36,7 @@ import {
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { ArtifactKind, GetRelatedAnalysesResponseSchema, ListAnalysesResponseSchema, type GetRelatedAnalysesResponse, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { overlayFor } from '@tampertrace/shared/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
@@ -147,7 +149,7 @@ export class Gateway {
       return;
     }
     // A database failure throws: the message is not committed and comes back.
-    if (watched) await this.analyses.stageDone(id, watched.stage);
+    if (watched) await this.analyses.stageDone(id, stageOrder(watched.stage));
     else {
       const first = await this.analyses.final(final!);
       if (first) this.deps.onFinal?.(final!, first.webhookUrl);
@@ -284,9 +286,9 @@ export class Gateway {
         const final = row.analysis.status !== AnalysisStatus.PENDING;
         // The stage that finished last: the one that ended it (a rejection names its stage), or
         // the newest one seen while PENDING (ingest until detection is through).
-        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : row.stage || Stage.INGEST;
-        if (stage > seen || final) {
-          seen = stage;
+        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : stageAtOrder(row.stage);
+        if (stageOrder(stage) > seen || final) {
+          seen = stageOrder(stage);
           yield { stage, analysis: await this.withUrls(row.analysis) };
         }
         if (final) return;
@@ -313,6 +315,20 @@ export class Gateway {
     const page = rows.slice(0, size);
     const nextPageToken = rows.length > size ? tokenOf(page.at(-1)!.cursor) : '';
     return create(ListAnalysesResponseSchema, { analyses: await Promise.all(page.map((r) => this.withUrls(r.analysis))), nextPageToken });
+  }
+
+  /**
+   * The tenant's earlier analyses of the same picture as one of theirs (GetRelatedAnalyses), each
+   * as it stands now; undefined for an unknown id or another tenant's. The links come from the
+   * analysis itself (the provenance stage looks only within its tenant), and every related
+   * analysis is read within the caller's tenant too.
+   */
+  async related(tenantId: string, analysisId: string): Promise<GetRelatedAnalysesResponse | undefined> {
+    const a = await this.analyses.get(tenantId, analysisId);
+    if (!a) return undefined;
+    const links = a.provenance?.related ?? [];
+    const now = await Promise.all(links.map((r) => this.get(tenantId, r.analysisId)));
+    return create(GetRelatedAnalysesResponseSchema, { related: links, analyses: now.filter((x): x is Analysis => x !== undefined) });
   }
 
   /** One artefact of a tenant's analysis with its bytes, or undefined when there is none. */

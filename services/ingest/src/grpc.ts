@@ -30,6 +30,7 @@ import {
   SubmitResponseSchema,
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
+  type GetRelatedAnalysesRequest,
   type GetArtifactRequest,
   type ListAnalysesRequest,
   type SubmitBatchItemResult,
@@ -127,6 +128,12 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
     }),
 
     listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => gateway.list(tenant.tenantId, req)),
+
+    getRelatedAnalyses: tenantCall(api, async (req: GetRelatedAnalysesRequest, tenant) => {
+      const r = await gateway.related(tenant.tenantId, req.analysisId);
+      if (!r) throw notFound(req.analysisId);
+      return r;
+    }),
 
     watchAnalysis: (call: grpc.ServerWritableStream<WatchAnalysisRequest, unknown>) => {
       const signal = callSignal(call);

@@ -9,8 +9,11 @@ import type { RgbImage } from '@tampertrace/shared';
 const N = 32;
 /** Side of the block of lowest frequencies kept (8 x 8 = 64 bits). */
 const K = 8;
-/** A border row or column is uniform when every pixel is within this of the corner's colour (0-255, per channel). */
-const BORDER_TOLERANCE = 12;
+/** A border row or column is flat: its channels span at most this (0-255)... */
+const BORDER_TOLERANCE = 24;
+/** ... and it is near black (every channel at most DARK) or near white (every channel at least LIGHT). */
+const DARK = 40;
+const LIGHT = 215;
 
 export interface PerceptualHash {
   /** The image's hash; bit 63 is coefficient (0, 0), then row by row. */
@@ -19,32 +22,35 @@ export interface PerceptualHash {
   mirrored: bigint;
 }
 
-/** The rectangle left once uniform borders (a frame, letterboxing) are cut off; the whole image when there are none. */
+/**
+ * The rectangle left once uniform black or white borders (a frame, letterboxing) are cut off; the
+ * whole image when there are none. Only near-black and near-white rows and columns count, and
+ * each must be flat on its own (not compared with a corner), so that a sky or a wall is never
+ * taken for a border and a mirrored copy is trimmed alike.
+ */
 export function trimBorders(img: RgbImage): { left: number; top: number; width: number; height: number } {
   const { data, width, height } = img;
-  const px = (x: number, y: number) => (y * width + x) * 3;
-  const near = (i: number, j: number) => Math.abs(data[i] - data[j]) <= BORDER_TOLERANCE && Math.abs(data[i + 1] - data[j + 1]) <= BORDER_TOLERANCE && Math.abs(data[i + 2] - data[j + 2]) <= BORDER_TOLERANCE;
-  const rowUniform = (y: number, ref: number, x0: number, x1: number) => {
-    for (let x = x0; x < x1; x++) if (!near(px(x, y), ref)) return false;
-    return true;
-  };
-  const colUniform = (x: number, ref: number, y0: number, y1: number) => {
-    for (let y = y0; y < y1; y++) if (!near(px(x, y), ref)) return false;
-    return true;
+  const border = (x0: number, y0: number, dx: number, dy: number, n: number) => {
+    let lo = 255;
+    let hi = 0;
+    for (let k = 0, x = x0, y = y0; k < n; k++, x += dx, y += dy) {
+      const i = (y * width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        lo = Math.min(lo, data[i + c]);
+        hi = Math.max(hi, data[i + c]);
+      }
+    }
+    return hi - lo <= BORDER_TOLERANCE && (hi <= DARK || lo >= LIGHT);
   };
   let top = 0;
   let bottom = height;
   let left = 0;
   let right = width;
-  // At most a third of each side goes: a picture that is mostly one colour is not a border.
-  const ref = px(0, 0);
-  while (top < height / 3 && rowUniform(top, ref, 0, width)) top++;
-  const refB = px(0, height - 1);
-  while (height - bottom < height / 3 && rowUniform(bottom - 1, refB, 0, width)) bottom--;
-  const refL = px(0, top);
-  while (left < width / 3 && colUniform(left, refL, top, bottom)) left++;
-  const refR = px(width - 1, top);
-  while (width - right < width / 3 && colUniform(right - 1, refR, top, bottom)) right--;
+  // At most a third of each side goes: a picture that is mostly black or white is not a border.
+  while (top < height / 3 && border(0, top, 1, 0, width)) top++;
+  while (height - bottom < height / 3 && border(0, bottom - 1, 1, 0, width)) bottom--;
+  while (left < width / 3 && border(left, top, 0, 1, bottom - top)) left++;
+  while (width - right < width / 3 && border(right - 1, top, 0, 1, bottom - top)) right--;
   return { left, top, width: right - left, height: bottom - top };
 }
 

@@ -457,8 +457,9 @@ export const GetRelatedAnalysesRequestSchema: GenMessage<GetRelatedAnalysesReque
  */
 export type GetRelatedAnalysesResponse = Message<"tampertrace.v1.GetRelatedAnalysesResponse"> & {
   /**
-   * How each is related (distance, mirrored), closest first; empty while the analysis has not
-   * passed the provenance stage, or when nothing matched.
+   * How each is related (distance, mirrored, the verdict it had then), closest first; empty
+   * until the analysis has finished (or when it was rejected before the provenance stage, or
+   * nothing matched).
    *
    * @generated from field: repeated tampertrace.v1.RelatedAnalysis related = 1;
    */
