@@ -1,8 +1,8 @@
 -- The provenance service's memory of pictures: per tenant, the perceptual hashes of every analysed
--- image, looked up by multi-index hashing (each 64-bit hash split into four 16-bit chunks, one
--- index per chunk: two hashes within 7 bits share a chunk within 1 bit, so the candidates of a
--- lookup are the rows whose chunk equals one of the 17 values within 1 bit of the query's, and
--- the exact Hamming distance is checked on those). Works the same on PostgreSQL and PGlite.
+-- image, looked up by multi-index hashing: each 64-bit hash is split into four interleaved 16-bit
+-- chunks with one index each; the candidates of a lookup are the rows with a chunk equal to the
+-- query's (every hash within 3 bits has one, most within 7 do), and the exact Hamming distance is
+-- checked on those. Works the same on PostgreSQL and PGlite.
 CREATE TABLE IF NOT EXISTS image_hashes (
   tenant_id   text NOT NULL,
   analysis_id text NOT NULL,
