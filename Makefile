@@ -69,12 +69,13 @@ proto-check: proto ## Fail when the committed generated code is stale, e.g. `mak
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
+bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, provenance lookups, localizer quality and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20 provenance_n=100000`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
 	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
 	  node --import tsx bench/speed.ts $(count) || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/api.ts $(api_count) || status=$$?; \
+	  [ $$status -ne 0 ] || node --import tsx bench/provenance.ts $(provenance_n) || status=$$?; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/tracing.ts || status=$$?; \
@@ -97,6 +98,10 @@ bench-overload: install ## Overload through the public API: 0.5x, then 2x the su
 
 bench-profile: install ## Main-thread CPU profile of the embedded pipeline on the benchmark workload, top functions and files, e.g. `make bench-profile` or `BENCH_PROFILE_OUT=/tmp/p.cpuprofile make bench-profile n=48`
 	node --import tsx bench/profile.ts $(or $(n),24)
+
+bench-provenance: install ## The provenance stage: links per re-encoding, cost per image, lookup p50/p99 at N analyses (2N hashes) in the local PostgreSQL, e.g. `make bench-provenance` (500,000) or `make bench-provenance n=100000`
+	deploy/local/infra.sh up postgres
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/provenance.ts $(n)
 
 bench-audit: install ## Audit store at scale: 1M records in the local PostgreSQL, GetTrail/Query p50/p99, VerifyChain of 100k, append and Kafka rates, e.g. `make bench-audit` or `make bench-audit n=50000`
 	deploy/local/infra.sh up
@@ -123,4 +128,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-provenance bench-audit up down logs infra-up infra-down infra-smoke clean
