@@ -242,7 +242,7 @@ if (!serversReady) {
       records = (await trailOf(auditA)).records;
       if (records.length < 4) await new Promise((res) => setTimeout(res, 200));
     }
-    assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.ok(records.every((x) => x.tenantId === 'tenant-a'));
     // Who submitted it: the key the call was made with.
     assert.ok(records.every((x) => x.submittedBy === `key:${tenants.a.keyId}`), records.map((x) => x.submittedBy).join());

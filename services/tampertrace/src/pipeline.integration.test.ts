@@ -61,7 +61,7 @@ if (!ready) {
       await new Promise((r) => setTimeout(r, 100));
       trail = await pipeline.audit!.trail(a.tenantId, { analysisId: a.analysisId });
     }
-    assert.deepEqual(trail.map((r) => r.stage), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    assert.deepEqual(trail.map((r) => r.stage), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.deepEqual(await pipeline.audit!.verify(a.tenantId), { ok: true, count: 4 });
   });
 
