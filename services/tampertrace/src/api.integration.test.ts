@@ -238,9 +238,9 @@ if (!serversReady) {
     const trailOf = (client: grpc.Client) =>
       unary<GetTrailResponse>(client, 'getTrail', create(GetTrailRequestSchema, { key: { case: 'analysisId', value: r.analysisId } }));
     let records: GetTrailResponse['records'] = [];
-    for (let i = 0; i < 150 && records.length < 4; i++) {
+    for (let i = 0; i < 150 && records.length < 5; i++) {
       records = (await trailOf(auditA)).records;
-      if (records.length < 4) await new Promise((res) => setTimeout(res, 200));
+      if (records.length < 5) await new Promise((res) => setTimeout(res, 200));
     }
     assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.ok(records.every((x) => x.tenantId === 'tenant-a'));

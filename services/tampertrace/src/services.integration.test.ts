@@ -17,7 +17,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { astronautPng, cameraPng, truncatedJpeg } from '@tampertrace/shared/testing';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { SERVICES } from '@tampertrace/shared';
+import { PIPELINE, SERVICES } from '@tampertrace/shared';
 import { BIN, Cluster, SKIP_REASON, mixedInputs, serversReady, waitFor } from './cluster.testing.ts';
 import { startEmbedded } from './embedded.ts';
 
@@ -220,10 +220,10 @@ if (!serversReady) {
     let rows: { analysis_id: string; stage: string; n: number }[] = [];
     for (let i = 0; i < 100; i++) {
       rows = await cluster.sql(`SELECT analysis_id, stage, count(*)::int AS n FROM ${cluster.schema}.audit_records WHERE tenant_id = 't2' GROUP BY 1, 2`);
-      if (rows.length >= ids.length * 4) break;
+      if (rows.length >= ids.length * (PIPELINE.length + 1)) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    assert.equal(rows.length, ids.length * 4);
+    assert.equal(rows.length, ids.length * (PIPELINE.length + 1));
     assert.ok(rows.every((r) => r.n === 1), 'no stage recorded twice');
   });
 
