@@ -98,7 +98,7 @@ test('default values: CPU only, a CPU HPA per component and no ScaledObject', { 
   }
   assert.equal(ofKind(objs, 'ScaledObject').length, 0);
   const hpas = ofKind(objs, 'HorizontalPodAutoscaler');
-  assert.equal(hpas.length, 5);
+  assert.equal(hpas.length, SERVICES.length);
   for (const h of hpas) {
     assert.ok(byName(objs, 'Deployment', h.spec.scaleTargetRef.name), `${h.metadata.name} targets a rendered Deployment`);
     assert.equal(h.spec.metrics[0].resource.name, 'cpu');
@@ -172,6 +172,7 @@ test('NetworkPolicies: ingest may reach public HTTPS, the stages only their depe
   assert.deepEqual(egressPorts('ingest'), [53, 53, 443, 443, 4317, 4318, 5432, 9000, 9092]);
   assert.deepEqual(egressPorts('face-detection'), [53, 53, 443, 4317, 4318, 9000, 9092]);
   assert.deepEqual(egressPorts('audit'), [53, 53, 4317, 4318, 5432, 9092]);
+  assert.deepEqual(egressPorts('provenance'), [53, 53, 443, 4317, 4318, 5432, 9000, 9092], 'provenance: Kafka, S3 (originals) and PostgreSQL (its hashes)');
   const internet = policy('ingest').spec.egress.find((r: Obj) => r.to?.some((p: Obj) => p.ipBlock));
   assert.ok(internet.to[0].ipBlock.except.includes('169.254.0.0/16'), 'no cloud metadata address');
   // The audit service serves health only: no ingress to its gRPC port.
