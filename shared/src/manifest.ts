@@ -8,7 +8,7 @@ import { sha256Hex } from './ids.ts';
 export interface ManifestEntry {
   name: string;
   version: string;
-  task: 'face-detection' | 'forgery-localization';
+  task: 'face-detection' | 'forgery-localization' | 'face-landmarks';
   /** Relative to the manifest's folder's parent (the repository root). */
   path: string;
   sha256: string;

@@ -22,6 +22,13 @@ export interface RegionScore {
   score: number;
   coverage: number;
   cues?: { noiseLogRatio?: number; colourDelta?: number; boundaryStrength?: number };
+  /** The region's shape as scored, image pixels; absent on analyses stored before regions came from landmarks. */
+  polygons?: Polygon[];
+}
+/** proto3 JSON drops zero and false: a missing x, y or hole is 0 or false. */
+export interface Polygon {
+  points: Partial<Point>[];
+  hole?: boolean;
 }
 export interface Face {
   index: number;

@@ -5,7 +5,7 @@ import { ApiError, api, type Analysis, type AuditRecord, type Face } from './api
 import { h, replace } from './dom.ts';
 import { segments } from './explain.ts';
 import { percent, score, stageLabel, statusLabel, verdictLabel, when } from './format.ts';
-import { regionShape } from './regions.ts';
+import { regionShape, type PolygonShape } from './regions.ts';
 
 export function renderDetail(root: HTMLElement, id: string, signal: AbortSignal): void {
   replace(root, h('p', { class: 'muted' }, 'Loading…'));
@@ -151,12 +151,16 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
     highlight(face, region) {
       const shape = regionShape(face, region, W, H);
       if (!shape) return;
-      highlightCanvas.width = shape.gw;
-      highlightCanvas.height = shape.gh;
-      const ctx = highlightCanvas.getContext('2d')!;
-      const img = ctx.createImageData(shape.gw, shape.gh);
-      for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
-      ctx.putImageData(img, 0, 0);
+      if (shape.kind === 'polygons') drawPolygons(highlightCanvas, shape);
+      else {
+        highlightCanvas.width = shape.gw;
+        highlightCanvas.height = shape.gh;
+        const ctx = highlightCanvas.getContext('2d')!;
+        const img = ctx.createImageData(shape.gw, shape.gh);
+        for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
+        ctx.putImageData(img, 0, 0);
+      }
+      highlightCanvas.dataset.shape = shape.kind;
       Object.assign(highlightCanvas.style, { left: pct(shape.window.x, W), top: pct(shape.window.y, H), width: pct(shape.window.width, W), height: pct(shape.window.height, H) });
       highlightCanvas.dataset.region = region;
       highlightCanvas.hidden = false;
@@ -164,8 +168,39 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
     clear() {
       highlightCanvas.hidden = true;
       delete highlightCanvas.dataset.region;
+      delete highlightCanvas.dataset.shape;
     },
   };
+}
+
+/**
+ * A region's stored polygons on the highlight canvas (one canvas pixel per image pixel, at most
+ * 1024 on a side): the solid polygons filled, then the holes cut out of them.
+ */
+function drawPolygons(c: HTMLCanvasElement, shape: PolygonShape): void {
+  const { window: w } = shape;
+  const k = Math.min(1, 1024 / Math.max(w.width, w.height));
+  c.width = Math.max(1, Math.round(w.width * k));
+  c.height = Math.max(1, Math.round(w.height * k));
+  const ctx = c.getContext('2d')!;
+  ctx.clearRect(0, 0, c.width, c.height);
+  const path = (pts: { x: number; y: number }[]) => {
+    ctx.beginPath();
+    pts.forEach((p, i) => (i === 0 ? ctx.moveTo : ctx.lineTo).call(ctx, (p.x - w.x) * k, (p.y - w.y) * k));
+    ctx.closePath();
+  };
+  ctx.fillStyle = 'rgba(0, 200, 255, 0.6)';
+  for (const p of shape.polygons.filter((q) => !q.hole)) {
+    path(p.points);
+    ctx.fill('evenodd');
+  }
+  ctx.globalCompositeOperation = 'destination-out';
+  ctx.fillStyle = '#000';
+  for (const p of shape.polygons.filter((q) => q.hole)) {
+    path(p.points);
+    ctx.fill('evenodd');
+  }
+  ctx.globalCompositeOperation = 'source-over';
 }
 
 /** A PNG drawn into a canvas of the image's size, each pixel's grey level mapped to RGBA. */

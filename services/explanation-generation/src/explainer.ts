@@ -3,9 +3,8 @@
  * sentences (MMTT / ForgeryTalker annotation style) plus the machine-readable facts that back
  * every claim in them. Pure: no pixels, no I/O, no randomness.
  *
- * Region names are those of services/forgery-localization/src/regions.ts (lowercase,
- * subject's left/right: "right eye", "left cheek", "nose", "lip", ...). They are repeated
- * in DEFAULT_REGION_VOCABULARY so this package does not depend on the localization service.
+ * Region names are those of shared/src/face-regions.ts (lowercase, subject's left/right:
+ * "right eye", "left cheek", "nose", "lip", ...), which the localization service scores.
  */
 
 export interface RegionEvidence {
@@ -102,11 +101,9 @@ export const DEFAULT_TEMPLATE_OPTIONS: Readonly<Required<TemplateExplainerOption
   maxCharsPerFace: 360,
 });
 
-/** Region names of the localization service (regions.ts REGION_NAMES). */
-export const REGION_NAMES = [
-  'right eye', 'left eye', 'right eyebrow', 'left eyebrow', 'nose', 'mouth', 'lip',
-  'right cheek', 'left cheek', 'forehead', 'chin', 'jaw', 'right ear', 'left ear', 'skin', 'hair',
-] as const;
+/** Region names the localization service scores (one list: shared/src/face-regions.ts). */
+export { REGION_NAMES } from '@tampertrace/shared/face-regions';
+import { REGION_NAMES } from '@tampertrace/shared/face-regions';
 
 /**
  * Words checkGrounding looks for by default: the region names, their side-less families
@@ -115,7 +112,7 @@ export const REGION_NAMES = [
  */
 export const DEFAULT_REGION_VOCABULARY: readonly string[] = Object.freeze([
   ...REGION_NAMES,
-  'eye', 'eyebrow', 'cheek', 'ear',
+  'eye', 'eyebrow', 'cheek', 'ear', 'pupil',
   'eyelid', 'teeth', 'tooth', 'nostril', 'temple', 'neck', 'beard', 'moustache', 'mustache',
 ]);
 

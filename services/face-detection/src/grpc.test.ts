@@ -10,7 +10,7 @@ import { createGrpcServer, decodeRgb, grpc, limitsOf, loadConfig, serviceClient,
 import { checkHealth } from '@tampertrace/shared/health';
 import { astronautPng, cameraPng, pngDeclaring, truncatedJpeg, grpcFailure } from '@tampertrace/shared/testing';
 import { DetectRequestSchema, FaceDetectionService, type DetectResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
-import type { BlazeFaceDetector } from './blazeface.ts';
+import type { DetectorWithGeometry } from './landmarks.ts';
 import { faceDetectionGrpc } from './grpc.ts';
 import { loadDetector } from './load.ts';
 
@@ -19,7 +19,7 @@ const ASTRONAUT_FACE = { x: 178, y: 81, width: 94, height: 94 };
 const CAMERA_FACE = { x: 171, y: 116, width: 90, height: 90 };
 
 const cfg = loadConfig({ ...process.env, TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_MAX_INPUT_BYTES: '2000000' });
-let detector: BlazeFaceDetector;
+let detector: DetectorWithGeometry;
 let api: GrpcApi;
 let address: string;
 let client: grpc.Client;
@@ -57,7 +57,13 @@ test('Detect finds the face of each test photo at its reference box, as the stag
     assert.equal(f.keypoints.length, 6);
     // The eyes (keypoints 0, 1) lie inside the box, in its upper half.
     for (const k of f.keypoints.slice(0, 2)) assert.ok(k.x > b.x && k.x < b.x + b.width && k.y > b.y && k.y < b.y + b.height / 2, JSON.stringify(k));
-    assert.deepEqual(r.models.map((m) => m.name).sort(), ['blazeface-back-256-batch-n', 'blazeface-front-128-batch-n']);
+    assert.deepEqual(r.models.map((m) => m.name).sort(), ['blazeface-back-256-batch-n', 'blazeface-front-128-batch-n', 'mediapipe-face-landmark-468', 'mediapipe-iris-landmark']);
+    // The face geometry: 468 mesh points and 10 iris points, the eyes' irises near the eye keypoints, a head pose.
+    assert.equal(f.landmarks.length, 478);
+    assert.ok(f.landmarkPresence > 0.9, `presence ${f.landmarkPresence}`);
+    const eyeDist = Math.hypot(f.keypoints[1].x - f.keypoints[0].x, f.keypoints[1].y - f.keypoints[0].y);
+    assert.ok(Math.hypot(f.landmarks[468].x - f.keypoints[0].x, f.landmarks[468].y - f.keypoints[0].y) < 0.5 * eyeDist);
+    assert.ok(f.headPose && Number.isFinite(f.headPose.yawDeg) && Math.abs(f.headPose.rollDeg) < 20, JSON.stringify(f.headPose));
     assert.ok(r.models.every((m) => /^[0-9a-f]{64}$/.test(m.sha256)));
     // Exactly the detector the stream uses, on the same pixels (float32 on the wire).
     const direct = await detector.detect(await decodeRgb(png, limitsOf(cfg)));

@@ -4,8 +4,31 @@
 import path from 'node:path';
 import { findModel, loadVerifiedModel, readManifest, type Config, type FaceCropSpec } from '@tampertrace/shared';
 import { BlazeFaceDetector } from './blazeface.ts';
+import { DetectorWithGeometry, FaceLandmarker } from './landmarks.ts';
 
-export async function loadDetector(cfg: Config): Promise<BlazeFaceDetector> {
+/** BlazeFace with the face-mesh and iris models on its faces (each model sha256-checked). */
+export async function loadDetector(cfg: Config): Promise<DetectorWithGeometry> {
+  const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
+  const mesh = findModel(manifest, 'mediapipe-face-landmark-468');
+  const iris = findModel(manifest, 'mediapipe-iris-landmark');
+  await Promise.all([loadVerifiedModel(manifest.root, mesh), loadVerifiedModel(manifest.root, iris)]);
+  const [detector, landmarker] = await Promise.all([
+    loadFaceBoxes(cfg),
+    FaceLandmarker.load({
+      meshModelPath: path.resolve(manifest.root, mesh.path),
+      irisModelPath: path.resolve(manifest.root, iris.path),
+      meshModel: mesh,
+      irisModel: iris,
+      executionProviders: cfg.TAMPERTRACE_EXECUTION_PROVIDERS,
+      intraOpNumThreads: cfg.TAMPERTRACE_ORT_THREADS || undefined,
+      worker: cfg.TAMPERTRACE_ORT_WORKERS > 0,
+    }),
+  ]);
+  return new DetectorWithGeometry(detector, landmarker);
+}
+
+/** BlazeFace alone (boxes and six keypoints). */
+export async function loadFaceBoxes(cfg: Config): Promise<BlazeFaceDetector> {
   const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
   const front = findModel(manifest, 'blazeface-front-128-batch-n');
   const back = findModel(manifest, 'blazeface-back-256-batch-n');

@@ -18,15 +18,17 @@ import {
   stageWiring,
 } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { BoxSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { BoxSchema, HeadPoseSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { DetectedFaceSchema, FacesDetectedSchema, ProvenanceCheckedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { FaceDetection } from './blazeface.ts';
+import type { FaceGeometry } from './landmarks.ts';
 
 export const FACE_DETECTION = ConsumerGroup.faceDetection;
 
 /** What the stage needs from a detector; BlazeFaceDetector is the real one. */
 export interface FaceDetector {
-  detect(img: RgbImage): Promise<FaceDetection[]>;
+  /** Faces with their geometry when the landmark models ran (DetectorWithGeometry). */
+  detect(img: RgbImage): Promise<Array<FaceDetection & { geometry?: FaceGeometry }>>;
   readonly models: ReadonlyArray<{ name: string; version: string; sha256: string }>;
 }
 
@@ -59,6 +61,9 @@ export function faceDetectionStage(deps: {
             box: create(BoxSchema, f.box),
             score: f.score,
             keypoints: f.keypoints.map((k) => create(PointSchema, k)),
+            landmarks: f.geometry?.landmarks.map((k) => create(PointSchema, k)) ?? [],
+            headPose: f.geometry && create(HeadPoseSchema, f.geometry.headPose),
+            landmarkPresence: f.geometry?.presence ?? 0,
           }),
         ),
         models: deps.detector.models.map((m) => create(ModelRefSchema, m)),

@@ -1,17 +1,27 @@
 // Forgery localization for one image: crop each face with its surroundings, run the model,
 // score the facial regions, paste masks back into the full image and decide a verdict.
 import { cutFaceCrop, type FaceCropSpec, type RgbImage } from '@tampertrace/shared';
+import { faceQuality, type FaceQualityName } from '@tampertrace/shared/face-landmarks';
+import { faceRegions, mapRegions } from '@tampertrace/shared/face-regions';
 import { cropRectFor, faceScore, pasteMask, thresholdMask, toCrop, type Box, type CropRect, type Point } from './geometry.ts';
 import type { ForgeryModel } from './model.ts';
-import { buildRegionLabels, scoreRegions, type RegionScore } from './regions.ts';
+import { buildRegionLabels, regionLabelsFromPolygons, scoreRegions, type RegionScore } from './regions.ts';
 
 export interface FaceInput {
   box: Box;
   score: number;
   keypoints: Point[];
+  /** Face-mesh landmarks in image pixels (shared/src/face-landmarks.ts), when the detection stage ran the landmark model. */
+  landmarks?: Point[];
+  /** The landmark model's face-presence score, with landmarks. */
+  landmarkPresence?: number;
+  /** Head pose from the landmarks (degrees), with landmarks. */
+  headPose?: { yawDeg: number; pitchDeg: number; rollDeg: number };
 }
 
 export interface LocalizedFace extends FaceInput {
+  /** Whether the face can be judged (faceQuality): scored either way, read by the explanation. */
+  quality: FaceQualityName;
   forgeryScore: number;
   regions: RegionScore[];
   /** Share of the face box's pixels inside the full-image mask. */
@@ -106,12 +116,18 @@ export class Localizer {
         const b = toCrop({ x: f.box.x + f.box.width, y: f.box.y + f.box.height }, rect, size);
         return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
       })();
-      const regions = buildRegionLabels(
-        f.keypoints.map((k) => toCrop(k, rect, size)),
-        boxInCrop,
-        size,
-        size,
-      );
+      // Regions from the landmarks when the landmark model placed the face, else the keypoint ones.
+      const quality = faceQuality(f.box, f.landmarks && f.landmarks.length > 0 ? f.landmarkPresence : undefined);
+      const fromMesh = quality !== 'TOO_DEGRADED' && f.landmarks ? faceRegions(f.landmarks, f.headPose?.yawDeg) : undefined;
+      const regions = fromMesh
+        ? regionLabelsFromPolygons(mapRegions(fromMesh, (p) => toCrop(p, rect, size)), size, size)
+        : buildRegionLabels(
+            f.keypoints.map((k) => toCrop(k, rect, size)),
+            boxInCrop,
+            size,
+            size,
+          );
+      const polygons = new Map(fromMesh?.map((r) => [r.name as string, r.polygons]));
       const binary = thresholdMask(out.prob, this.thresholds.pixel);
       pasteMask(out.prob, size, rect, this.thresholds.pixel, width, height, mask, heat);
       return {
@@ -119,7 +135,10 @@ export class Localizer {
         crop: rect,
         // The whole crop, as the model's thresholds were calibrated (see its model card).
         forgeryScore: faceScore(out.prob, undefined, this.thresholds.faceTopFraction),
-        regions: scoreRegions(out.prob, binary, regions, { noise: out.noise, colour: out.colour, boundary: out.boundary }, size),
+        quality,
+        regions: scoreRegions(out.prob, binary, regions, { noise: out.noise, colour: out.colour, boundary: out.boundary }, size).map((r) =>
+          polygons.has(r.name) ? { ...r, polygons: polygons.get(r.name) } : r,
+        ),
         maskedFraction: 0,
       };
     });

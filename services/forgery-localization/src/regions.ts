@@ -1,74 +1,33 @@
 /**
- * Region prompter: facial region masks (MMTT-style vocabulary) derived from the 6 BlazeFace
- * keypoints, plus per-region scoring of the forgery map and its cue maps.
+ * Region prompter: scores facial regions on a crop's forgery map and cue maps.
+ *
+ * Regions come from the face mesh when the face has one (shared/src/face-regions.ts: polygons,
+ * rasterised here by `regionLabelsFromPolygons`); faces without landmarks (analyses of older
+ * detection stages, faces the landmark model could not place) fall back to the coarse regions
+ * below, built from the 6 BlazeFace keypoints (`buildRegionLabels`), which have no polygons.
  *
  * Everything here works in CROP coordinates (the 256x256 model input, see geometry.ts):
- * keypoints and face box must already be mapped with `toCrop`. Pure, no I/O.
+ * keypoints, face box and polygons must already be mapped with `toCrop`. Pure, no I/O.
  *
- * Keypoints, MediaPipe order: 0 right eye, 1 left eye, 2 nose tip, 3 mouth centre,
- * 4 right ear tragion, 5 left ear tragion. "Right"/"left" are from the subject's point of
- * view (the subject's right eye appears on the image LEFT of a frontal face); region names
- * follow the keypoint identity, so they stay correct for rolled or upside-down faces.
- *
+ * Keypoint fallback. Keypoints, MediaPipe order: 0 right eye, 1 left eye, 2 nose tip, 3 mouth
+ * centre, 4 right ear tragion, 5 left ear tragion. "Right"/"left" are from the subject's point
+ * of view; region names follow the keypoint identity, so they stay correct for rolled faces.
  * Face-aligned frame: origin at the midpoint of the eyes, unit length d = inter-ocular
  * distance, u axis along the eye line from the right eye to the left eye, v axis
- * perpendicular to it pointing towards the mouth (down on an upright face). Every region is
- * an ellipse / polygon in (u, v), so roll is handled exactly: rotating the keypoints rotates
- * the masks. Layout constants are in `REGION_LAYOUT` (all in units of d).
- *
- * Overlaps: the regions form a partition (every pixel belongs to at most one region), with
- * one documented exception: "lip" is the core of the "mouth" ellipse (the vermilion) and is
- * a subset of "mouth". Where the geometric shapes overlap, a fixed priority decides:
- * eyes > eyebrows > mouth > nose > ears > chin > cheeks > jaw > forehead > skin > hair.
- * "skin" is the face outline minus every other region (eyelids, glabella, philtrum, temples,
- * the band between cheeks and chin). "hair" is a band just above the face outline's top.
+ * perpendicular to it pointing towards the mouth. Every region is an ellipse / polygon in
+ * (u, v). Layout constants are in `REGION_LAYOUT` (all in units of d). The regions form a
+ * partition of the face layer with one exception kept from before landmarks: "lip" is the core
+ * of the "mouth" ellipse and is written to the zone layer, so its pixels count for both (with
+ * landmarks "mouth" is the inner mouth only and "lip" lies around it). Priority where shapes
+ * overlap: eyes > eyebrows > mouth > nose > ears > chin > cheeks > jaw > forehead > skin > hair.
  */
 
 import type { Box, Point } from './geometry.ts';
 
-/** Region names, exactly as emitted (lowercase, subject's left/right). */
-export const REGION_NAMES = [
-  'right eye',
-  'left eye',
-  'right eyebrow',
-  'left eyebrow',
-  'nose',
-  'mouth',
-  'lip',
-  'right cheek',
-  'left cheek',
-  'forehead',
-  'chin',
-  'jaw',
-  'right ear',
-  'left ear',
-  'skin',
-  'hair',
-] as const;
-export type RegionName = (typeof REGION_NAMES)[number];
+import { NO_REGION, REGION_NAMES, rasteriseRegions, type FaceRegion, type RegionLabelMaps, type RegionPolygon } from '@tampertrace/shared/face-regions';
 
-/** Coarse vocabulary (MMTT-style). */
-export const REGION_FAMILIES = [
-  'eye',
-  'eyebrow',
-  'nose',
-  'mouth',
-  'lip',
-  'cheek',
-  'forehead',
-  'chin',
-  'jaw',
-  'ear',
-  'skin',
-  'hair',
-] as const;
-export type RegionFamily = (typeof REGION_FAMILIES)[number];
-
-/** "left eye" -> "eye", "nose" -> "nose"; undefined for names outside the vocabulary. */
-export function regionFamily(name: string): RegionFamily | undefined {
-  const base = name.trim().toLowerCase().replace(/^(right|left)\s+/, '');
-  return (REGION_FAMILIES as readonly string[]).includes(base) ? (base as RegionFamily) : undefined;
-}
+// The vocabulary lives in shared/src/face-regions.ts (the console and explanation read it too).
+export { NO_REGION, REGION_FAMILIES, REGION_NAMES, ZONE_NAMES, regionFamily, type RegionFamily, type RegionName } from '@tampertrace/shared/face-regions';
 
 /** Layout of the regions in the face-aligned frame, in units of the inter-ocular distance d. */
 export const REGION_LAYOUT = Object.freeze({
@@ -134,24 +93,19 @@ export interface BuildRegionOptions {
   scanAll?: boolean;
 }
 
-/** Label of a pixel outside every region. */
-export const NO_REGION = 255;
-/** REGION_NAMES index of "lip" and of "mouth", the one region it lies inside. */
+/** REGION_NAMES index of "lip" and of "mouth", the one region it lies inside (keypoint fallback). */
 const LIP = REGION_NAMES.indexOf('lip');
 const MOUTH = REGION_NAMES.indexOf('mouth');
 
 /**
- * The regions of one face as a label map: one byte per pixel instead of a mask per region, so
- * they are built and scored in one pass. Every pixel has at most one label (the regions are a
- * partition, see above), with one nesting: a pixel labelled "lip" is in "mouth" too.
+ * The regions of one face as label maps (shared/src/face-regions.ts): one byte per pixel and
+ * layer instead of a mask per region, so they are built and scored in one pass.
  */
-export interface RegionLabels {
-  width: number;
-  height: number;
-  /** width*height: index into REGION_NAMES, or NO_REGION. */
-  labels: Uint8Array;
-  /** Pixels per REGION_NAMES index; "mouth" counts its lip pixels too. */
-  areas: number[];
+export type RegionLabels = RegionLabelMaps;
+
+/** The label maps of regions drawn from the landmarks, polygons already in crop pixels. */
+export function regionLabelsFromPolygons(regions: readonly FaceRegion[], width: number, height: number): RegionLabels {
+  return rasteriseRegions(regions, width, height);
 }
 
 interface Local {
@@ -300,6 +254,7 @@ export function buildRegionLabels(
   };
 
   const labels = new Uint8Array(width * height).fill(NO_REGION);
+  const zones = new Uint8Array(width * height).fill(NO_REGION);
   const areas = new Array<number>(REGION_NAMES.length).fill(0);
   // Only pixels inside the bounding box of every shape can get a label: a crop is mostly
   // background, and a full-size image (the self-blended forgeries) far more so.
@@ -334,17 +289,17 @@ export function buildRegionLabels(
       const dx = x + 0.5 - ox;
       const u = (dx * exx + dy * exy) / d;
       const v = (dx * eyx + dy * eyy) / d;
-      let label = classify(u, v);
+      const label = classify(u, v);
       if (label === NONE) continue;
       if (label === MOUTH && inEllipse(u, v, mouth.u, mouth.v, L.lipRx, L.lipRy)) {
-        label = LIP;
+        zones[y * width + x] = LIP;
         areas[LIP]++;
       }
       labels[y * width + x] = label;
-      areas[label === LIP ? MOUTH : label]++;
+      areas[label]++;
     }
   }
-  return { width, height, labels, areas };
+  return { width, height, labels, zones, areas };
 }
 
 /**
@@ -358,15 +313,12 @@ export function buildRegionMasks(
   height: number,
   options: BuildRegionOptions = {},
 ): RegionMask[] {
-  const { labels, areas } = buildRegionLabels(keypoints, faceBox, width, height, options);
+  const { labels, zones, areas } = buildRegionLabels(keypoints, faceBox, width, height, options);
   const out: RegionMask[] = [];
   REGION_NAMES.forEach((name, k) => {
     if (areas[k] === 0) return;
     const mask = new Uint8Array(labels.length);
-    for (let i = 0; i < labels.length; i++) {
-      const l = labels[i];
-      if (l === k || (k === MOUTH && l === LIP)) mask[i] = 1;
-    }
+    for (let i = 0; i < labels.length; i++) if (labels[i] === k || zones[i] === k) mask[i] = 1;
     out.push({ name, mask, area: areas[k] });
   });
   return out;
@@ -386,6 +338,8 @@ export interface RegionCues {
 
 export interface RegionScore {
   name: string;
+  /** The region's shape in image pixels, exactly as scored; absent for keypoint regions. */
+  polygons?: RegionPolygon[];
   /** Mean forgery prob over the region. */
   score: number;
   /** Fraction of the region's pixels inside the binary forgery mask. */
@@ -436,7 +390,10 @@ export function scoreRegions(
   check(cues?.colour, 'cue_colour');
   check(cues?.boundary, 'cue_boundary');
   if (Array.isArray(regions)) for (const r of regions) check(r.mask, `region ${r.name}`);
-  else check(regions.labels, 'region labels');
+  else {
+    check(regions.labels, 'region labels');
+    check(regions.zones, 'region zones');
+  }
 
   let edge: Uint8Array | undefined;
   if (cues?.boundary) {
@@ -473,12 +430,10 @@ export function scoreRegions(
       for (let i = 0; i < n; i++) if (r.mask[i]) visit(accs[k], i);
     });
   } else {
-    const labels = regions.labels;
+    const { labels, zones } = regions;
     for (let i = 0; i < n; i++) {
-      const l = labels[i];
-      if (l === NO_REGION) continue;
-      visit(accs[l], i);
-      if (l === LIP) visit(accs[MOUTH], i);
+      if (labels[i] !== NO_REGION) visit(accs[labels[i]], i);
+      if (zones[i] !== NO_REGION) visit(accs[zones[i]], i);
     }
   }
 

@@ -3,8 +3,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Bucket, ObjectKey, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, stageWiring, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactsSchema, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, BoxSchema, ModelRefSchema, PointSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { ArtifactsSchema, FaceQuality, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, BoxSchema, HeadPoseSchema, ModelRefSchema, PointSchema, PolygonSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { rgbToChw, type FaceInput, type LocalizationResult, type Localizer } from './localize.ts';
 
@@ -22,7 +22,12 @@ export function forgeryLocalizationStage(deps: {
     async handle(event) {
       const meta = nextMeta(event.meta!, Stage.FORGERY_LOCALIZATION, FORGERY_LOCALIZATION);
       const models = event.faces.length === 0 ? event.models : [...event.models, create(ModelRefSchema, deps.model)];
-      const faces: FaceInput[] = event.faces.map((f) => ({ box: f.box!, score: f.score, keypoints: f.keypoints }));
+      const faces: FaceInput[] = event.faces.map((f) => ({
+        box: f.box!,
+        score: f.score,
+        keypoints: f.keypoints,
+        ...(f.landmarks.length > 0 ? { landmarks: f.landmarks, landmarkPresence: f.landmarkPresence, headPose: f.headPose } : {}),
+      }));
       // The detection stage's crops spare a second fetch and full decode of the original (with no
       // face, only the image's size is needed); without them, or if they were cut for another
       // crop size, the crops are cut here from the original, with the same result.
@@ -67,8 +72,19 @@ export function forgeryLocalizationStage(deps: {
             keypoints: f.keypoints.map((k) => create(PointSchema, { x: k.x, y: k.y })),
             forgeryScore: f.forgeryScore,
             maskedFraction: f.maskedFraction,
+            // The detection stage's geometry, copied: the analysis is what readers see.
+            landmarks: (f.landmarks ?? []).map((k) => create(PointSchema, { x: k.x, y: k.y })),
+            headPose: f.headPose && create(HeadPoseSchema, f.headPose),
+            landmarkPresence: f.landmarkPresence ?? 0,
+            quality: FaceQuality[f.quality],
             regions: f.regions.map((r) =>
-              create(RegionScoreSchema, { name: r.name, score: r.score, coverage: r.coverage, cues: create(RegionCuesSchema, r.cues) }),
+              create(RegionScoreSchema, {
+                name: r.name,
+                score: r.score,
+                coverage: r.coverage,
+                cues: create(RegionCuesSchema, r.cues),
+                polygons: (r.polygons ?? []).map((p) => create(PolygonSchema, { hole: p.hole, points: p.points.map((q) => create(PointSchema, { x: q.x, y: q.y })) })),
+              }),
             ),
           }),
         ),

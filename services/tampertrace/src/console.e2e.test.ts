@@ -1,6 +1,7 @@
 // The review console in a real browser (Debian's chromium driven by playwright-core) against
 // the embedded pipeline's HTTP side: a forged and a real image submitted through the page, the
 // list, the detail page's mask overlay (checked against the mask PNG pixel by pixel), region
+// highlights drawn from the stored polygons (checked against them pixel by pixel), region
 // chips and explanation, the audit trail and its verification, and another tenant's key. The
 // ListAnalyses API itself is checked over HTTP and gRPC with the same two tenants.
 // Screenshots go to out/console-e2e/ (ignored by git; CI keeps them as artefacts).
@@ -15,6 +16,7 @@ import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { insideRegion } from '@tampertrace/shared/face-regions';
 import { build } from 'vite';
 import { FsObjectStore, InMemoryBus, REPO_ROOT, decodeRgb, grpc, loadConfig, serviceClient, unary } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
@@ -247,6 +249,34 @@ test('the detail page draws the mask where the mask is, with region chips, expla
   await chips.first().focus();
   assert.equal(await page.locator('#region-layer').getAttribute('data-region'), top.name);
   assert.ok(await page.locator('#region-layer').isVisible());
+  // It is drawn from the polygons stored with the analysis, holes cut out: the painted canvas
+  // pixels are those whose centres the stored polygons hold (up to anti-aliased edges).
+  assert.ok(top.polygons?.length > 0, 'regions carry their polygons');
+  assert.equal(await page.locator('#region-layer').getAttribute('data-shape'), 'polygons');
+  const painted = await page.locator('#region-layer').evaluate((c) => {
+    const canvas = c as HTMLCanvasElement;
+    const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    // fill alpha is 0.6: 153 where a pixel is covered whole, less on anti-aliased edges
+    const on: number[] = [];
+    const solid: number[] = [];
+    for (let i = 0; i < d.length / 4; i++) {
+      if (d[i * 4 + 3] > 0) on.push(i);
+      if (d[i * 4 + 3] >= 145) solid.push(i);
+    }
+    return { width: canvas.width, height: canvas.height, on, solid };
+  });
+  const polygons = top.polygons.map((p: { points: { x?: number; y?: number }[]; hole?: boolean }) => ({ points: p.points.map((q) => ({ x: q.x ?? 0, y: q.y ?? 0 })), hole: p.hole ?? false }));
+  const solid = polygons.filter((p: { hole: boolean }) => !p.hole).flatMap((p: { points: { x: number; y: number }[] }) => p.points);
+  const x0 = Math.max(0, Math.floor(Math.min(...solid.map((p: { x: number }) => p.x))));
+  const y0 = Math.max(0, Math.floor(Math.min(...solid.map((p: { y: number }) => p.y))));
+  const k = painted.width / (Math.min(a.image.width, Math.ceil(Math.max(...solid.map((p: { x: number }) => p.x)))) - x0);
+  const inside = new Set<number>();
+  for (let j = 0; j < painted.height; j++) for (let i = 0; i < painted.width; i++) if (insideRegion(polygons, x0 + (i + 0.5) / k, y0 + (j + 0.5) / k)) inside.add(j * painted.width + i);
+  const touched = painted.on.filter((i) => inside.has(i)).length;
+  const solidInside = painted.solid.filter((i) => inside.has(i)).length;
+  assert.ok(inside.size > 20, `the region has pixels (${inside.size})`);
+  assert.ok(touched / inside.size > 0.98, `every pixel inside the polygons is painted: ${touched}/${inside.size}`);
+  assert.ok(solidInside / painted.solid.length > 0.98 && painted.solid.length > 0.5 * inside.size, `fully painted pixels lie inside: ${solidInside}/${painted.solid.length} (inside ${inside.size})`);
 
   // The explanation as the API has it, with its region words hoverable.
   assert.equal((await page.locator('#explanation').textContent())!.trim(), a.explanation.text.trim());

@@ -374,23 +374,28 @@ export type Face = Message<"tampertrace.v1.Face"> & {
   maskedFraction: number;
 
   /**
-   * Face-mesh landmarks in oriented image pixels, MediaPipe order: the 468 face-mesh points,
-   * then 5 iris points per eye (centre first; subject's right eye, then left) when the iris
-   * model ran. Empty when the landmark model did not run or could not place the face.
+   * Face-mesh landmarks in oriented image pixels (same frame as box; x, y only, the model's
+   * relative depth is not kept), MediaPipe order: the 468 face-mesh points (indices as in
+   * MediaPipe's face_mesh_connections; named ones in shared/src/face-landmarks.ts), then 5 iris
+   * points per eye (centre first; subject's right eye, then left) when the iris model ran.
+   * Present whenever the landmark model ran, also when its presence is low (see quality); empty
+   * for analyses made before landmarks existed.
    *
    * @generated from field: repeated tampertrace.v1.Point landmarks = 8;
    */
   landmarks: Point[];
 
   /**
-   * Head orientation from the landmarks; unset without landmarks.
+   * Head orientation from the face-mesh points (method in services/face-detection/README.md);
+   * unset without landmarks.
    *
    * @generated from field: tampertrace.v1.HeadPose head_pose = 9;
    */
   headPose?: HeadPose | undefined;
 
   /**
-   * The landmark model's own face-presence score in [0, 1].
+   * The landmark model's own face-presence score in [0, 1] (sigmoid of its face flag); below
+   * 0.5 the face is FACE_QUALITY_TOO_DEGRADED. 0 without landmarks.
    *
    * @generated from field: float landmark_presence = 10;
    */
@@ -405,7 +410,8 @@ export type Face = Message<"tampertrace.v1.Face"> & {
   manipulations: ManipulationScore[];
 
   /**
-   * Whether the face could be judged at all.
+   * Whether the face could be judged at all. Faces are scored whatever their quality; the
+   * explanation says when a score cannot be read.
    *
    * Field numbers 13-14 are reserved for explanations (#18), 15-16 for the localizer (#17).
    *
@@ -456,7 +462,10 @@ export const ManipulationScoreSchema: GenMessage<ManipulationScore> = /*@__PURE_
  */
 export type RegionScore = Message<"tampertrace.v1.RegionScore"> & {
   /**
-   * Region name from the MMTT-style vocabulary, e.g. "nose", "left eye", "mouth", "forehead".
+   * Region name, one of shared/src/face-regions.ts REGION_NAMES: singular ForgeryTalker words
+   * with the subject's "right"/"left" where they apply, e.g. "nose", "left eye", "lip",
+   * "mouth" (the inner mouth), "right pupil". "tooth", "mustache", "beard" and "hair" are zones:
+   * scored like the others, named to a reader only on their own evidence.
    *
    * @generated from field: string name = 1;
    */
@@ -484,8 +493,11 @@ export type RegionScore = Message<"tampertrace.v1.RegionScore"> & {
   cues?: RegionCues | undefined;
 
   /**
-   * The region's shape in oriented image pixels, exactly as it was scored (from the face
-   * landmarks); empty for analyses stored before regions came from landmarks.
+   * The region's shape in oriented image pixels, exactly as it was scored: a localizer-crop
+   * pixel is in the region when its centre is inside one of the non-hole polygons and in none
+   * of the holes (even-odd rule per polygon). Drawn from Face.landmarks; a region's holes include
+   * the regions that take precedence over it (the eyes out of the skin). Empty for regions drawn
+   * from the six keypoints (analyses stored before landmarks, faces too degraded to place).
    *
    * Field numbers 6-7 are reserved for explanations (#18).
    *
@@ -637,7 +649,8 @@ export const FactSchema: GenMessage<Fact> = /*@__PURE__*/
  */
 export enum FaceQuality {
   /**
-   * Not assessed (analyses stored before this field existed).
+   * Not assessed: analyses stored before this field existed, or the landmark model did not run
+   * on a face large enough to judge.
    *
    * @generated from enum value: FACE_QUALITY_UNSPECIFIED = 0;
    */
@@ -651,14 +664,15 @@ export enum FaceQuality {
   JUDGEABLE = 1,
 
   /**
-   * The face is too small in the image for its scores to mean anything.
+   * The face is too small in the image for its scores to mean anything (box side under 40 px).
    *
    * @generated from enum value: FACE_QUALITY_TOO_SMALL = 2;
    */
   TOO_SMALL = 2,
 
   /**
-   * The landmark model could not place the face (blur, occlusion, extreme pose, not a face).
+   * The landmark model could not place the face (presence under 0.5: blur, occlusion, extreme
+   * pose, not a face): "too degraded to judge". Its regions come from the six keypoints.
    *
    * @generated from enum value: FACE_QUALITY_TOO_DEGRADED = 3;
    */

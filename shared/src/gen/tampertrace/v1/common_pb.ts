@@ -119,8 +119,9 @@ export const PolygonSchema: GenMessage<Polygon> = /*@__PURE__*/
 
 /**
  * Head orientation estimated from the face landmarks, in degrees, in the camera's frame: 0, 0, 0
- * is a face looking straight into the camera, upright. See the face-detection README for the
- * exact convention and how it is estimated.
+ * is a face looking straight into the camera, upright. Yaw and pitch are the turn of the face's
+ * normal (from the mesh's 3-D points) after removing roll; see the face-detection README for the
+ * exact method. Accuracy: a few degrees for yaw and roll; pitch to about +-10 degrees.
  *
  * @generated from message tampertrace.v1.HeadPose
  */

@@ -208,7 +208,8 @@ export type DetectedFace = Message<"tampertrace.v1.DetectedFace"> & {
   keypoints: Point[];
 
   /**
-   * Face-mesh and iris landmarks (see Face.landmarks).
+   * Face-mesh and iris landmarks in oriented image pixels (see Face.landmarks); empty when the
+   * detection stage ran without the landmark models.
    *
    * @generated from field: repeated tampertrace.v1.Point landmarks = 4;
    */
