@@ -95,15 +95,24 @@ export class HashStore {
     const values = [0, 1, 2, 3].map((i) => [...new Set(all.map((h) => chunksOf(h)[i]))]);
     // The exact distances are taken in the database, so that only links come back (a picture
     // many analyses share can have thousands of candidates).
+    // One branch per chunk, so that each reads only its covering index (index-only scans; an OR
+    // of the four would be a bitmap scan that visits the table too). A row found by two branches
+    // comes twice, which the grouping below absorbs.
     const res = await this.db.query<{ analysis_id: string; straight: number | null; mirrored: number | null }>(
       `SELECT analysis_id, straight, mirrored FROM (
          SELECT analysis_id,
                 (SELECT min(bit_count((hash # q)::bit(64))) FROM unnest($7::bigint[]) AS q)::int AS straight,
                 (SELECT min(bit_count((hash # q)::bit(64))) FROM unnest($8::bigint[]) AS q)::int AS mirrored
-           FROM image_hashes
-          WHERE tenant_id = $1 AND analysis_id < $2
-            AND (c0 = ANY($3::int[]) OR c1 = ANY($4::int[]) OR c2 = ANY($5::int[]) OR c3 = ANY($6::int[]))
-       ) AS candidates
+           FROM (
+             SELECT analysis_id, hash FROM image_hashes WHERE tenant_id = $1 AND c0 = ANY($3::int[]) AND analysis_id < $2
+             UNION ALL
+             SELECT analysis_id, hash FROM image_hashes WHERE tenant_id = $1 AND c1 = ANY($4::int[]) AND analysis_id < $2
+             UNION ALL
+             SELECT analysis_id, hash FROM image_hashes WHERE tenant_id = $1 AND c2 = ANY($5::int[]) AND analysis_id < $2
+             UNION ALL
+             SELECT analysis_id, hash FROM image_hashes WHERE tenant_id = $1 AND c3 = ANY($6::int[]) AND analysis_id < $2
+           ) AS candidates
+       ) AS measured
        WHERE least(straight, mirrored) <= $9`,
       [tenantId, before, ...values, query.map((h) => toSigned(h).toString()), mirroredQuery.map((h) => toSigned(h).toString()), MAX_DISTANCE],
     );
