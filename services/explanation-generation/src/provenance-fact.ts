@@ -20,10 +20,9 @@ export function provenanceFact(p: Provenance | undefined): { sentence: string; f
   if (related.length === 0) return undefined;
   const judged = related.find((r) => r.status === AnalysisStatus.COMPLETED && VERDICT_WORDS[r.verdict]);
   const r: RelatedAnalysis = judged ?? related[0];
-  const how = r.mirrored ? 'a mirrored copy of the image of' : 'the image of';
   const what = judged ? `, judged ${VERDICT_WORDS[r.verdict]} (score ${r.maxForgeryScore.toFixed(2)})` : '';
   const others = related.length > 1 ? ` It matches ${related.length - 1} more earlier ${related.length === 2 ? 'analysis' : 'analyses'} too.` : '';
-  const statement = `This image is ${how} an earlier analysis (${r.analysisId})${what}; their perceptual hashes differ in ${r.hammingDistance} of 64 bits.`;
+  const statement = `${r.mirrored ? 'A mirrored copy of this picture' : 'This picture'} was analysed before (analysis ${r.analysisId})${what}; the two perceptual hashes differ in ${r.hammingDistance} of 64 bits.`;
   return {
     sentence: statement + others,
     fact: create(FactSchema, { cue: Cue.SEEN_BEFORE, value: r.hammingDistance, unit: 'bits', statement }),
