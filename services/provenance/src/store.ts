@@ -67,19 +67,26 @@ export class HashStore {
 
   /** Stores an analysis's hashes once (a redelivered event changes nothing). */
   async add(a: { tenantId: string; analysisId: string; submittedAt?: Timestamp; sourceName: string }, hashes: StoredHash[]): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.query(
-        'INSERT INTO hashed_analyses (tenant_id, analysis_id, submitted_at, source_name) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, analysis_id) DO NOTHING',
-        [a.tenantId, a.analysisId, a.submittedAt ? timestampDate(a.submittedAt).toISOString() : null, a.sourceName],
-      );
-      for (const h of hashes) {
-        const [c0, c1, c2, c3] = chunksOf(h.hash);
-        await tx.query(
-          'INSERT INTO image_hashes (tenant_id, analysis_id, kind, hash, c0, c1, c2, c3) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, analysis_id, kind) DO NOTHING',
-          [a.tenantId, a.analysisId, h.kind, toSigned(h.hash).toString(), c0, c1, c2, c3],
-        );
-      }
-    });
+    const chunks = hashes.map((h) => chunksOf(h.hash));
+    // One statement (one round trip, atomic): the analysis's row and its hashes.
+    await this.db.query(
+      `WITH analysis AS (
+         INSERT INTO hashed_analyses (tenant_id, analysis_id, submitted_at, source_name) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, analysis_id) DO NOTHING
+       )
+       INSERT INTO image_hashes (tenant_id, analysis_id, kind, hash, c0, c1, c2, c3)
+       SELECT $1, $2, * FROM unnest($5::smallint[], $6::bigint[], $7::int[], $8::int[], $9::int[], $10::int[])
+       ON CONFLICT (tenant_id, analysis_id, kind) DO NOTHING`,
+      [
+        a.tenantId,
+        a.analysisId,
+        a.submittedAt ? timestampDate(a.submittedAt).toISOString() : null,
+        a.sourceName,
+        hashes.map((h) => h.kind),
+        hashes.map((h) => toSigned(h.hash).toString()),
+        ...[0, 1, 2, 3].map((i) => chunks.map((c) => c[i])),
+      ],
+    );
   }
 
   /**
