@@ -7,7 +7,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { PHOTOS_DIR, harness, type Harness } from './provenance.testing.ts';
-import { MAX_DISTANCE } from './store.ts';
+import { MAX_DISTANCE, chunksOf } from './store.ts';
 import { reencodings } from './variants.testing.ts';
 
 let h: Harness;
@@ -83,4 +83,19 @@ test('the same analysis checked again (a redelivery) stores nothing twice and fi
   );
   const rows = await h.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM image_hashes WHERE tenant_id = 't-replay'");
   assert.equal(rows.rows[0].n, 4, 'two hashes (whole, centre) per analysis');
+});
+
+test('any two hashes within 3 bits share one of the four chunks exactly (what makes the index find them)', () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let n = 0; n < 2000; n++) {
+    const h = BigInt.asUintN(64, BigInt(Math.floor(rnd() * 2 ** 32)) * 2n ** 32n + BigInt(Math.floor(rnd() * 2 ** 32)));
+    let other = h;
+    for (let k = 0; k < 3; k++) other ^= 1n << BigInt(Math.floor(rnd() * 64));
+    const [a, b] = [chunksOf(h), chunksOf(other)];
+    assert.ok(a.some((c, i) => c === b[i]), `${h.toString(16)} / ${other.toString(16)}`);
+  }
+  // Interleaved: bit 63 (the first) goes to chunk 0, bit 62 to chunk 1.
+  assert.deepEqual(chunksOf(1n << 63n), [0x8000, 0, 0, 0]);
+  assert.deepEqual(chunksOf(1n << 62n), [0, 0x8000, 0, 0]);
 });
