@@ -10,7 +10,7 @@ import { create } from '@bufbuild/protobuf';
 import { Kafka, AssignerProtocol, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { Semaphore, allTopics, grpc, loadConfig, serviceClient, sha256Hex, unary, withPrefix } from '@tampertrace/shared';
-import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { Cue, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { GetAnalysisRequestSchema, IngestService, SubmitRequestSchema, type GetAnalysisResponse, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import os from 'node:os';
 import path from 'node:path';
@@ -99,6 +99,13 @@ if (!serversReady) {
     } finally {
       await embedded.close();
     }
+    // The provenance sentence names earlier analyses of the same picture, which depend on the order
+    // the tenant's submissions arrived in: not the same in the two runs. The rest must be.
+    const withoutProvenance = (a: Analysis) => {
+      const text = a.explanation?.text ?? '';
+      const seen = a.explanation?.facts.find((f) => f.cue === Cue.SEEN_BEFORE);
+      return seen ? text.slice(0, text.indexOf(seen.statement)).trim() : text;
+    };
     const outcome = (a: Analysis) => ({
       status: AnalysisStatus[a.status],
       error: a.error?.code,
@@ -106,7 +113,7 @@ if (!serversReady) {
       faces: a.faces.map((f) => ({ box: f.box, score: f.forgeryScore, regions: f.regions.map((r) => [r.name, r.score]) })),
       mask: a.artifacts?.mask?.sha256 ?? '',
       heatmap: a.artifacts?.heatmap?.sha256 ?? '',
-      explanation: a.explanation?.text ?? '',
+      explanation: withoutProvenance(a),
     });
     const counts = new Map<string, number>();
     for (const [i, a] of distributed.entries()) {
