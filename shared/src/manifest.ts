@@ -2,6 +2,7 @@
 // sha256 before any is loaded.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Config } from './config.ts';
 import { sha256Hex } from './ids.ts';
 
 export interface ManifestEntry {
@@ -96,4 +97,9 @@ export async function loadVerifiedModel(root: string, e: ManifestEntry): Promise
   const actual = sha256Hex(bytes);
   if (actual !== e.sha256) throw new ModelIntegrityError(`model file ${e.path} has sha256 ${actual}, the manifest says ${e.sha256}`);
   return { file, bytes };
+}
+
+/** The configured localizer's manifest entry (TAMPERTRACE_LOCALIZER_MODEL): its thresholds, crop scale and cue levels, read by every service that interprets its output. */
+export async function localizerEntry(cfg: Config): Promise<ManifestEntry> {
+  return findModel(await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST), cfg.TAMPERTRACE_LOCALIZER_MODEL);
 }

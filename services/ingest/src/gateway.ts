@@ -17,6 +17,10 @@ import {
   codeName,
   deadLetter,
   decodeEvent,
+  eventSchemaOf,
+  intermediateEvents,
+  stageAtOrder,
+  stageOrder,
   limitsOf,
   presignRefs,
   sha256Hex,
@@ -31,9 +35,9 @@ import {
 } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { OverlayRenderer } from '@tampertrace/forgery-localization/overlay';
+import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { ArtifactKind, GetRelatedAnalysesResponseSchema, ListAnalysesResponseSchema, type GetRelatedAnalysesResponse, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { OverlayRenderer } from '@tampertrace/shared/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
 import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
 
@@ -99,10 +103,7 @@ export interface GatewayDeps {
 }
 
 /** What the results consumer reads: each stage's output, for WatchAnalysis, and the results. */
-const WATCHED = [
-  { topic: Topic.facesDetected, schema: FacesDetectedSchema, stage: Stage.FACE_DETECTION },
-  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema, stage: Stage.FORGERY_LOCALIZATION },
-] as const;
+const WATCHED = intermediateEvents().map((e) => ({ topic: e.topic, schema: eventSchemaOf(e.type), stage: e.stage }));
 
 /** The steps a watcher sees, in order: ingest, each watched stage, then the final one. */
 const WATCH_ORDER: readonly Stage[] = [Stage.INGEST, ...WATCHED.map((w) => w.stage), Stage.EXPLANATION];
@@ -178,7 +179,7 @@ export class Gateway {
       return;
     }
     // A database failure throws: the message is not committed and comes back.
-    if (watched) await this.analyses.stageDone(id, watched.stage);
+    if (watched) await this.analyses.stageDone(id, stageOrder(watched.stage));
     else {
       const first = await this.analyses.final(final!);
       if (first) this.deps.onFinal?.(final!, first.webhookUrl);
@@ -339,7 +340,7 @@ export class Gateway {
         if (!final) pending = row.analysis;
         // The stage that finished last: the one that ended it (a rejection names its stage), or
         // the newest one seen while PENDING (ingest until detection is through).
-        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : row.stage || Stage.INGEST;
+        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : stageAtOrder(row.stage);
         const at = watchPosition(stage);
         if (at > seen || final) {
           for (let i = seen + 1; i < at; i++) {
@@ -372,6 +373,20 @@ export class Gateway {
     const page = rows.slice(0, size);
     const nextPageToken = rows.length > size ? tokenOf(page.at(-1)!.cursor) : '';
     return create(ListAnalysesResponseSchema, { analyses: await Promise.all(page.map((r) => this.withUrls(r.analysis))), nextPageToken });
+  }
+
+  /**
+   * The tenant's earlier analyses of the same picture as one of theirs (GetRelatedAnalyses), each
+   * as it stands now; undefined for an unknown id or another tenant's. The links come from the
+   * analysis itself (the provenance stage looks only within its tenant), and every related
+   * analysis is read within the caller's tenant too.
+   */
+  async related(tenantId: string, analysisId: string): Promise<GetRelatedAnalysesResponse | undefined> {
+    const a = await this.analyses.get(tenantId, analysisId);
+    if (!a) return undefined;
+    const links = a.provenance?.related ?? [];
+    const now = await Promise.all(links.map((r) => this.get(tenantId, r.analysisId)));
+    return create(GetRelatedAnalysesResponseSchema, { related: links, analyses: now.filter((x): x is Analysis => x !== undefined) });
   }
 
   /** One artefact of a tenant's analysis with its bytes, or undefined when there is none. */

@@ -30,6 +30,7 @@ import {
   SubmitResponseSchema,
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
+  type GetRelatedAnalysesRequest,
   type GetArtifactRequest,
   type ListAnalysesRequest,
   type SubmitBatchItemResult,
@@ -38,8 +39,8 @@ import {
   type SubmitResponse,
   type WatchAnalysisRequest,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { AuditService, auditServiceImpl } from '@tampertrace/audit/grpc';
-import type { AuditStore } from '@tampertrace/audit/store';
+import { AuditService, auditServiceImpl } from '@tampertrace/shared/audit-trail/grpc';
+import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import type { Access } from './access.ts';
 import type { Gateway } from './gateway.ts';
 import type { Tenant } from './tenants.ts';
@@ -127,6 +128,12 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
     }),
 
     listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => gateway.list(tenant.tenantId, req)),
+
+    getRelatedAnalyses: tenantCall(api, async (req: GetRelatedAnalysesRequest, tenant) => {
+      const r = await gateway.related(tenant.tenantId, req.analysisId);
+      if (!r) throw notFound(req.analysisId);
+      return r;
+    }),
 
     watchAnalysis: (call: grpc.ServerWritableStream<WatchAnalysisRequest, unknown>) => {
       const signal = callSignal(call);

@@ -1,5 +1,5 @@
 // An audit record as the application sees it and as the table stores it, and its hash.
-import { sha256Hex } from '@tampertrace/shared';
+import { sha256Hex } from '../index.ts';
 
 export interface AuditRecordInput {
   eventId: string;

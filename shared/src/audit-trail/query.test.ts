@@ -2,8 +2,8 @@
 // (query.pg.integration.test.ts does the same at scale on PostgreSQL, with the query plans).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openPglite } from '@tampertrace/shared/pglite';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { openPglite } from '../pglite.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import { AuditStore, canonicalJson, type AuditRow } from './store.ts';
 import { CSV_COLUMNS, csvCell } from './export.ts';
 import { MAX_PAGE_SIZE, pageSize } from './query.ts';

@@ -5,8 +5,8 @@
 // a first character of = + - @ tab or carriage return, e.g. a source name "=HYPERLINK(...)") gets
 // a leading single quote and is quoted, so it shows as text. Only those cells differ from the
 // stored value; re-hash from JSON lines, or drop that one quote first.
-import { InvalidInputError } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { InvalidInputError } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import type { AuditRow } from './row.ts';
 
 export type ExportFormat = 'jsonl' | 'csv';

@@ -1,6 +1,6 @@
 // Audit records for tests (the same shape for the PGlite and the PostgreSQL suites), and synthetic
 // data sets with their expected query results for the query tests and bench/audit.ts.
-import { rng, type SqlTx } from '@tampertrace/shared';
+import { rng, type SqlTx } from '../index.ts';
 import type { AuditFilter } from './query.ts';
 import type { AuditStore } from './store.ts';
 import { GENESIS, HASH_VERSION, recordHash, type AuditRecordInput, type AuditRow } from './row.ts';

@@ -2,8 +2,8 @@
 // (migrations/) for PGlite in embedded mode and PostgreSQL in distributed mode. Every read takes
 // the tenant id as its first argument: the caller has authenticated it; nothing here crosses it.
 import path from 'node:path';
-import { InvalidInputError, runMigrations, type SqlClient } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { InvalidInputError, runMigrations, type SqlClient } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import { checkpointIn, chainHead, listCheckpoints, lockTenant, pruneBefore, verifyChain, type AuditCheckpoint, type VerifyOptions, type VerifyResult } from './chain.ts';
 import { exportFormatter, type ExportFormat } from './export.ts';
 import { MAX_PAGE_SIZE, encodeCursor, pageQuery, type AuditFilter, type PageRequest } from './query.ts';
@@ -26,7 +26,7 @@ export interface AppendOptions {
   checkpointEvery?: number;
 }
 
-const MIGRATIONS = path.resolve(import.meta.dirname, '..', 'migrations');
+const MIGRATIONS = path.resolve(import.meta.dirname, '..', '..', 'migrations', 'audit-trail');
 
 export class AuditStore {
   constructor(private readonly db: SqlClient) {}

@@ -4,9 +4,9 @@
 import { once } from 'node:events';
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { InvalidInputError, callSignal, failStream, grpc, unaryHandler, type Logger } from '@tampertrace/shared';
-import { Cue, ExplanationSchema, FaceSchema, FactSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, ErrorCode, ErrorInfoSchema, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { InvalidInputError, callSignal, failStream, grpc, unaryHandler, type Logger } from '../index.ts';
+import { Cue, ExplanationSchema, FaceSchema, FactSchema, type Face } from '../gen/tampertrace/v1/analysis_pb.ts';
+import { AnalysisStatus, ErrorCode, ErrorInfoSchema, ModelRefSchema, Stage, Verdict } from '../gen/tampertrace/v1/common_pb.ts';
 import {
   AuditCheckpointSchema,
   AuditRecordSchema,
@@ -29,7 +29,7 @@ import {
   type QueryRecordsResponse,
   type VerifyChainRequest,
   type VerifyChainResponse,
-} from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
+} from '../gen/tampertrace/v1/audit_pb.ts';
 import type { AuditCheckpoint } from './chain.ts';
 import type { AuditFilter, AuditRow, AuditStore, ExportFormat as StoreExportFormat } from './store.ts';
 

@@ -7,8 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { openPostgres } from '@tampertrace/shared/pg';
-import type { SqlClient } from '@tampertrace/shared';
+import { openPostgres } from '../pg.ts';
+import type { SqlClient } from '../index.ts';
 import { AuditStore, type AuditRow } from './store.ts';
 import { pageQuery } from './query.ts';
 import { allPages, chainRecords, filterCases, insertRows, matchesFilter, newestFirst, syntheticRecords } from './testing.ts';

@@ -8,9 +8,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { classify } from '@tampertrace/shared';
-import { openPostgres } from '@tampertrace/shared/pg';
-import type { SqlClient } from '@tampertrace/shared';
+import { classify } from '../index.ts';
+import { openPostgres } from '../pg.ts';
+import type { SqlClient } from '../index.ts';
 import { AuditStore } from './store.ts';
 import { auditRecord as rec } from './testing.ts';
 import { defineChainTests } from './chain.testing.ts';

@@ -2,8 +2,8 @@
 // store.pg.integration.test.ts (PostgreSQL), so both databases are held to the same checks.
 // Tampering is done as a superuser would: with the append-only triggers disabled.
 import assert from 'node:assert/strict';
-import type { SqlClient } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import type { SqlClient } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import { recordHash, type AuditStore } from './store.ts';
 import { checkpointHash } from './chain.ts';
 import { auditRecord as rec } from './testing.ts';

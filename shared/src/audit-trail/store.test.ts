@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { openPglite } from '@tampertrace/shared/pglite';
-import type { SqlClient } from '@tampertrace/shared';
+import { openPglite } from '../pglite.ts';
+import type { SqlClient } from '../index.ts';
 import { AuditStore, recordHash } from './store.ts';
 import { auditRecord as rec } from './testing.ts';
 
@@ -54,7 +54,7 @@ test('verify names the record whose content was changed behind the trigger', asy
 
 test('rows written before hash versions still verify after the migration, and the chain goes on with version 2', async () => {
   const db = await openPglite(undefined);
-  await db.exec(await readFile(path.resolve(import.meta.dirname, '..', 'migrations', '001_audit_records.sql'), 'utf8'));
+  await db.exec(await readFile(path.resolve(import.meta.dirname, '..', '..', 'migrations', 'audit-trail', '001_audit_records.sql'), 'utf8'));
   // Three records as the store appended them before 002: hash version 1, no hash_version column.
   let prev = '0'.repeat(64);
   for (let i = 1; i <= 3; i++) {

@@ -1,8 +1,8 @@
 // Checkpoints, verification and pruning on PGlite (the same checks run on PostgreSQL in
 // store.pg.integration.test.ts).
 import { test } from 'node:test';
-import { openPglite } from '@tampertrace/shared/pglite';
-import type { SqlClient } from '@tampertrace/shared';
+import { openPglite } from '../pglite.ts';
+import type { SqlClient } from '../index.ts';
 import { AuditStore } from './store.ts';
 import { defineChainTests } from './chain.testing.ts';
 

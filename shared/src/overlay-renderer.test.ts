@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import sharp from 'sharp';
-import { Bucket, CallerError, FsObjectStore, ObjectKey, sha256Hex, type ObjectStore } from '@tampertrace/shared';
-import { AnalysisSchema, ArtifactsSchema, FaceSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, BoxSchema, ErrorCode, type ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { Bucket, CallerError, FsObjectStore, ObjectKey, sha256Hex, type ObjectStore } from './index.ts';
+import { AnalysisSchema, ArtifactsSchema, FaceSchema, type Analysis } from './gen/tampertrace/v1/analysis_pb.ts';
+import { AnalysisStatus, BoxSchema, ErrorCode, type ObjectRef } from './gen/tampertrace/v1/common_pb.ts';
 import { OverlayRenderer } from './overlay.ts';
 
 const SIDE = 7000;

@@ -7,8 +7,8 @@
 // The cursor is opaque to callers: base64url of the last record's exact event time (microseconds,
 // as the table keeps it) and sequence. It carries no tenant: every query is bound to the tenant
 // the caller authenticated, so another tenant's cursor only moves a position in one's own records.
-import { InvalidInputError } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { InvalidInputError } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import { rowColumnsOf } from './row.ts';
 
 export interface AuditFilter {

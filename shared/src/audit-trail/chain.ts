@@ -1,7 +1,7 @@
 // Tamper evidence for a tenant's hash chain: checkpoints (themselves hash-chained), verification
 // of the chain against them, and pruning of the chain's prefix up to a checkpoint.
-import { CallerError, InternalError, InvalidInputError, sha256Hex, type SqlClient, type SqlTx } from '@tampertrace/shared';
-import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { CallerError, InternalError, InvalidInputError, sha256Hex, type SqlClient, type SqlTx } from '../index.ts';
+import { ErrorCode } from '../gen/tampertrace/v1/common_pb.ts';
 import { GENESIS, ROW_COLUMNS, canonicalJson, expectedHash, toRow } from './row.ts';
 
 /** A checkpoint as exported: plain JSON, to be kept outside the database. */
