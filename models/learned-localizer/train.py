@@ -58,14 +58,15 @@ def to_t(crops):
 
 def predict(model, crops, cues=None, bs=32):
     model.eval()
+    dev = next(model.parameters()).device
     P, T = [], []
     with torch.no_grad():
         for i in range(0, len(crops), bs):
-            x = to_t(crops[i:i + bs])
-            c = torch.from_numpy(cues[i:i + bs].astype(np.float32)) if cues is not None else None
+            x = to_t(crops[i:i + bs]).to(dev)
+            c = torch.from_numpy(cues[i:i + bs].astype(np.float32)).to(dev) if cues is not None else None
             p, t = model(x, c)
-            P.append(p[:, 0].numpy())
-            T.append(t.numpy())
+            P.append(p[:, 0].cpu().numpy())
+            T.append(t.cpu().numpy())
     model.train()
     return np.concatenate(P), np.concatenate(T)
 
@@ -77,7 +78,7 @@ def validate(model, v, vcues, n=None):
     return summarise(p, t, v["masks"][:n], v["types"][:n], list(v["recipe"][:n]), list(v["laundering"][:n])), p, t
 
 
-def loss_fn(logit, tl, mask, types):
+def loss_fn(logit, tl, mask, types, types_on=True):
     bce = F.binary_cross_entropy_with_logits(logit, mask, pos_weight=torch.tensor(2.0))
     p = torch.sigmoid(logit)
     forged = mask.flatten(1).amax(1) > 0
@@ -86,9 +87,9 @@ def loss_fn(logit, tl, mask, types):
         pf, mf = p[forged].flatten(1), mask[forged].flatten(1)
         dice = (1 - (2 * (pf * mf).sum(1) + 1) / (pf.sum(1) + mf.sum(1) + 1)).mean()
     # image level: the top of the map must be high on forgeries and low on real faces
-    top = torch.topk(logit.flatten(1), 3277, dim=1).values.mean(1)
+    top = torch.topk(logit.flatten(1), max(1, logit[0].numel() // 20), dim=1).values.mean(1)
     img = F.binary_cross_entropy_with_logits(top, forged.float())
-    tloss = F.binary_cross_entropy_with_logits(tl, types)
+    tloss = F.binary_cross_entropy_with_logits(tl, types) if types_on else torch.tensor(0.0)
     return bce + dice + 0.3 * img + 0.5 * tloss, dict(bce=bce.item(), dice=dice.item(), img=img.item(), types=tloss.item())
 
 
@@ -108,6 +109,9 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--resume", default=None)
+    ap.add_argument("--patch", type=int, default=0, help="train the pixel head on random PATCH x PATCH crops "
+                    "(same cost: batch x (256/PATCH)^2 patches) except a --full-share of steps on whole crops")
+    ap.add_argument("--full-share", type=float, default=0.3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -151,17 +155,28 @@ def main():
         lr = a.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, el / budget)))  # cosine over the wall-time budget
         for g in opt.param_groups:
             g["lr"] = max(lr, a.lr * 0.02)
-        idx = rng.integers(0, n, a.batch)
-        x = to_t(t["crops"][idx])
-        m = torch.from_numpy(t["masks"][idx]).float()[:, None]
-        ty = torch.from_numpy(t["types"][idx]).float()
-        c = torch.from_numpy(tcues[idx].astype(np.float32)) if tcues is not None else None
+        full = not a.patch or rng.random() < a.full_share
+        if full:
+            idx = rng.integers(0, n, a.batch)
+            x = to_t(t["crops"][idx])
+            m = torch.from_numpy(t["masks"][idx]).float()[:, None]
+            ty = torch.from_numpy(t["types"][idx]).float()
+            c = torch.from_numpy(tcues[idx].astype(np.float32)) if tcues is not None else None
+        else:  # patches: the pixel head only (a patch does not show the whole edit for the type head)
+            P = a.patch
+            k = a.batch * (256 // P) ** 2
+            idx = rng.integers(0, n, k)
+            oy, ox = rng.integers(0, 256 - P + 1, k), rng.integers(0, 256 - P + 1, k)
+            x = to_t(np.stack([t["crops"][i, y:y + P, xx:xx + P] for i, y, xx in zip(idx, oy, ox)]))
+            m = torch.from_numpy(np.stack([t["masks"][i, y:y + P, xx:xx + P] for i, y, xx in zip(idx, oy, ox)])).float()[:, None]
+            ty = torch.zeros(k, 6)
+            c = torch.from_numpy(np.stack([tcues[i, :, y:y + P, xx:xx + P] for i, y, xx in zip(idx, oy, ox)]).astype(np.float32)) if tcues is not None else None
         if rng.random() < 0.5:
             x, m = x.flip(3), m.flip(3)
             c = c.flip(3) if c is not None else None
         x, m, ty = x.to(dev), m.to(dev), ty.to(dev)
         logit, tl = model(x, c.to(dev) if c is not None else None, logits=True)
-        loss, parts = loss_fn(logit, tl, m, ty)
+        loss, parts = loss_fn(logit, tl, m, ty, types_on=full)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -172,12 +187,10 @@ def main():
             log(f"step {step} seen {seen} ({seen / n:.2f} ep) {el / 60:.1f} min loss {np.mean(hist[-25:]):.4f} {parts} lr {lr:.2e}")
         need_early = not early_done and el > 240
         if need_early or time.time() - last_val > a.val_every * 60:
-            model_cpu = model.to("cpu")
-            res, _, _ = validate(model_cpu, v, vcues, a.val_n)
-            model.to(dev)
+            res, _, _ = validate(model, v, vcues, a.val_n)
             o = res["overall"]
             score = (o["meanIoU"] or 0) + (o["imageAUC"] or 0)
-            ck = dict(model=model.state_dict(), width=a.width, cues=a.cues, step=step, seen=seen, minutes=el / 60, val=res)
+            ck = dict(model={k: x.cpu() for k, x in model.state_dict().items()}, width=a.width, cues=a.cues, step=step, seen=seen, minutes=el / 60, val=res)
             torch.save(ck, os.path.join(out, "last.pt"))
             if score > best:
                 best = score
@@ -194,8 +207,8 @@ def main():
                 open("/work/wt/EARLY_MODEL_READY", "w").write(f"{time.ctime()} run {a.run} step {step}\n")
                 log("early export written")
                 early_done = True
-    model = model.to("cpu")
     res, _, _ = validate(model, v, vcues)
+    model = model.to("cpu")
     o = res["overall"]
     score = (o["meanIoU"] or 0) + (o["imageAUC"] or 0)
     ck = dict(model=model.state_dict(), width=a.width, cues=a.cues, step=step, seen=seen, minutes=(time.time() - start) / 60, val=res)
