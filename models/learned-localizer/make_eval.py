@@ -154,7 +154,10 @@ def main():
             for k in range(a.per_recipe):
                 seed = a.seed + int(hashlib.sha256(f"{ident}/{recipe}/{k}".encode()).hexdigest()[:6], 16)
                 rng = np.random.default_rng(seed)
-                img, mask, types = fn(f["img"], f["pts"], rng, donor)
+                for _ in range(8):  # an edit that changed (almost) nothing is drawn again, same rng stream
+                    img, mask, types = fn(f["img"], f["pts"], rng, donor)
+                    if mask.sum() >= 50:
+                        break
                 for lau in ("clean", "half_jpeg80", "grey"):
                     li, lm, grey, q = laundered(img, mask, lau)
                     grey = grey or f["grey"]  # the greyscale photo stays greyscale

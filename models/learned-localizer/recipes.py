@@ -103,9 +103,14 @@ def blend(a, b, w):
 
 
 def truth_from_weight(orig, edited, w):
-    """Ground truth of a soft blend: weight >= 0.5 where the pixels really changed."""
-    diff = np.abs(orig.astype(np.int16) - edited.astype(np.int16)).max(2)
-    return ((w >= 0.5) & (diff > 0)).astype(np.uint8) if (diff > 0).any() else (w >= 0.5).astype(np.uint8)
+    """Ground truth of a soft blend: weight >= 0.5 where the pixels really changed, with pinholes
+    closed (flat or dark areas where an edit happened to leave a pixel's value unchanged) but
+    never outside the weight >= 0.5 region."""
+    inside = w >= 0.5
+    changed = np.abs(orig.astype(np.int16) - edited.astype(np.int16)).max(2) > 0
+    m = (inside & changed).astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    return (m.astype(bool) & inside).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- pixel transforms

@@ -48,8 +48,8 @@ SOURCES = [
     ("pypi", "face_recognition", "1.3.0", ["*/tests/test_images/*.jpg", "*/examples/*.jpg"], "MIT (package); photo rights not stated", "face", False),
     ("npm", "tracking", "1.1.3", ["package/examples/assets/faces.jpg"], "BSD-3-Clause (package); photo rights not stated", "face", False),
     ("apt", "opencv-doc", "4.6.0+dfsg-12", ["./usr/share/doc/opencv-doc/examples/data/*.jpg", "./usr/share/doc/opencv-doc/examples/data/*.png"], "BSD-3-Clause/Apache-2.0 (OpenCV samples)", "auto", False),
-    ("apt", "plasma-workspace-wallpapers", "4:5.27.5-2", ["./usr/share/wallpapers/*/contents/images/1920x1080.*"], "LGPL-3.0 / CC-BY-SA (per wallpaper, see package copyright)", "photo", True),
-    ("apt", "ukui-wallpapers", "20.04.3-1.1", ["./usr/share/backgrounds/*"], "CC-BY-SA-4.0 / GPL (see package copyright)", "photo", True),
+    ("apt", "plasma-workspace-wallpapers", "4:5.27.5-2", ["./usr/share/wallpapers/*/contents/images/*"], "LGPL-3.0 / CC-BY-SA (per wallpaper, see package copyright)", "photo", True),
+    ("apt", "ukui-wallpapers", "20.04.3-1.1", ["./usr/share/backgrounds/*"], "CC-BY-SA-3.0 (debian/copyright)", "photo", True),
 ]
 # synthetic/graphic images that carry no photographic texture; the OpenCV samples are mixed
 SKIP = ["*chessboard*", "*left0*", "*left1*", "*right0*", "*right1*", "*digits*", "*logo*", "*Logo*",
@@ -98,7 +98,25 @@ def members(archive, kind, globs):
             if not m.name.lower().endswith((".jpg", ".jpeg", ".png")):
                 continue
             out.append((m.name, tf.extractfile(m).read()))
-    return out
+    return one_per_wallpaper(out)
+
+
+def one_per_wallpaper(files):
+    """A KDE wallpaper folder holds one picture at many sizes named WxH: keep the size nearest
+    1920x1080 (the same photo twice would leak across the identity split)."""
+    best = {}
+    rest = []
+    for name, data in files:
+        stem = os.path.splitext(os.path.basename(name))[0]
+        if "wallpapers/" in name and "x" in stem and stem.replace("x", "").isdigit():
+            w, h = map(int, stem.split("x"))
+            d = abs(np.log(w * h / (1920 * 1080)))
+            key = os.path.dirname(name)
+            if key not in best or d < best[key][0]:
+                best[key] = (d, name, data)
+        else:
+            rest.append((name, data))
+    return rest + [(n, b) for _, n, b in best.values()]
 
 
 def thumb(rgb, box=None):
@@ -282,8 +300,11 @@ def main():
                 faces.append(dict(src=f"{pkg}:{name}#{i}", group=group if kind == "pypi" else f"{pkg}:{name}#{i}",
                                   jpg=encode(reg), box=np.array(nb, np.float32), pts=npts))
                 used += 1
+            if not used and role == "auto":  # a detector false positive (a baboon, a basketball): still a photo
+                photos.append(dict(src=f"{pkg}:{name}", group=f"{pkg}:{name}", jpg=encode(rgb, 1024)))
             table.append(dict(kind=kind, package=pkg, version=ver, file=name, licence=lic, faces=used,
-                              role="faces" if used else "no usable face", redistributable=redist))
+                              role="faces" if used else ("non-face photo" if role == "auto" else "no usable face"),
+                              redistributable=redist))
             print(f"{pkg}:{name}: {used} faces (max eval corr {score:.2f})", flush=True)
     log.close()
     np.savez(os.path.join(CACHE, "faces.npz"),
