@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--onnx", default=os.path.join(HERE, "learned-localizer-v1.onnx"))
     ap.add_argument("--val", default=os.path.join(CACHE, "val.npz"))
     ap.add_argument("--run", default="")
+    ap.add_argument("--heldout", default=os.path.join(CACHE, "val-heldout.npz"),
+                    help="held-out recipes on the validation faces: reported at the chosen thresholds, not used to choose them")
     a = ap.parse_args()
     v = np.load(a.val)
     recipe, lau = list(v["recipe"]), list(v["laundering"])
@@ -113,11 +115,16 @@ def main():
     with open(os.path.join(HERE, "manifest-entry.json"), "w") as f:
         json.dump(entry, f, indent=2)
         f.write("\n")
+    held = None
+    if os.path.exists(a.heldout):
+        h = np.load(a.heldout)
+        hp, ht = run_onnx(a.onnx, h["crops"])
+        held = summarise(hp, ht, h["masks"], h["types"], list(h["recipe"]), list(h["laundering"]), pixel_thr, type_thr, top)
     cal = dict(onnx=os.path.basename(a.onnx), sha256=sha, run=a.run, split="validation (identity-disjoint from training; no evaluation face)",
                n=len(recipe), nForged=int(forged.sum()), nReal=int(real.sum()),
                pixelThresholdSearch=dict(zip(map(float, thr), mious)), faceTopFractionAUC=tops,
                faceThreshold=face_thr, uncertainBand=[lo, hi], typeThreshold=type_thr, typeThresholdExactAccuracy=dict(zip(map(float, tcand), exact)),
-               typeThresholds=per_type, verdictsAtBand=verdicts, metrics=res)
+               typeThresholds=per_type, verdictsAtBand=verdicts, metrics=res, heldOutRecipesOnValidationFaces=held)
     with open(os.path.join(HERE, "calibration.json"), "w") as f:
         json.dump(cal, f, indent=1)
     o = res["overall"]
@@ -126,6 +133,9 @@ def main():
           f"typeExact {o['typeExact']:.3f}; real: {verdicts['real']}")
     for k, b in res["byLaundering"].items():
         print(f"  {k}: meanIoU {b['meanIoU']} imageAUC {b['imageAUC']} typeTop1 {b['typeTop1']}")
+    if held:
+        o = held["overall"]
+        print(f"held-out recipes on validation faces: meanIoU {o['meanIoU']:.3f} imageAUC {o['imageAUC']:.3f} typeTop1 {o['typeTop1']:.3f}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,8 @@ def make_sample(rng, pool, recipe=None, laundering=None, real=None, p_real=0.28,
             f = faces[rng.integers(len(faces))]
             donor = (f["img"], f["pts"])
         try:
-            out, mask, t = R.TRAIN_RECIPES[name][0](img, pts, rng, donor)
+            fn = R.TRAIN_RECIPES[name][0] if name in R.TRAIN_RECIPES else R.HELD_OUT_RECIPES[name]
+            out, mask, t = fn(img, pts, rng, donor)
         except Exception as e:  # a degenerate region (tiny mask) just yields a real sample
             out, mask, t = img, np.zeros(img.shape[:2], np.uint8), []
             name = "real"
@@ -131,12 +132,12 @@ def make_sample(rng, pool, recipe=None, laundering=None, real=None, p_real=0.28,
     return crop, m, types, name, laundering, use_photo
 
 
-def build(pool, n, seed, fixed=False):
+def build(pool, n, seed, fixed=False, recipe_list=None):
     crops = np.zeros((n, 256, 256, 3), np.uint8)
     masks = np.zeros((n, 256, 256), np.uint8)
     types = np.zeros((n, 6), np.uint8)
     names, laund, photo = [], [], []
-    rl = list(R.TRAIN_RECIPES) + ["real"]
+    rl = (recipe_list or list(R.TRAIN_RECIPES)) + ["real"]
     t0 = time.time()
     for i in range(n):
         rng = np.random.default_rng([seed, i])
@@ -169,6 +170,10 @@ def main():
     if a.part in ("", "val"):
         v = build(va, a.val, 999_000 + 7, fixed=True)
         np.savez(os.path.join(a.out, "val.npz"), **v, groups=np.array(sorted({f["group"] for f in va[0]})))
+    if a.part == "valheld":  # held-out recipes on the validation faces: reported, never used for selection
+        v = build(va, a.val, 999_100 + 7, fixed=True, recipe_list=list(R.HELD_OUT_RECIPES))
+        np.savez(os.path.join(a.out, "val-heldout.npz"), **v)
+        return
     if a.part != "val":
         t = build(tr, a.train, a.seed)
         np.savez(os.path.join(a.out, f"train-{a.part or a.seed}.npz"), **t, groups=np.array(sorted({f["group"] for f in tr[0]})))

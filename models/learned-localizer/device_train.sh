@@ -21,23 +21,30 @@ cd "$(dirname "$0")"
 OUT=${OUT:-/tmp/ll-out}
 DATA=/tmp/ll-data
 TRAIN_MIN=${TRAIN_MIN:-5}
+PY=${PYTHON:-python}
+# the configuration of the better CPU attempt (see MODEL_CARD.md), wider and with bigger batches
+TRAIN_ARGS=${TRAIN_ARGS:---width 1.5 --batch 48 --lr 3e-3}
 mkdir -p "$OUT" "$DATA"
 CACHE=../../.cache/localizer/faces.npz
 [ -f "$CACHE" ] || { echo "missing $CACHE: carry it (see the header)"; exit 2; }
-{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; python -c "import torch, cv2, numpy, PIL; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'cv2', cv2.__version__)"; nproc; } > "$OUT/env.txt" 2>&1
+{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; $PY -c "import torch, cv2, numpy, PIL; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'cv2', cv2.__version__)"; nproc; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 t0=$(date +%s)
-N=$(( $(nproc) - 1 ))
+# smoke test on a CPU box: N_PROC=1 PER_PROC=16 VAL_N=18 DEVICE=cpu TRAIN_MIN=0.2 OUT=/tmp/x bash device_train.sh
+N=${N_PROC:-$(( $(nproc) - 1 ))}
+PER_PROC=${PER_PROC:-2000}
+VAL_N=${VAL_N:-600}
+DEVICE=${DEVICE:-cuda}
 for i in $(seq 1 "$N"); do
-  OMP_NUM_THREADS=1 timeout 170 python data.py --cache "$CACHE" --part "d$i" --seed $((100 + i)) --train 2000 --out "$DATA" > "$OUT/data-$i.log" 2>&1 &
+  OMP_NUM_THREADS=1 timeout 170 $PY data.py --cache "$CACHE" --part "d$i" --seed $((100 + i)) --train "$PER_PROC" --out "$DATA" > "$OUT/data-$i.log" 2>&1 &
 done
-OMP_NUM_THREADS=1 timeout 170 python data.py --cache "$CACHE" --part val --val 600 --out "$DATA" > "$OUT/data-val.log" 2>&1 &
+OMP_NUM_THREADS=1 timeout 170 $PY data.py --cache "$CACHE" --part val --val "$VAL_N" --out "$DATA" > "$OUT/data-val.log" 2>&1 &
 wait
 ls -la "$DATA" | tee -a "$OUT/env.txt"
 echo "data: $(( $(date +%s) - t0 )) s"
 [ -f "$DATA/val.npz" ] || { echo "no validation split"; exit 3; }
-timeout $(( TRAIN_MIN * 60 + 90 )) python train.py --run gpu --device cuda --threads 8 --batch 48 --width 1.5 --lr 3e-3 \
-  --minutes "$TRAIN_MIN" --val-every 1.5 --val-n 600 --data "$DATA" --out "$OUT/run"
+timeout $(( ${TRAIN_MIN%.*} * 60 + 120 )) $PY train.py --run gpu --device "$DEVICE" --threads 8 $TRAIN_ARGS \
+  --minutes "$TRAIN_MIN" --val-every 1.5 --val-n "$VAL_N" --data "$DATA" --out "$OUT/run"
 echo "train done: $(( $(date +%s) - t0 )) s"
-python export.py "$OUT/run/best.pt" "$OUT/learned-localizer-v1.onnx"
+$PY export.py "$OUT/run/best.pt" "$OUT/learned-localizer-v1.onnx"
 echo "all: $(( $(date +%s) - t0 )) s"

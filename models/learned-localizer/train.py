@@ -78,7 +78,7 @@ def validate(model, v, vcues, n=None):
     return summarise(p, t, v["masks"][:n], v["types"][:n], list(v["recipe"][:n]), list(v["laundering"][:n])), p, t
 
 
-def loss_fn(logit, tl, mask, types, types_on=True):
+def loss_fn(logit, tl, mask, types, types_on=True, type_weight=0.5):
     bce = F.binary_cross_entropy_with_logits(logit, mask, pos_weight=torch.tensor(2.0))
     p = torch.sigmoid(logit)
     forged = mask.flatten(1).amax(1) > 0
@@ -90,7 +90,7 @@ def loss_fn(logit, tl, mask, types, types_on=True):
     top = torch.topk(logit.flatten(1), max(1, logit[0].numel() // 20), dim=1).values.mean(1)
     img = F.binary_cross_entropy_with_logits(top, forged.float())
     tloss = F.binary_cross_entropy_with_logits(tl, types) if types_on else torch.tensor(0.0)
-    return bce + dice + 0.3 * img + 0.5 * tloss, dict(bce=bce.item(), dice=dice.item(), img=img.item(), types=tloss.item())
+    return bce + dice + 0.3 * img + type_weight * tloss, dict(bce=bce.item(), dice=dice.item(), img=img.item(), types=tloss.item())
 
 
 def main():
@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--patch", type=int, default=0, help="train the pixel head on random PATCH x PATCH crops "
                     "(same cost: batch x (256/PATCH)^2 patches) except a --full-share of steps on whole crops")
     ap.add_argument("--full-share", type=float, default=0.3)
+    ap.add_argument("--type-weight", type=float, default=0.5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -176,7 +177,7 @@ def main():
             c = c.flip(3) if c is not None else None
         x, m, ty = x.to(dev), m.to(dev), ty.to(dev)
         logit, tl = model(x, c.to(dev) if c is not None else None, logits=True)
-        loss, parts = loss_fn(logit, tl, m, ty, types_on=full)
+        loss, parts = loss_fn(logit, tl, m, ty, types_on=full, type_weight=a.type_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
