@@ -46,5 +46,6 @@ echo "data: $(( $(date +%s) - t0 )) s"
 timeout $(( ${TRAIN_MIN%.*} * 60 + 120 )) $PY train.py --run gpu --device "$DEVICE" --threads 8 $TRAIN_ARGS \
   --minutes "$TRAIN_MIN" --val-every 1.5 --val-n "$VAL_N" --data "$DATA" --out "$OUT/run"
 echo "train done: $(( $(date +%s) - t0 )) s"
+[ -f "$OUT/run/best.pt" ] || cp "$OUT/run/last.pt" "$OUT/run/best.pt" 2>/dev/null
 $PY export.py "$OUT/run/best.pt" "$OUT/learned-localizer-v1.onnx"
 echo "all: $(( $(date +%s) - t0 )) s"
