@@ -131,6 +131,18 @@ bench-audit: install ## Audit store at scale: 1M records in the local PostgreSQL
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/audit.ts $(n)
 
+# The learned localizer's training kit (issue #17): Python in its own virtualenv, never part of
+# run/test/CI. PyTorch from PyPI brings ~3 GB of CUDA libraries into .cache/venv-localizer.
+LOCALIZER_VENV := .cache/venv-localizer
+$(LOCALIZER_VENV)/.stamp: models/learned-localizer/requirements.txt models/learned-localizer/requirements-mediapipe.txt
+	python3 -m venv $(LOCALIZER_VENV)
+	$(LOCALIZER_VENV)/bin/pip install -r models/learned-localizer/requirements.txt
+	$(LOCALIZER_VENV)/bin/pip install --no-deps -r models/learned-localizer/requirements-mediapipe.txt
+	@touch $@
+
+train-localizer: $(LOCALIZER_VENV)/.stamp ## Gather registry images, make forgeries, train, export and calibrate the learned localizer on CPU (~1 h), e.g. `make train-localizer` or `make train-localizer minutes=60 run=B`
+	models/learned-localizer/train_all.sh $(or $(minutes),35) $(or $(run),A)
+
 up: install ## Start the local servers and all five services as separate processes, e.g. `make up`
 	deploy/local/services.sh up
 
@@ -152,4 +164,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench eval-localizer bench-tracing bench-soak bench-overload bench-profile bench-provenance bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench eval-localizer bench-tracing bench-soak bench-overload bench-profile bench-provenance bench-audit train-localizer up down logs infra-up infra-down infra-smoke clean
