@@ -7,8 +7,8 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { loadConfig, sha256Hex } from '@tampertrace/shared';
-import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { PIPELINE, loadConfig, sha256Hex } from '@tampertrace/shared';
+import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { serveHttp } from '@tampertrace/ingest/http';
@@ -128,18 +128,14 @@ test('the /events stream of a live analysis sends every stage in order, forgery 
     return events.text();
   }));
   for (const body of streams) {
-    assert.deepEqual(sseSteps(body), [
-      ['stage', 'INGEST'],
-      ['stage', 'FACE_DETECTION'],
-      ['stage', 'FORGERY_LOCALIZATION'],
-      ['final', 'EXPLANATION'],
-    ]);
+    // Ingest, then every stage of the list (shared/src/pipeline.ts) in its order, the last one final.
+    assert.deepEqual(sseSteps(body), [['stage', 'INGEST'], ...PIPELINE.map((p, i) => [i === PIPELINE.length - 1 ? 'final' : 'stage', Stage[p.stage]])]);
   }
   // Watching a finished analysis replays the same sequence.
   const res = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await sharp(cameraPng()).resize(480).png().toBuffer()) });
   const done = await res.json();
   assert.equal(done.status, 'ANALYSIS_STATUS_COMPLETED');
-  assert.deepEqual(sseSteps(await (await api(`${base}/v1/analyses/${done.analysisId}/events`)).text()).map(([, st]) => st), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+  assert.deepEqual(sseSteps(await (await api(`${base}/v1/analyses/${done.analysisId}/events`)).text()).map(([, st]) => st), ['INGEST', ...PIPELINE.map((p) => Stage[p.stage])]);
 });
 
 test('without an API key, or with a wrong one, every route answers 401 and does nothing', async () => {
