@@ -43,7 +43,7 @@ function render(valuesFile?: string): Obj[] {
 const ofKind = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
 const byName = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
 const component = (o: Obj) => o.metadata.labels['app.kubernetes.io/component'] as string;
-const SECRET_VARS = ['TAMPERTRACE_API_KEY_PEPPER', 'TAMPERTRACE_S3_ACCESS_KEY', 'TAMPERTRACE_S3_SECRET_KEY', 'DATABASE_PASSWORD'];
+const SECRET_VARS = ['TAMPERTRACE_API_KEY_PEPPER', 'TAMPERTRACE_S3_ACCESS_KEY', 'TAMPERTRACE_S3_SECRET_KEY', 'DATABASE_PASSWORD', 'TAMPERTRACE_EXPLAINER_API_KEY'];
 /** The stage services' input topics and groups, from the code's own names. */
 const STAGES = {
   'face-detection': { group: ConsumerGroup.faceDetection, topic: Topic.imageIngested },
@@ -91,6 +91,24 @@ for (const profile of ['default', 'gpu-keda'] as const) {
     assert.equal(ofKind(objs, 'Secret').length, 0, 'the chart renders no Secret: secrets are the user’s');
   });
 }
+
+test('the vision-language explainer: off by default; with explainer.kind openai only explanation-generation gets its settings, its key from the Secret, and egress to it', { skip }, () => {
+  const envOf = (objs: Obj[]) => new Map(ofKind(objs, 'Deployment').map((d) => [component(d), d.spec.template.spec.containers[0].env as Obj[]]));
+  for (const env of envOf(render()).values()) assert.ok(!env.some((e) => e.name.startsWith('TAMPERTRACE_EXPLAINER')));
+  const prod = render('gpu-keda-values.yaml');
+  for (const [name, env] of envOf(prod)) {
+    const vars = new Map(env.map((e) => [e.name, e]));
+    if (name !== 'explanation-generation') {
+      assert.ok(![...vars.keys()].some((k) => k.startsWith('TAMPERTRACE_EXPLAINER')), name);
+      continue;
+    }
+    assert.equal(vars.get('TAMPERTRACE_EXPLAINER').value, 'openai');
+    assert.equal(vars.get('TAMPERTRACE_EXPLAINER_URL').value, 'http://vllm.models:8000/v1');
+    assert.deepEqual(vars.get('TAMPERTRACE_EXPLAINER_API_KEY').valueFrom.secretKeyRef, { name: 'tampertrace-prod', key: 'explainer-api-key' });
+  }
+  const policy = ofKind(prod, 'NetworkPolicy').find((p) => p.spec.podSelector.matchLabels['app.kubernetes.io/component'] === 'explanation-generation');
+  assert.ok(policy.spec.egress.some((r: Obj) => r.ports.some((p: Obj) => p.port === 8000)), 'egress to the endpoint');
+});
 
 test('default values: CPU only, a CPU HPA per component and no ScaledObject', { skip }, () => {
   const objs = render();

@@ -118,6 +118,28 @@ export interface Config {
   TAMPERTRACE_AUDIT_CHECKPOINT_EVERY: number;
   /** Audit: also checkpoint every tenant appended to since the last time this often, ms (0: never). */
   TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS: number;
+  /**
+   * Explanations: "template" (rules, the default) or "openai" (a vision-language model behind any
+   * OpenAI-compatible chat-completions endpoint: vLLM, llama.cpp server, Ollama), whose claims
+   * are checked against the measured facts; the template writes whatever it cannot.
+   */
+  TAMPERTRACE_EXPLAINER: 'template' | 'openai';
+  /** "openai" explainer: base URL up to /v1 (POST {url}/chat/completions), e.g. http://vllm:8000/v1. */
+  TAMPERTRACE_EXPLAINER_URL: string;
+  /** "openai" explainer: the model id the endpoint serves, e.g. Qwen/Qwen2.5-VL-7B-Instruct. */
+  TAMPERTRACE_EXPLAINER_MODEL: string;
+  /** "openai" explainer: bearer key of the endpoint (optional; from a Secret in the chart). Never logged. */
+  TAMPERTRACE_EXPLAINER_API_KEY: string;
+  /** "openai" explainer: whole-request time limit, ms; past it the template's text is used. */
+  TAMPERTRACE_EXPLAINER_TIMEOUT_MS: number;
+  /** "openai" explainer: most requests in flight per process; analyses beyond it get the template's text at once. */
+  TAMPERTRACE_EXPLAINER_MAX_CONCURRENCY: number;
+  /** "openai" explainer: consecutive failures (timeouts, 5xx, network) that open the circuit breaker. */
+  TAMPERTRACE_EXPLAINER_BREAKER_FAILURES: number;
+  /** "openai" explainer: how long an open breaker sends no request before one trial, ms. */
+  TAMPERTRACE_EXPLAINER_BREAKER_RESET_MS: number;
+  /** "openai" explainer: response_format sent: json_schema (vLLM, llama.cpp, Ollama >= 0.5), json_object, or none. */
+  TAMPERTRACE_EXPLAINER_RESPONSE_FORMAT: 'json_schema' | 'json_object' | 'none';
 }
 
 export class ConfigError extends Error {}
@@ -170,7 +192,7 @@ export function loadConfig(env: Env = process.env): Config {
   for (const p of providers) {
     if (!['cpu', 'cuda'].includes(p)) throw new ConfigError(`TAMPERTRACE_EXECUTION_PROVIDERS: unknown provider "${p}" (cpu, cuda)`);
   }
-  return {
+  const cfg: Config = {
     TAMPERTRACE_HOME: path.resolve(str(env, 'TAMPERTRACE_HOME', '.tampertrace')),
     TAMPERTRACE_MODELS_MANIFEST: path.resolve(str(env, 'TAMPERTRACE_MODELS_MANIFEST', path.join(REPO_ROOT, 'models', 'manifest.json'))),
     TAMPERTRACE_LOCALIZER_MODEL: str(env, 'TAMPERTRACE_LOCALIZER_MODEL', 'forensic-inconsistency'),
@@ -226,7 +248,28 @@ export function loadConfig(env: Env = process.env): Config {
     TAMPERTRACE_AUDIT_BATCH_WAIT_MS: int(env, 'TAMPERTRACE_AUDIT_BATCH_WAIT_MS', 20, 0, 10_000),
     TAMPERTRACE_AUDIT_CHECKPOINT_EVERY: int(env, 'TAMPERTRACE_AUDIT_CHECKPOINT_EVERY', 1000, 0),
     TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS: int(env, 'TAMPERTRACE_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 0),
+    TAMPERTRACE_EXPLAINER: oneOf(env, 'TAMPERTRACE_EXPLAINER', ['template', 'openai'] as const),
+    TAMPERTRACE_EXPLAINER_URL: str(env, 'TAMPERTRACE_EXPLAINER_URL', ''),
+    TAMPERTRACE_EXPLAINER_MODEL: str(env, 'TAMPERTRACE_EXPLAINER_MODEL', ''),
+    TAMPERTRACE_EXPLAINER_API_KEY: str(env, 'TAMPERTRACE_EXPLAINER_API_KEY', ''),
+    TAMPERTRACE_EXPLAINER_TIMEOUT_MS: int(env, 'TAMPERTRACE_EXPLAINER_TIMEOUT_MS', 20_000, 100, 600_000),
+    TAMPERTRACE_EXPLAINER_MAX_CONCURRENCY: int(env, 'TAMPERTRACE_EXPLAINER_MAX_CONCURRENCY', 4, 1, 1024),
+    TAMPERTRACE_EXPLAINER_BREAKER_FAILURES: int(env, 'TAMPERTRACE_EXPLAINER_BREAKER_FAILURES', 5, 1, 1000),
+    TAMPERTRACE_EXPLAINER_BREAKER_RESET_MS: int(env, 'TAMPERTRACE_EXPLAINER_BREAKER_RESET_MS', 30_000, 100, 3_600_000),
+    TAMPERTRACE_EXPLAINER_RESPONSE_FORMAT: oneOf(env, 'TAMPERTRACE_EXPLAINER_RESPONSE_FORMAT', ['json_schema', 'json_object', 'none'] as const),
   };
+  if (cfg.TAMPERTRACE_EXPLAINER === 'openai') {
+    if (!/^https?:\/\/[^/]/.test(cfg.TAMPERTRACE_EXPLAINER_URL)) throw new ConfigError('TAMPERTRACE_EXPLAINER=openai needs TAMPERTRACE_EXPLAINER_URL (http(s)://host:port/v1)');
+    if (!cfg.TAMPERTRACE_EXPLAINER_MODEL) throw new ConfigError('TAMPERTRACE_EXPLAINER=openai needs TAMPERTRACE_EXPLAINER_MODEL');
+  }
+  return cfg;
+}
+
+/** One of a fixed set of words; the first is the default. */
+function oneOf<const T extends readonly string[]>(env: Env, key: string, values: T): T[number] {
+  const v = str(env, key, values[0]);
+  if (!values.includes(v)) throw new ConfigError(`${key} must be one of ${values.join(', ')}, got "${v}"`);
+  return v;
 }
 
 /** The image limits as the image functions take them. */

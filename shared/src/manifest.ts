@@ -24,9 +24,21 @@ export interface ManifestEntry {
   faceTopFraction?: number;
   /**
    * forgery-localization only: the levels at which this model's cue maps justify a claim in
-   * an explanation (cue units are the model's own; see its model card).
+   * an explanation, in the units of RegionCues (colour in percent points of chromaticity).
+   * `regions` holds levels per region family ("eye", "lip", "cheek"...) measured on real faces
+   * (scripts/measure-cue-thresholds.ts), over the global ones.
    */
-  cueThresholds?: { blurBelow?: number; sharpenAbove?: number; colourAbove?: number; boundaryAbove?: number };
+  cueThresholds?: CueLevels & { regions?: Record<string, CueLevels> };
+  /** forgery-localization only: a kind of edit (Face.manipulations) is named from this probability. */
+  typeThreshold?: number;
+}
+
+/** Levels of the cue maps that justify a claim (see ManifestEntry.cueThresholds). */
+export interface CueLevels {
+  blurBelow?: number;
+  sharpenAbove?: number;
+  colourAbove?: number;
+  boundaryAbove?: number;
 }
 
 export interface Manifest {

@@ -26,6 +26,8 @@ export const SpanName = {
   inference: 'tampertrace.model.inference',
   /** Writing the explanation of one analysis. */
   explain: 'tampertrace.explanation.explain',
+  /** One request to a vision-language explainer (never its key or its prompt). */
+  explainModel: 'tampertrace.explanation.model_call',
   objectPut: 'tampertrace.object_store.put',
   objectGet: 'tampertrace.object_store.get',
   /** One SQL statement (audit store, results view, tenants). */
@@ -49,6 +51,8 @@ export const Attr = {
   imageHeight: 'tampertrace.image.height',
   bucket: 'tampertrace.object.bucket',
   objectBytes: 'tampertrace.object.size',
+  /** How a model-written explanation ended: ok, timeout, http_503, malformed, busy, circuit_open, ungrounded. */
+  explainOutcome: 'tampertrace.explanation.outcome',
   // Semantic conventions (messaging, database) used on our own spans.
   messagingSystem: 'messaging.system',
   messagingOperationType: 'messaging.operation.type',

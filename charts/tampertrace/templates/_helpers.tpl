@@ -124,6 +124,30 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
   valueFrom:
     secretKeyRef: { name: {{ $s.existingSecret }}, key: {{ $s.keys.apiKeyPepper }} }
 {{- end }}
+{{- if and (has "explainer" $needs) (eq $v.explainer.kind "openai") }}
+{{- $x := $v.explainer.openai }}
+- name: TAMPERTRACE_EXPLAINER
+  value: openai
+- name: TAMPERTRACE_EXPLAINER_URL
+  value: {{ required "explainer.openai.url is required when explainer.kind is openai" $x.url | quote }}
+- name: TAMPERTRACE_EXPLAINER_MODEL
+  value: {{ required "explainer.openai.model is required when explainer.kind is openai" $x.model | quote }}
+- name: TAMPERTRACE_EXPLAINER_TIMEOUT_MS
+  value: {{ $x.timeoutMs | quote }}
+- name: TAMPERTRACE_EXPLAINER_MAX_CONCURRENCY
+  value: {{ $x.maxConcurrency | quote }}
+- name: TAMPERTRACE_EXPLAINER_BREAKER_FAILURES
+  value: {{ $x.breaker.failures | quote }}
+- name: TAMPERTRACE_EXPLAINER_BREAKER_RESET_MS
+  value: {{ $x.breaker.resetMs | quote }}
+- name: TAMPERTRACE_EXPLAINER_RESPONSE_FORMAT
+  value: {{ $x.responseFormat | quote }}
+{{- with $s.keys.explainerApiKey }}
+- name: TAMPERTRACE_EXPLAINER_API_KEY
+  valueFrom:
+    secretKeyRef: { name: {{ $s.existingSecret }}, key: {{ . }} }
+{{- end }}
+{{- end }}
 {{- if gt (int .c.gpu) 0 }}
 - name: TAMPERTRACE_EXECUTION_PROVIDERS
   value: cuda

@@ -9,7 +9,7 @@
   {{- end }}
 {{- range $dep := .needs }}
 {{- $rule := get $eg $dep }}
-{{- if and $rule (or (ne $dep "otlp") $v.connections.otlp.endpoint) }}
+{{- if and $rule (or (ne $dep "otlp") $v.connections.otlp.endpoint) (or (ne $dep "explainer") (eq $v.explainer.kind "openai")) }}
 {{- $to := $rule.to | default list }}
 {{- $sub := get $bundled $dep }}
 {{- if $sub }}

@@ -38,6 +38,10 @@ export interface Face {
   forgeryScore: number;
   regions: RegionScore[];
   maskedFraction: number;
+  /** MANIPULATION_TYPE_* with its probability, most probable first; absent without a type output. */
+  manipulations?: { type: string; probability?: number }[];
+  /** FACE_QUALITY_*; absent on older analyses. */
+  quality?: string;
 }
 export interface Fact {
   faceIndex: number;
@@ -57,7 +61,7 @@ export interface Analysis {
   verdict: string;
   image?: { format: string; width: number; height: number; sizeBytes: string };
   faces: Face[];
-  explanation?: { text: string; facts: Fact[]; generator?: ModelRef };
+  explanation?: { text: string; facts: Fact[]; editKinds?: { faceIndex?: number; type: string; probability?: number; statement?: string }[]; generator?: ModelRef; fallbackReason?: string };
   error?: { code: string; message: string; stage: string };
   models: ModelRef[];
   artifacts?: Record<'original' | 'mask' | 'heatmap' | 'overlay', { key: string; sizeBytes: string; contentType: string } | undefined>;

@@ -1,11 +1,12 @@
 // Analysis detail: the image with face boxes, the mask and heatmap as toggled overlays with an
-// opacity slider, region chips, the explanation (each region word highlights its region), models,
-// stage timings, downloads, and the audit trail with its chain verification.
+// opacity slider, a zoomed view of one face beside it, region chips and the kind of edit per
+// face, the explanation (each region word, plurals and synonyms included, highlights its
+// regions), models, stage timings, downloads, and the audit trail with its chain verification.
 import { ApiError, api, type Analysis, type AuditRecord, type Face } from './api.ts';
 import { h, replace } from './dom.ts';
-import { segments } from './explain.ts';
+import { editKinds, segments } from './explain.ts';
 import { percent, score, stageLabel, statusLabel, verdictLabel, when } from './format.ts';
-import { regionShape, type PolygonShape } from './regions.ts';
+import { regionShape, type PolygonShape, type RegionShape } from './regions.ts';
 
 export function renderDetail(root: HTMLElement, id: string, signal: AbortSignal): void {
   replace(root, h('p', { class: 'muted' }, 'Loading…'));
@@ -87,9 +88,13 @@ async function show(root: HTMLElement, a: Analysis, signal: AbortSignal): Promis
 
 interface Viewer {
   element: HTMLElement;
-  highlight(face: Face, region: string): void;
+  /** Highlights the named regions of one face (on the image and in the zoomed view, which turns to that face). */
+  highlight(face: Face, regions: string[]): void;
   clear(): void;
 }
+
+/** Side of the zoomed face view, canvas pixels. */
+const ZOOM = 280;
 
 /** The original with face boxes, the mask and heatmap layers, and a region highlight layer. */
 async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, heatmap: Blob | undefined, signal: AbortSignal): Promise<Viewer> {
@@ -118,6 +123,53 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
   const highlightCanvas = h('canvas', { class: 'layer region-layer', id: 'region-layer', hidden: true });
   stage.append(highlightCanvas);
 
+  // The zoomed view: the localizer's crop of one face (box x1.5, square), redrawn from the same
+  // image and layers whenever they change. Faces are small in most photos.
+  const photo = stage.querySelector('img.original') as HTMLImageElement;
+  const zoomCanvas = h('canvas', { width: ZOOM, height: ZOOM, id: 'zoom', class: 'zoom-canvas', role: 'img' });
+  const zoomCaption = h('figcaption', { id: 'zoom-caption' });
+  const judged = [...a.faces].filter((f) => f.box).sort((x, y) => y.forgeryScore - x.forgeryScore);
+  let zoomFace: Face | undefined = judged[0];
+  const drawZoom = () => {
+    const f = zoomFace;
+    if (!f?.box || !photo.complete || photo.naturalWidth === 0) return;
+    const side = Math.max(f.box.width, f.box.height) * 1.5;
+    const sx = f.box.x + f.box.width / 2 - side / 2;
+    const sy = f.box.y + f.box.height / 2 - side / 2;
+    const k = ZOOM / side;
+    const ctx = zoomCanvas.getContext('2d')!;
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = '#111';
+    ctx.fillRect(0, 0, ZOOM, ZOOM);
+    // Image pixels -> canvas: the original's natural size may differ from the analysis's (it is the same image).
+    const sImg = photo.naturalWidth / W;
+    ctx.drawImage(photo, sx * sImg, sy * sImg, side * sImg, side * sImg, 0, 0, ZOOM, ZOOM);
+    for (const c of Object.values(layers)) {
+      if (c.hidden) continue;
+      ctx.globalAlpha = Number(opacity.value) / 100;
+      ctx.drawImage(c, sx, sy, side, side, 0, 0, ZOOM, ZOOM);
+    }
+    ctx.globalAlpha = 1;
+    const win = highlightWindow;
+    if (!highlightCanvas.hidden && win && highlightCanvas.dataset.face === String(f.index)) {
+      ctx.drawImage(highlightCanvas, 0, 0, highlightCanvas.width, highlightCanvas.height, (win.x - sx) * k, (win.y - sy) * k, win.width * k, win.height * k);
+    }
+    zoomCanvas.dataset.face = String(f.index);
+    zoomCanvas.dataset.region = highlightCanvas.hidden ? '' : (highlightCanvas.dataset.region ?? '');
+    zoomCanvas.setAttribute('aria-label', `Face ${f.index + 1}, enlarged${zoomCanvas.dataset.region ? `, ${zoomCanvas.dataset.region} highlighted` : ''}`);
+    zoomCaption.textContent = `Face ${f.index + 1} (score ${score(f.forgeryScore)})${f.quality === 'FACE_QUALITY_TOO_SMALL' ? ': too small to judge' : f.quality === 'FACE_QUALITY_TOO_DEGRADED' ? ': too degraded to judge' : ''}`;
+  };
+  let highlightWindow: { x: number; y: number; width: number; height: number } | undefined;
+  const pickers = judged.length > 1
+    ? h('div', { class: 'zoom-faces', role: 'group', 'aria-label': 'Face to enlarge' }, ...judged.map((f) => {
+        const b = h('button', { type: 'button', class: 'toggle', 'data-face': f.index }, `Face ${f.index + 1}`);
+        b.addEventListener('click', () => ((zoomFace = f), drawZoom()));
+        return b;
+      }))
+    : undefined;
+  const zoom = zoomFace ? h('figure', { class: 'zoom' }, zoomCanvas, zoomCaption, pickers) : undefined;
+  if (!photo.complete) photo.addEventListener('load', drawZoom, { once: true });
+
   const opacity = h('input', { type: 'range', id: 'opacity', min: 0, max: 100, value: 60 });
   const opacityOut = h('output', { for: 'opacity' }, '60%');
   const applyOpacity = () => {
@@ -125,6 +177,7 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
     opacityOut.textContent = `${opacity.value}%`;
   };
   opacity.addEventListener('input', applyOpacity);
+  opacity.addEventListener('input', drawZoom);
   applyOpacity();
 
   const toggle = (label: string, target: HTMLElement[], on: boolean, id: string) => {
@@ -134,7 +187,7 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
       for (const t of target) t.hidden = !v;
     };
     set(on);
-    b.addEventListener('click', () => set(b.getAttribute('aria-pressed') !== 'true'));
+    b.addEventListener('click', () => (set(b.getAttribute('aria-pressed') !== 'true'), drawZoom()));
     return b;
   };
   const controls = h(
@@ -146,44 +199,73 @@ async function imageViewer(a: Analysis, original: Blob, mask: Blob | undefined, 
     (layers.mask || layers.heatmap) && h('span', { class: 'opacity' }, h('label', { for: 'opacity' }, 'Overlay opacity'), opacity, opacityOut),
   );
 
+  drawZoom();
   return {
-    element: h('figure', { class: 'viewer' }, stage, controls),
-    highlight(face, region) {
-      const shape = regionShape(face, region, W, H);
-      if (!shape) return;
-      if (shape.kind === 'polygons') drawPolygons(highlightCanvas, shape);
-      else {
-        highlightCanvas.width = shape.gw;
-        highlightCanvas.height = shape.gh;
-        const ctx = highlightCanvas.getContext('2d')!;
-        const img = ctx.createImageData(shape.gw, shape.gh);
-        for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
-        ctx.putImageData(img, 0, 0);
-      }
-      highlightCanvas.dataset.shape = shape.kind;
+    element: h('div', { class: 'views' }, h('figure', { class: 'viewer' }, stage, controls), zoom),
+    highlight(face, regions) {
+      // The union of the regions' shapes (stored polygons, or keypoint grids on older analyses).
+      const shapes = regions.map((r) => regionShape(face, r, W, H)).filter((x): x is RegionShape => !!x);
+      if (!shapes.length) return;
+      const shape = { window: unionWindow(shapes.map((x) => x.window)) };
+      drawShapes(highlightCanvas, shapes, shape.window);
+      highlightCanvas.dataset.shape = shapes[0].kind;
       Object.assign(highlightCanvas.style, { left: pct(shape.window.x, W), top: pct(shape.window.y, H), width: pct(shape.window.width, W), height: pct(shape.window.height, H) });
-      highlightCanvas.dataset.region = region;
+      highlightCanvas.dataset.region = regions.join(', ');
+      highlightCanvas.dataset.face = String(face.index);
       highlightCanvas.hidden = false;
+      highlightWindow = shape.window;
+      zoomFace = face;
+      drawZoom();
     },
     clear() {
       highlightCanvas.hidden = true;
       delete highlightCanvas.dataset.region;
       delete highlightCanvas.dataset.shape;
+      drawZoom();
     },
   };
 }
 
+type Window = { x: number; y: number; width: number; height: number };
+
+/** The smallest window holding all of them. */
+function unionWindow(ws: Window[]): Window {
+  const x = Math.min(...ws.map((w) => w.x));
+  const y = Math.min(...ws.map((w) => w.y));
+  return { x, y, width: Math.max(...ws.map((w) => w.x + w.width)) - x, height: Math.max(...ws.map((w) => w.y + w.height)) - y };
+}
+
 /**
- * A region's stored polygons on the highlight canvas (one canvas pixel per image pixel, at most
- * 1024 on a side): the solid polygons filled, then the holes cut out of them.
+ * Draws region shapes over `w` into the highlight canvas (at most 1024 px a side): each region
+ * on its own with its holes cut out, then laid over the others, so one region's holes never cut
+ * another region ("both eyes" is two eyes).
  */
-function drawPolygons(c: HTMLCanvasElement, shape: PolygonShape): void {
-  const { window: w } = shape;
+function drawShapes(c: HTMLCanvasElement, shapes: RegionShape[], w: Window): void {
   const k = Math.min(1, 1024 / Math.max(w.width, w.height));
   c.width = Math.max(1, Math.round(w.width * k));
   c.height = Math.max(1, Math.round(w.height * k));
   const ctx = c.getContext('2d')!;
   ctx.clearRect(0, 0, c.width, c.height);
+  for (const shape of shapes) {
+    const one = h('canvas', { width: c.width, height: c.height });
+    if (shape.kind === 'polygons') drawPolygons(one, shape, w, k);
+    else {
+      const grid = h('canvas', { width: shape.gw, height: shape.gh });
+      const g = grid.getContext('2d')!;
+      const img = g.createImageData(shape.gw, shape.gh);
+      for (let i = 0; i < shape.grid.length; i++) if (shape.grid[i]) img.data.set([0, 200, 255, 150], i * 4);
+      g.putImageData(img, 0, 0);
+      const o = one.getContext('2d')!;
+      o.imageSmoothingEnabled = false;
+      o.drawImage(grid, (shape.window.x - w.x) * k, (shape.window.y - w.y) * k, shape.window.width * k, shape.window.height * k);
+    }
+    ctx.drawImage(one, 0, 0);
+  }
+}
+
+/** One region's polygons (image pixels) on a canvas covering `w` at scale `k`, holes cut out. */
+function drawPolygons(c: HTMLCanvasElement, shape: PolygonShape, w: Window, k: number): void {
+  const ctx = c.getContext('2d')!;
   const path = (pts: { x: number; y: number }[]) => {
     ctx.beginPath();
     pts.forEach((p, i) => (i === 0 ? ctx.moveTo : ctx.lineTo).call(ctx, (p.x - w.x) * k, (p.y - w.y) * k));
@@ -217,9 +299,9 @@ async function layer(png: Blob, W: number, H: number, colour: (grey: number) => 
 }
 
 /** Hover and keyboard focus both highlight; leaving either clears. */
-function highlights(el: HTMLElement, viewer: Viewer | undefined, face: Face | undefined, region: string): HTMLElement {
+function highlights(el: HTMLElement, viewer: Viewer | undefined, face: Face | undefined, regions: string[]): HTMLElement {
   if (!viewer || !face) return el;
-  const on = () => viewer.highlight(face, region);
+  const on = () => viewer.highlight(face, regions);
   const off = () => viewer.clear();
   el.addEventListener('mouseenter', on);
   el.addEventListener('focus', on);
@@ -228,8 +310,31 @@ function highlights(el: HTMLElement, viewer: Viewer | undefined, face: Face | un
   return el;
 }
 
+/** The kinds of edit the localizer gives a face, those the explanation names marked, and whether it could be judged. */
+function faceKinds(a: Analysis, f: Face): HTMLElement | undefined {
+  const named = (a.explanation?.editKinds ?? []).filter((k) => (k.faceIndex ?? 0) === f.index);
+  // Older localizers have no type output: then the kinds the explanation names, with their probability.
+  const kinds = editKinds(f.manipulations?.length ? f.manipulations : named, named);
+  const quality = f.quality === 'FACE_QUALITY_TOO_SMALL' ? 'Too small in the image to judge.' : f.quality === 'FACE_QUALITY_TOO_DEGRADED' ? 'Too degraded to judge.' : undefined;
+  if (!kinds.length && !quality) return undefined;
+  return h(
+    'div',
+    { class: 'face-kinds', 'data-face': f.index },
+    quality && h('p', { class: 'quality' }, quality),
+    kinds.length > 0 && h(
+      'p',
+      { class: 'edit-kinds', 'aria-label': `Kind of edit on face ${f.index + 1}` },
+      'Kind of edit: ',
+      ...kinds.flatMap((k, i) => [
+        i > 0 ? ', ' : '',
+        h('span', { class: `edit-kind${k.named ? ' named' : ''}`, title: k.named ? 'named in the explanation' : 'below the model\'s type threshold' }, `${k.label} ${score(k.probability)}`),
+      ]),
+    ),
+  );
+}
+
 function regionsSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | undefined {
-  if (!a.faces.some((f) => f.regions.length)) return undefined;
+  if (!a.faces.some((f) => f.regions.length || f.manipulations?.length || f.quality === 'FACE_QUALITY_TOO_SMALL' || f.quality === 'FACE_QUALITY_TOO_DEGRADED')) return undefined;
   return h(
     'section',
     { 'aria-labelledby': 'regions-h' },
@@ -240,6 +345,7 @@ function regionsSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | 
         'div',
         { class: 'face-regions' },
         a.faces.length > 1 && h('h3', {}, `Face ${f.index + 1} (score ${score(f.forgeryScore)})`),
+        faceKinds(a, f),
         h(
           'ul',
           { class: 'chips', 'aria-label': `Regions of face ${f.index + 1}` },
@@ -256,7 +362,7 @@ function regionsSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | 
                 ),
                 viewer,
                 f,
-                r.name,
+                [r.name],
               ),
             ),
           ),
@@ -269,13 +375,14 @@ function regionsSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | 
 function explanationSection(a: Analysis, viewer: Viewer | undefined): HTMLElement | undefined {
   const ex = a.explanation;
   if (!ex?.text) return undefined;
-  const faceOf = (region: string) => a.faces[ex.facts.find((f) => f.region === region)?.faceIndex ?? 0];
-  const names = [...ex.facts.map((f) => f.region), ...a.faces.flatMap((f) => f.regions.map((r) => r.name))];
+  const regionsOf = (face: number) => a.faces.find((f) => f.index === face)?.regions.map((r) => r.name) ?? [];
   const text = h(
     'p',
     { class: 'explanation', id: 'explanation' },
-    ...segments(ex.text, names).map((s) =>
-      s.region ? highlights(h('button', { type: 'button', class: 'region-word', 'data-region': s.region }, s.text), viewer, faceOf(s.region), s.region) : s.text,
+    ...segments(ex.text, regionsOf).map((s) =>
+      s.regions
+        ? highlights(h('button', { type: 'button', class: 'region-word', 'data-region': s.regions.join(', '), 'data-face': s.face ?? 0 }, s.text), viewer, a.faces.find((f) => f.index === s.face), s.regions)
+        : s.text,
     ),
   );
   return h(
@@ -283,8 +390,20 @@ function explanationSection(a: Analysis, viewer: Viewer | undefined): HTMLElemen
     { 'aria-labelledby': 'explanation-h' },
     h('h2', { id: 'explanation-h' }, 'Explanation'),
     text,
-    ex.facts.length > 0 && h('h3', {}, 'Measured facts'),
-    ex.facts.length > 0 && h('ul', { class: 'facts' }, ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`))),
+    ex.generator && h(
+      'p',
+      { class: 'muted', id: 'explanation-by' },
+      `Written by ${ex.generator.name} ${ex.generator.version}`,
+      ex.fallbackReason ? ` (the language model's text was not used: ${ex.fallbackReason})` : '',
+      '.',
+    ),
+    ex.facts.length + (ex.editKinds?.length ?? 0) > 0 && h('h3', {}, 'Measured facts'),
+    ex.facts.length + (ex.editKinds?.length ?? 0) > 0 && h(
+      'ul',
+      { class: 'facts' },
+      ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`)),
+      ...(ex.editKinds ?? []).map((k) => h('li', {}, k.statement || `${k.type}: ${score(k.probability)}`)),
+    ),
   );
 }
 

@@ -1,11 +1,15 @@
 /**
- * Grounded explanation generation: turns per-region forgery evidence into short natural
- * sentences (MMTT / ForgeryTalker annotation style) plus the machine-readable facts that back
- * every claim in them. Pure: no pixels, no I/O, no randomness.
+ * Grounded explanation generation: turns per-region forgery evidence and the localizer's
+ * kind-of-edit output into short plain sentences a moderator can act on, plus the measured facts
+ * that back every claim in them. Pure: no pixels, no I/O, no randomness.
  *
- * Region names are those of shared/src/face-regions.ts (lowercase, subject's left/right:
- * "right eye", "left cheek", "nose", "lip", ...), which the localization service scores.
+ * A claim is a region and what looks wrong there ("the left cheek is smoother than the
+ * surrounding skin"); a region is named only when a cue of its own passes that region's level,
+ * measured on real faces (models/forensic-inconsistency/MODEL_CARD.md). Region words are those of
+ * shared/src/region-words.ts, so "lips", "lip" and "both eyes" mean the same everywhere.
  */
+import type { ManifestEntry } from '@tampertrace/shared';
+import { findRegionMentions, mentionBacked, parseRegion, ZONE_FAMILIES } from '@tampertrace/shared/region-words';
 
 export interface RegionEvidence {
   name: string;
@@ -14,14 +18,21 @@ export interface RegionEvidence {
   /** Fraction of the region inside the binary forgery mask, 0..1. */
   coverage: number;
   cues: {
-    /** Signed log-ratio of high-frequency energy vs the face reference (<0 blurrier, >0 sharper/noisier). */
+    /** Signed log-ratio of high-frequency energy vs the face reference (<0 smoother, >0 sharper/noisier). */
     noiseLogRatio?: number;
-    /** Chroma distance from the face reference colour, on a 0..1 RGB scale (>= 0). */
+    /** Distance from the face's own colour, in percent points of chromaticity (>= 0; RegionCues.colour_delta). */
     colourDelta?: number;
     /** Mean blending-boundary strength on the mask edge inside the region (>= 0, model units). */
     boundaryStrength?: number;
   };
 }
+
+/** The localizer's kinds of edit (ManipulationType without its prefix). */
+export type EditKind = 'BLEND' | 'INPAINT' | 'SPLICE' | 'RECOLOUR' | 'SMOOTH' | 'SHARPEN';
+export const EDIT_KINDS: readonly EditKind[] = ['BLEND', 'INPAINT', 'SPLICE', 'RECOLOUR', 'SMOOTH', 'SHARPEN'];
+
+/** Whether a face could be judged (FaceQuality without its prefix). */
+export type FaceQualityLabel = 'UNSPECIFIED' | 'JUDGEABLE' | 'TOO_SMALL' | 'TOO_DEGRADED';
 
 export interface FaceEvidence {
   /** 0-based; the text calls it "face faceIndex+1". */
@@ -29,11 +40,19 @@ export interface FaceEvidence {
   /** Image-level score of the face (faceScore in forgery-localization), 0..1. */
   forgeryScore: number;
   regions: RegionEvidence[];
+  /** Absent or UNSPECIFIED on analyses made before quality was assessed: judged as before. */
+  quality?: FaceQualityLabel;
+  /** Independent probability of each kind of edit (Face.manipulations); empty without a type output. */
+  manipulations?: { type: EditKind; probability: number }[];
+  /** The localizer's own type threshold for this face, when the analysis carries it; else the explainer's typeThreshold. */
+  typeThreshold?: number;
 }
 
 export type Verdict = 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN';
 
 export type FactCue = 'coverage' | 'blur' | 'sharpening' | 'colour' | 'boundary';
+type Cue = Exclude<FactCue, 'coverage'>;
+export const CLAIM_CUES: readonly Cue[] = ['blur', 'sharpening', 'colour', 'boundary'];
 
 /** One checkable claim. Every region and cue word in an explanation's text is backed by one. */
 export interface Fact {
@@ -45,364 +64,415 @@ export interface Fact {
   statement: string;
 }
 
+/** One kind-of-edit claim (proto EditKindFact). */
+export interface EditKindFact {
+  faceIndex: number;
+  type: EditKind;
+  probability: number;
+  threshold: number;
+  statement: string;
+}
+
 export interface Explanation {
   text: string;
   facts: Fact[];
+  editKinds: EditKindFact[];
   generator: { name: string; version: string };
+  /** Why a configured language model's text was not used; absent when it was, or none is configured. */
+  fallbackReason?: string;
 }
 
 export interface ExplanationInput {
   verdict: Verdict;
   faces: FaceEvidence[];
+  /**
+   * The face's crop with the forgery mask drawn on it, as PNG, for explainers that look at the
+   * pixels; loaded on demand (the template never asks). Undefined when it cannot be made.
+   */
+  faceImage?: (faceIndex: number) => Promise<Uint8Array | undefined>;
 }
 
 /**
- * An explanation backend.
- *
- * Plugging in an LLM (e.g. a multimodal model fine-tuned on MMTT, ForgeryTalker-style):
- * it receives the same ExplanationInput (later also a reference to the image / face crops and
- * the forgery mask) and must return an Explanation whose `facts` are drawn from that input
- * (region names from the vocabulary, values copied from the evidence) and whose `text` only
- * names regions and cues those facts back. Because free text can drift, an LLM backend should
- * run `checkGrounding(text, facts, DEFAULT_REGION_VOCABULARY)` on its output and, when it
- * returns any ungrounded region word, retry or fall back to TemplateExplainer. `name` and
- * `version` identify the backend (model id + prompt version) in the audit trail.
+ * An explanation backend. Whatever it writes goes through `checkGrounding` against the facts it
+ * was given; `name` and `version` identify it (model id, prompt version) in the audit trail.
  */
 export interface Explainer {
   readonly name: string;
   readonly version: string;
-  explain(input: ExplanationInput): Promise<Explanation>;
+  explain(input: ExplanationInput, signal?: AbortSignal): Promise<Explanation>;
 }
 
-export interface TemplateExplainerOptions {
+/** The levels at which a cue justifies a claim, in the cue's own units (RegionCues). */
+export interface CueThresholds {
+  /** Smoother when noiseLogRatio < this. */
+  blurBelow: number;
+  /** Sharper/grainier when noiseLogRatio > this. */
+  sharpenAbove: number;
+  /** Colour mismatch when colourDelta > this, percent points of chromaticity. */
+  colourAbove: number;
+  /** Blending edge when boundaryStrength > this (model units). */
+  boundaryAbove: number;
+}
+
+export interface TemplateExplainerOptions extends Partial<CueThresholds> {
   /** Minimum region coverage (fraction of the region inside the forgery mask) to name a region. Default 0.15. */
   minCoverage?: number;
-  /** "blurrier" when noiseLogRatio < this (about 30 % less high-frequency energy). Default -0.35. */
-  blurBelow?: number;
-  /** "sharper/noisier" when noiseLogRatio > this (about 42 % more). Default 0.35. */
-  sharpenAbove?: number;
-  /** "colour mismatch" when colourDelta > this (chroma distance on 0..1 RGB; 0.06 ~ 15/255 levels). Default 0.06. */
-  colourAbove?: number;
-  /** "blending edge" when boundaryStrength > this (model units, calibrated so ~0.3 is a visible seam). Default 0.3. */
-  boundaryAbove?: number;
-  /** At most this many regions are named per face (highest score first). Default 3. */
+  /**
+   * Levels per region, by name ("left eye") or family ("eye", "lip"), over the global ones above.
+   * Zones (teeth, beard, mustache, hair) without levels of their own take the strictest known.
+   */
+  regionThresholds?: Readonly<Record<string, Partial<CueThresholds>>>;
+  /** A kind of edit is named when its probability reaches this. Default 0.5. */
+  typeThreshold?: number;
+  /** At most this many regions are named per face (strongest evidence first). Default 3. */
   maxRegionsPerFace?: number;
-  /** Per-face text budget; regions are dropped (lowest score first) until the text fits. Default 360. */
+  /** At most this many kinds of edit are named per face. Default 2. */
+  maxKindsPerFace?: number;
+  /** Per-face text budget; regions are dropped (weakest first) until the text fits. Default 420. */
   maxCharsPerFace?: number;
 }
 
-export const DEFAULT_TEMPLATE_OPTIONS: Readonly<Required<TemplateExplainerOptions>> = Object.freeze({
+type ResolvedOptions = Required<Omit<TemplateExplainerOptions, 'regionThresholds'>> & { regionThresholds: Readonly<Record<string, Partial<CueThresholds>>> };
+
+/**
+ * Defaults for when no manifest entry says otherwise: the global levels of forensic-inconsistency
+ * (its model card), whose cue units the proto fixes for every localizer.
+ */
+export const DEFAULT_TEMPLATE_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   minCoverage: 0.15,
-  blurBelow: -0.35,
-  sharpenAbove: 0.35,
-  colourAbove: 0.06,
-  boundaryAbove: 0.3,
+  blurBelow: -0.13,
+  sharpenAbove: 0.64,
+  colourAbove: 13,
+  boundaryAbove: 0.91,
+  regionThresholds: Object.freeze({}),
+  typeThreshold: 0.5,
   maxRegionsPerFace: 3,
-  maxCharsPerFace: 360,
+  maxKindsPerFace: 2,
+  maxCharsPerFace: 420,
 });
 
-/** Region names the localization service scores (one list: shared/src/face-regions.ts). */
-export { REGION_NAMES } from '@tampertrace/shared/face-regions';
-import { REGION_NAMES } from '@tampertrace/shared/face-regions';
+/** The template's options from a localizer's manifest entry (its cue levels, per region, and its typeThreshold). */
+export function explainerOptions(entry: Pick<ManifestEntry, 'cueThresholds' | 'typeThreshold'> | undefined): TemplateExplainerOptions {
+  const { regions, ...global } = entry?.cueThresholds ?? {};
+  return { ...global, regionThresholds: regions, typeThreshold: entry?.typeThreshold };
+}
 
-/**
- * Words checkGrounding looks for by default: the region names, their side-less families
- * ("eye", "cheek", ...) and facial terms the prompter never emits (so an LLM naming them is
- * always flagged as ungrounded). Matching is case-insensitive, whole-word, plural-tolerant.
- */
-export const DEFAULT_REGION_VOCABULARY: readonly string[] = Object.freeze([
-  ...REGION_NAMES,
-  'eye', 'eyebrow', 'cheek', 'ear', 'pupil',
-  'eyelid', 'teeth', 'tooth', 'nostril', 'temple', 'neck', 'beard', 'moustache', 'mustache',
-]);
+const fin = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const fmt = (v: number) => v.toFixed(2);
+const capitalize = (s: string) => (s.length ? s[0].toUpperCase() + s.slice(1) : s);
 
-/** Validates generated text: region words in `text` that no fact backs. */
-export type GroundingCheck = (text: string, facts: readonly Fact[], regionNames: readonly string[]) => string[];
-
-/**
- * Returns the region words present in `text` (lowercased, as written, in order of first
- * appearance, deduplicated) that no fact backs; [] means the text is grounded.
- *
- * Matching: whole words, case-insensitive, optional plural ("lips" -> "lip", "eyes" -> "eye"),
- * longest name first ("left eye" is one mention, not "left eye" + "eye"). A word w is backed
- * by a fact whose region is w, or ends with " w" (so "eye" is backed by "left eye").
- * "both Xs" needs facts for both "right X" and "left X" (or for X itself).
- */
-export const checkGrounding: GroundingCheck = (text, facts, regionNames) => {
-  const names = [...new Set(regionNames.map((n) => n.trim().toLowerCase()).filter((n) => n.length > 0))];
-  if (names.length === 0 || text.length === 0) return [];
-  names.sort((a, b) => b.length - a.length);
-  const alt = names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+')).join('|');
-  const re = new RegExp(`\\b(both\\s+)?(${alt})(?:s|es)?\\b`, 'gi');
-  const regions = new Set(facts.map((f) => f.region.trim().toLowerCase()));
-  const backs = (w: string) => regions.has(w) || [...regions].some((r) => r.endsWith(` ${w}`));
-  const out: string[] = [];
-  for (const m of text.matchAll(re)) {
-    const word = m[2].toLowerCase().replace(/\s+/g, ' ');
-    const both = m[1] !== undefined;
-    const ok = both ? regions.has(word) || (regions.has(`right ${word}`) && regions.has(`left ${word}`)) : backs(word);
-    const said = m[0].toLowerCase().replace(/\s+/g, ' ');
-    if (!ok && !out.includes(said)) out.push(said);
+/** Whether a value passes a cue's level. */
+export function cuePasses(cue: Cue, r: RegionEvidence, t: CueThresholds): boolean {
+  const c = r.cues ?? {};
+  switch (cue) {
+    case 'blur': return fin(c.noiseLogRatio) && c.noiseLogRatio < t.blurBelow;
+    case 'sharpening': return fin(c.noiseLogRatio) && c.noiseLogRatio > t.sharpenAbove;
+    case 'colour': return fin(c.colourDelta) && c.colourDelta > t.colourAbove;
+    case 'boundary': return fin(c.boundaryStrength) && c.boundaryStrength > t.boundaryAbove;
   }
-  return out;
-};
+}
 
-type Cue = Exclude<FactCue, 'coverage'>;
-const CUES: readonly Cue[] = ['blur', 'sharpening', 'colour', 'boundary'];
+/** How far past its level a passing cue is, as a ratio (>1), to order a region's cues. */
+function cueStrength(cue: Cue, r: RegionEvidence, t: CueThresholds): number {
+  const c = r.cues;
+  const ratio = (v: number, level: number) => (level !== 0 ? v / level : 1 + Math.abs(v));
+  switch (cue) {
+    case 'blur': return ratio(c.noiseLogRatio!, t.blurBelow);
+    case 'sharpening': return ratio(c.noiseLogRatio!, t.sharpenAbove);
+    case 'colour': return ratio(c.colourDelta!, t.colourAbove);
+    case 'boundary': return ratio(c.boundaryStrength!, t.boundaryAbove);
+  }
+}
 
-interface Phrase {
-  /** Subject noun phrase, e.g. "the nose and both cheeks". */
+// Sentence parts. A region sentence names exactly one region and only cue words of cues that
+// region passes: blur "smoother", sharpening "sharper and grainier", colour "colour", boundary
+// "blending edge" (CUE_WORDS below is what checkGrounding looks for).
+/** Regions of skin, compared with "the surrounding skin"; the others with "the rest of the face". */
+const SKIN = new Set(['cheek', 'forehead', 'chin', 'jaw', 'skin', 'nose', 'temple', 'beard', 'mustache']);
+interface Subject {
+  /** "the left cheek", "the lips". */
   s: string;
-  /** Plural agreement. */
-  p: boolean;
+  plural: boolean;
+  skin: boolean;
 }
-type Template = (x: Phrase) => string;
-const vb = (x: Phrase, singular: string, plural: string) => (x.p ? plural : singular);
-
-// Cue words are confined to their cue's templates: "blurrier" (blur), "sharper" (sharpening),
-// "colour" (colour), "edge" (boundary). Other templates must not use them, nor any region word.
-/** Sentence openers naming the regions, one list per cue. */
-const CUE_TEMPLATES: Record<Cue, readonly Template[]> = {
-  blur: [
-    (x) => `${x.s} ${vb(x, 'is', 'are')} blurrier than the rest of the face`,
-    (x) => `${x.s} ${vb(x, 'looks', 'look')} blurrier than ${vb(x, 'its', 'their')} surroundings`,
-    (x) => `${x.s} ${vb(x, 'appears', 'appear')} smoothed out, blurrier than the rest of the face`,
-  ],
-  sharpening: [
-    (x) => `${x.s} ${vb(x, 'is', 'are')} sharper and noisier than the rest of the face`,
-    (x) => `${x.s} ${vb(x, 'shows', 'show')} sharper, grainier texture than ${vb(x, 'its', 'their')} surroundings`,
-  ],
-  colour: [
-    (x) => `the colour of ${x.s} does not match the rest of the face`,
-    (x) => `${x.s} ${vb(x, 'has', 'have')} a colour that differs from the rest of the face`,
-    (x) => `${x.s} ${vb(x, 'shows', 'show')} a colour shift against the rest of the face`,
-  ],
-  boundary: [
-    (x) => `a blending edge runs around ${x.s}`,
-    (x) => `a visible blending edge surrounds ${x.s}`,
-    (x) => `${x.s} ${vb(x, 'is', 'are')} outlined by a soft blending edge`,
-  ],
+function subjectOf(name: string): Subject {
+  const key = parseRegion(name);
+  const display = key?.family === 'lip' ? 'lips' : key?.family === 'tooth' ? 'teeth' : name;
+  return { s: `the ${display}`, plural: display === 'lips' || display === 'teeth', skin: SKIN.has(key?.family ?? '') };
+}
+const be = (x: Subject) => (x.plural ? 'are' : 'is');
+const than = (x: Subject) => (x.skin ? 'the surrounding skin' : 'the rest of the face');
+const FIRST: Record<Cue, (x: Subject) => string> = {
+  blur: (x) => `${x.s} ${be(x)} smoother than ${than(x)}`,
+  sharpening: (x) => `${x.s} ${be(x)} sharper and grainier than ${than(x)}`,
+  colour: (x) => `the colour of ${x.s} does not match the rest of the face`,
+  boundary: (x) => `a blending edge runs around ${x.s}`,
 };
-/** Continuations referring back to the same regions by pronoun (regions sharing several cues). */
-const CUE_FOLLOW_UPS: Record<Cue, readonly Template[]> = {
-  blur: [(x) => ` and ${vb(x, 'it looks', 'they look')} blurrier than ${vb(x, 'its', 'their')} surroundings`],
-  sharpening: [(x) => ` and ${vb(x, 'it looks', 'they look')} sharper than ${vb(x, 'its', 'their')} surroundings`],
-  colour: [
-    (x) => ` and ${vb(x, 'its', 'their')} colour does not match the surrounding face`,
-    (x) => ` and ${vb(x, 'its', 'their')} colour is off`,
-  ],
-  boundary: [
-    (x) => `; a soft blending edge runs around ${vb(x, 'it', 'them')}`,
-    (x) => `; a blending edge is visible around ${vb(x, 'it', 'them')}`,
-  ],
+const NEXT: Record<Cue, (x: Subject) => string> = {
+  blur: (x) => `${x.plural ? 'they are' : 'it is'} smoother than ${than(x)}`,
+  sharpening: (x) => `${x.plural ? 'they are' : 'it is'} sharper and grainier than ${than(x)}`,
+  colour: (x) => `${x.plural ? 'their' : 'its'} colour does not match the rest of the face`,
+  boundary: (x) => `a blending edge runs around ${x.plural ? 'them' : 'it'}`,
 };
-const ALSO_FLAGGED: readonly Template[] = [
-  (x) => `${x.s} ${vb(x, 'is', 'are')} also flagged as manipulated`,
-  (x) => `the forgery map also marks ${x.s}`,
-];
-const FLAGGED_ONLY: readonly Template[] = [
-  (x) => `${x.s} ${vb(x, 'looks', 'look')} manipulated, though no single cue stands out`,
-  (x) => `the forgery map flags ${x.s} without one clear cue`,
-];
-const NOTHING: readonly ((score: string) => string)[] = [
-  (sc) => `no facial region shows consistent manipulation cues (face score ${sc})`,
-  (sc) => `no facial region shows a consistent sign of manipulation (face score ${sc})`,
-];
-const WEAK = (sc: string) => `The evidence is weak overall (face score ${sc}).`;
+const list = (parts: string[]) => (parts.length <= 1 ? parts.join('') : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`);
 
-/** Deterministic variant picker (FNV-1a over a content key). */
-function pick<T>(list: readonly T[], key: string): T {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return list[h % list.length];
-}
+/** What each kind of edit looks like, in words a moderator uses ("The edit looks inpainted"). */
+export const EDIT_KIND_WORDS: Readonly<Record<EditKind, string>> = Object.freeze({
+  BLEND: 'blended in from another face or image',
+  INPAINT: 'inpainted (filled in from its surroundings)',
+  SPLICE: 'spliced in from another photo',
+  RECOLOUR: 'recoloured',
+  SMOOTH: 'smoothed or retouched',
+  SHARPEN: 'sharpened',
+});
+const EDIT_KIND_NOUN: Readonly<Record<EditKind, string>> = Object.freeze({
+  BLEND: 'blending', INPAINT: 'inpainting', SPLICE: 'splicing', RECOLOUR: 'recolouring', SMOOTH: 'smoothing', SHARPEN: 'sharpening',
+});
 
-const SIDED = /^(right|left) (.+)$/;
-function displayName(name: string): Phrase {
-  if (name === 'lip') return { s: 'the lips', p: true };
-  return { s: `the ${name}`, p: false };
-}
-/** "the nose", "both cheeks", "the mouth and the left eye", "the nose, the chin and the lips". */
-function subject(names: readonly string[]): Phrase {
-  const parts: Phrase[] = [];
-  const used = new Set<string>();
-  for (const n of names) {
-    if (used.has(n)) continue;
-    const m = SIDED.exec(n);
-    const other = m ? `${m[1] === 'right' ? 'left' : 'right'} ${m[2]}` : undefined;
-    if (m && other && names.includes(other)) {
-      parts.push({ s: `both ${m[2]}s`, p: true });
-      used.add(n).add(other);
-    } else {
-      parts.push(displayName(n));
-      used.add(n);
+/** Words that claim a cue; a sentence using one may name only regions with a fact of that cue. */
+export const CUE_WORDS: Readonly<Record<Cue, RegExp>> = Object.freeze({
+  blur: /\b(blur\w*|smooth\w*)\b/i,
+  sharpening: /\b(sharp\w*|grain\w*|nois\w*)\b/i,
+  colour: /\b(colou?r\w*|hue|tint\w*|tone)\b/i,
+  boundary: /\b(edges?|seams?|boundar\w*|blending)\b/i,
+});
+/** Words that claim a kind of edit; each needs an EditKindFact of that kind. */
+export const EDIT_KIND_CLAIM_WORDS: Readonly<Record<EditKind, RegExp>> = Object.freeze({
+  BLEND: /\b(blended in|face[- ]?swap\w*)\b/i,
+  INPAINT: /\binpaint\w*/i,
+  SPLICE: /\bsplic\w*/i,
+  RECOLOUR: /\brecolou?r\w*/i,
+  SMOOTH: /\b(retouch\w*|smoothed)\b/i,
+  SHARPEN: /\bsharpened\b/i,
+});
+
+/**
+ * What in `text` the facts do not back; [] means the text is grounded. Stricter than naming a
+ * known region: a region word is backed only by a fact of a cue (coverage alone is no reason to
+ * name a region), "both eyes" needs both sides, a sentence that uses a cue word may only name
+ * regions with a fact of that cue, and a kind-of-edit word needs a claim of that kind. Problems
+ * are reported as written, lowercased, deduplicated, in order: "nose", "colour: left eye",
+ * "inpainted".
+ */
+export function checkGrounding(text: string, facts: readonly Fact[], editKinds: readonly EditKindFact[] = []): string[] {
+  const out: string[] = [];
+  const add = (p: string) => (out.includes(p) ? undefined : out.push(p));
+  const claimed = facts.filter((f) => f.cue !== 'coverage');
+  const regions = [...new Set(claimed.map((f) => f.region))];
+  const byCue = (cue: Cue) => [...new Set(claimed.filter((f) => f.cue === cue).map((f) => f.region))];
+  for (const sentence of text.split(/(?<=[.!?;])\s+/)) {
+    const mentions = findRegionMentions(sentence);
+    for (const m of mentions) {
+      if (!mentionBacked(m, regions)) add(m.text.toLowerCase().replace(/\s+/g, ' '));
+    }
+    for (const cue of CLAIM_CUES) {
+      if (!CUE_WORDS[cue].test(sentence)) continue;
+      for (const m of mentions) {
+        if (mentionBacked(m, regions) && !mentionBacked(m, byCue(cue))) add(`${cue}: ${m.text.toLowerCase().replace(/\s+/g, ' ')}`);
+      }
+    }
+    for (const kind of EDIT_KINDS) {
+      const said = EDIT_KIND_CLAIM_WORDS[kind].exec(sentence);
+      if (said && !editKinds.some((k) => k.type === kind)) add(said[0].toLowerCase());
     }
   }
-  const s = parts.length <= 1
-    ? (parts[0]?.s ?? '')
-    : `${parts.slice(0, -1).map((x) => x.s).join(', ')} and ${parts[parts.length - 1].s}`;
-  return { s, p: parts.length > 1 || (parts[0]?.p ?? false) };
+  return out;
 }
 
-const capitalize = (s: string) => (s.length ? s[0].toUpperCase() + s.slice(1) : s);
-const fmt = (v: number) => v.toFixed(2);
-
-interface Selected {
+export interface Claim {
   region: RegionEvidence;
+  /** Its passing cues, strongest first. */
   cues: Cue[];
+  levels: CueThresholds;
 }
 
 /**
- * Template-based explainer. Deterministic: the same input always gives the same text (phrase
- * variants are chosen by a hash of the face index, cue and region names).
+ * Claim sentences written by someone else (a language model), already checked against their
+ * facts: per face index, per region name, the sentence and the cues it claims.
+ */
+export type WrittenClaims = ReadonlyMap<number, ReadonlyMap<string, { sentence: string; cues: readonly Cue[] }>>;
+
+/**
+ * Template explainer. Deterministic: the same input always gives the same text.
  *
- * Per face: regions with coverage >= minCoverage are ranked by score (then coverage, name) and
- * the top maxRegionsPerFace are kept. Regions sharing a cue are grouped into one sentence per
- * cue (blur, sharpening, colour, boundary, in that order); kept regions without any cue get one
- * "also flagged" sentence. With a LIKELY_AUTHENTIC verdict, or when no region reaches the
- * coverage threshold, the face gets one sentence saying no region shows consistent cues, with
- * its face score, and no region is named. An UNCERTAIN verdict adds a "weak evidence" sentence.
- * With several faces each paragraph starts "On face N, ...". Facts back every region named
- * (a 'coverage' fact) and every cue used (a cue fact whose value passes its threshold).
+ * Per face: a face too small or too degraded to judge says so and nothing else. Otherwise each
+ * region with coverage >= minCoverage and at least one cue past its own level is a claim; claims
+ * are ordered by evidence (mean probability x coverage, then the number of cues), at most
+ * maxRegionsPerFace, one sentence each naming the region and what looks wrong there. Kinds of
+ * edit whose probability reaches typeThreshold follow, with their confidence. With a
+ * LIKELY_AUTHENTIC verdict nothing is claimed and the face reads "no measurable inconsistency"
+ * (never a clearance); otherwise a face without claims says no region passed its level.
+ * UNCERTAIN adds that the evidence is weak.
  */
 export class TemplateExplainer implements Explainer {
   readonly name = 'template';
-  readonly version = '1.0.0';
-  readonly options: Readonly<Required<TemplateExplainerOptions>>;
+  readonly version = '2.0.0';
+  readonly options: Readonly<ResolvedOptions>;
+  private readonly zoneLevels: CueThresholds;
 
   constructor(options: TemplateExplainerOptions = {}) {
-    const o = { ...DEFAULT_TEMPLATE_OPTIONS };
-    for (const [k, v] of Object.entries(options) as [keyof TemplateExplainerOptions, number | undefined][]) {
+    const o: ResolvedOptions = { ...DEFAULT_TEMPLATE_OPTIONS };
+    for (const [k, v] of Object.entries(options) as [keyof TemplateExplainerOptions, never][]) {
       if (v !== undefined) o[k] = v;
     }
     if (!(o.maxRegionsPerFace >= 1)) throw new RangeError('maxRegionsPerFace must be >= 1');
     this.options = Object.freeze(o);
+    // Strictest of every level known, for zones nobody measured.
+    const all = [o, ...Object.values(o.regionThresholds)];
+    const pick = (k: keyof CueThresholds, f: (...v: number[]) => number) => f(...all.map((t) => t[k]).filter(fin));
+    this.zoneLevels = {
+      blurBelow: pick('blurBelow', Math.min),
+      sharpenAbove: pick('sharpenAbove', Math.max),
+      colourAbove: pick('colourAbove', Math.max),
+      boundaryAbove: pick('boundaryAbove', Math.max),
+    };
+  }
+
+  /** A region's cue levels: its own name's, else its family's, else the global ones (zones: the strictest). */
+  levelsFor(name: string): CueThresholds {
+    const o = this.options;
+    const family = parseRegion(name)?.family;
+    const own = o.regionThresholds[name] ?? (family !== undefined ? o.regionThresholds[family] : undefined);
+    const base: CueThresholds = own === undefined && family !== undefined && ZONE_FAMILIES.includes(family)
+      ? this.zoneLevels
+      : { blurBelow: o.blurBelow, sharpenAbove: o.sharpenAbove, colourAbove: o.colourAbove, boundaryAbove: o.boundaryAbove };
+    return { ...base, ...Object.fromEntries(Object.entries(own ?? {}).filter(([, v]) => fin(v))) };
   }
 
   async explain(input: ExplanationInput): Promise<Explanation> {
     return this.explainSync(input);
   }
 
-  /** Same as explain(), synchronously. */
-  explainSync(input: ExplanationInput): Explanation {
+  /**
+   * Same as explain(), synchronously. With `written`, a face that has written claims gets those
+   * sentences (in evidence order, with facts for the cues they claim) instead of the template's
+   * own, and keeps the template's other sentences (kinds of edit, weak evidence).
+   */
+  explainSync(input: ExplanationInput, written?: WrittenClaims): Explanation {
     const generator = { name: this.name, version: this.version };
     if (input.faces.length === 0) {
-      return { text: 'No face was found, so no facial region could be checked.', facts: [], generator };
+      return { text: 'No face was found, so there was nothing to check.', facts: [], editKinds: [], generator };
     }
     const multi = input.faces.length > 1;
     const paragraphs: string[] = [];
     const facts: Fact[] = [];
+    const editKinds: EditKindFact[] = [];
     for (const face of input.faces) {
-      const r = this.explainFace(face, input.verdict, multi);
+      const r = this.explainFace(face, input.verdict, multi, written?.get(face.faceIndex));
       paragraphs.push(r.text);
       facts.push(...r.facts);
+      editKinds.push(...r.editKinds);
     }
-    return { text: paragraphs.join(' '), facts, generator };
+    return { text: paragraphs.join(' '), facts, editKinds, generator };
   }
 
-  /** Passing cues of one region, in CUES order. */
-  private cuesOf(r: RegionEvidence): Cue[] {
-    const o = this.options;
-    const c = r.cues ?? {};
-    const out: Cue[] = [];
-    const fin = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
-    if (fin(c.noiseLogRatio) && c.noiseLogRatio < o.blurBelow) out.push('blur');
-    if (fin(c.noiseLogRatio) && c.noiseLogRatio > o.sharpenAbove) out.push('sharpening');
-    if (fin(c.colourDelta) && c.colourDelta > o.colourAbove) out.push('colour');
-    if (fin(c.boundaryStrength) && c.boundaryStrength > o.boundaryAbove) out.push('boundary');
-    return out;
+  /** The claims the evidence supports on one face, strongest first (all of them, before the per-face limits). */
+  claims(face: FaceEvidence, verdict: Verdict): Claim[] {
+    if (verdict === 'LIKELY_AUTHENTIC' || !judgeable(face)) return [];
+    const seen = new Set<string>();
+    const ev = (r: RegionEvidence) => (fin(r.score) ? r.score : 0) * r.coverage;
+    return face.regions
+      .filter((r) => fin(r.coverage) && r.coverage >= this.options.minCoverage && parseRegion(r.name) !== undefined)
+      .map((region) => {
+        const levels = this.levelsFor(region.name);
+        const cues = CLAIM_CUES.filter((c) => cuePasses(c, region, levels))
+          .sort((a, b) => cueStrength(b, region, levels) - cueStrength(a, region, levels));
+        return { region, cues, levels };
+      })
+      .filter((c) => c.cues.length > 0)
+      .sort((a, b) => ev(b.region) - ev(a.region) || b.cues.length - a.cues.length || (a.region.name < b.region.name ? -1 : a.region.name > b.region.name ? 1 : 0))
+      .filter((c) => (seen.has(c.region.name) ? false : (seen.add(c.region.name), true)));
   }
 
-  private explainFace(face: FaceEvidence, verdict: Verdict, multi: boolean): { text: string; facts: Fact[] } {
+  /** The kinds of edit to name on one face, most probable first. */
+  kinds(face: FaceEvidence, verdict: Verdict): { type: EditKind; probability: number }[] {
+    if (verdict === 'LIKELY_AUTHENTIC' || !judgeable(face)) return [];
+    const level = this.typeLevel(face);
+    return (face.manipulations ?? [])
+      .filter((m) => fin(m.probability) && m.probability >= level && EDIT_KINDS.includes(m.type))
+      .sort((a, b) => b.probability - a.probability)
+      .slice(0, this.options.maxKindsPerFace);
+  }
+
+  /** The probability from which a kind of edit is named on this face. */
+  typeLevel(face: FaceEvidence): number {
+    return fin(face.typeThreshold) && face.typeThreshold > 0 ? face.typeThreshold : this.options.typeThreshold;
+  }
+
+  private explainFace(face: FaceEvidence, verdict: Verdict, multi: boolean, written?: ReadonlyMap<string, { sentence: string; cues: readonly Cue[] }>): { text: string; facts: Fact[]; editKinds: EditKindFact[] } {
     const o = this.options;
     const prefix = multi ? `On face ${face.faceIndex + 1}, ` : '';
-    const score = Number.isFinite(face.forgeryScore) ? fmt(face.forgeryScore) : 'n/a';
-
-    const seen = new Set<string>();
-    const eligible = verdict === 'LIKELY_AUTHENTIC'
-      ? []
-      : face.regions
-          .filter((r) => Number.isFinite(r.coverage) && r.coverage >= o.minCoverage && r.name.trim().length > 0)
-          .map((r) => ({ ...r, score: Number.isFinite(r.score) ? r.score : 0 }))
-          .sort((a, b) => b.score - a.score || b.coverage - a.coverage || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-          .filter((r) => (seen.has(r.name) ? false : (seen.add(r.name), true)));
-
-    if (eligible.length === 0) {
-      const s = pick(NOTHING, `${face.faceIndex}|none`)(score);
-      return { text: `${prefix ? prefix + s : capitalize(s)}.`, facts: [] };
+    const open = (s: string) => (prefix ? prefix + s : capitalize(s));
+    const score = fin(face.forgeryScore) ? fmt(face.forgeryScore) : 'n/a';
+    if (face.quality === 'TOO_SMALL' || face.quality === 'TOO_DEGRADED') {
+      const why = face.quality === 'TOO_SMALL' ? 'too small in the image' : 'too degraded (blurred, hidden or turned away)';
+      return { text: open(`the face is ${why} to judge, so its scores say nothing either way.`), facts: [], editKinds: [] };
     }
-
-    let n = Math.min(o.maxRegionsPerFace, eligible.length);
-    for (;;) {
-      const selected: Selected[] = eligible.slice(0, n).map((region) => ({ region, cues: this.cuesOf(region) }));
-      const text = this.render(face, selected, verdict, prefix, score);
-      if (text.length <= o.maxCharsPerFace || n === 1) return { text, facts: this.factsFor(face, selected) };
-      n--;
-    }
-  }
-
-  private render(face: FaceEvidence, selected: Selected[], verdict: Verdict, prefix: string, score: string): string {
-    // One group per cue (regions sharing it); cues whose region sets are identical share a
-    // sentence: opener for the first cue, pronoun continuations for the others.
-    const groups: { names: string[]; cues: Cue[] }[] = [];
-    for (const cue of CUES) {
-      const names = selected.filter((x) => x.cues.includes(cue)).map((x) => x.region.name);
-      if (names.length === 0) continue;
-      const same = groups.find((g) => g.names.join('|') === names.join('|'));
-      if (same) same.cues.push(cue);
-      else groups.push({ names, cues: [cue] });
-    }
-    const clauses = groups.map(({ names, cues }) => {
-      const subj = subject(names);
-      const key = `${face.faceIndex}|${cues.join('+')}|${names.join(',')}`;
-      return cues
-        .map((cue, i) => pick(i === 0 ? CUE_TEMPLATES[cue] : CUE_FOLLOW_UPS[cue], `${key}|${i}`)(subj))
-        .join('');
-    });
-    const plain = selected.filter((x) => x.cues.length === 0).map((x) => x.region.name);
-    if (plain.length) {
-      const list = clauses.length ? ALSO_FLAGGED : FLAGGED_ONLY;
-      clauses.push(pick(list, `${face.faceIndex}|plain|${plain.join(',')}`)(subject(plain)));
-    }
-    const sentences = clauses.map((c, i) => (i === 0 && prefix ? prefix + c : capitalize(c)) + '.');
-    if (verdict === 'UNCERTAIN') sentences.push(WEAK(score));
-    return sentences.join(' ');
-  }
-
-  private factsFor(face: FaceEvidence, selected: Selected[]): Fact[] {
-    const o = this.options;
-    const facts: Fact[] = [];
-    for (const { region: r, cues } of selected) {
-      const the = displayName(r.name).s;
-      const The = capitalize(the);
-      const base = { faceIndex: face.faceIndex, region: r.name };
-      facts.push({
-        ...base,
-        cue: 'coverage',
-        value: r.coverage,
-        unit: 'fraction of region',
-        statement: `${Math.round(r.coverage * 100)}% of ${the} lies inside the forgery mask (mean probability ${fmt(r.score)}).`,
+    const all = written?.size
+      ? this.claims(face, verdict)
+          .filter((c) => written.has(c.region.name))
+          .map((c) => ({ ...c, cues: c.cues.filter((cue) => written.get(c.region.name)!.cues.includes(cue)) }))
+          .filter((c) => c.cues.length > 0)
+      : this.claims(face, verdict);
+    const kinds = this.kinds(face, verdict);
+    const editKinds = kinds.map((k) => ({
+      faceIndex: face.faceIndex,
+      type: k.type,
+      probability: k.probability,
+      threshold: this.typeLevel(face),
+      statement: `The localizer's type output gives ${EDIT_KIND_NOUN[k.type]} a probability of ${fmt(k.probability)} (named from ${fmt(this.typeLevel(face))}).`,
+    }));
+    for (let n = Math.min(o.maxRegionsPerFace, all.length); ; n--) {
+      const claims = all.slice(0, n);
+      const sentences = claims.map((c) => {
+        const own = written?.get(c.region.name)?.sentence;
+        if (own) return own[0].toLowerCase() + own.slice(1).replace(/[.!]?\s*$/, '.');
+        const x = subjectOf(c.region.name);
+        return list(c.cues.map((cue, i) => (i === 0 ? FIRST[cue] : NEXT[cue])(x))) + '.';
       });
-      for (const cue of cues) {
-        const c = r.cues;
-        if (cue === 'blur') {
-          facts.push({ ...base, cue, value: c.noiseLogRatio!, unit: 'log-ratio of high-frequency energy',
-            statement: `${The} has less fine detail than the face reference (log-ratio ${fmt(c.noiseLogRatio!)} < ${fmt(o.blurBelow)}).` });
-        } else if (cue === 'sharpening') {
-          facts.push({ ...base, cue, value: c.noiseLogRatio!, unit: 'log-ratio of high-frequency energy',
-            statement: `${The} has more fine detail or noise than the face reference (log-ratio ${fmt(c.noiseLogRatio!)} > ${fmt(o.sharpenAbove)}).` });
-        } else if (cue === 'colour') {
-          facts.push({ ...base, cue, value: c.colourDelta!, unit: 'chroma distance (0..1 RGB)',
-            statement: `${The} deviates from the face's reference colour (chroma distance ${fmt(c.colourDelta!)} > ${fmt(o.colourAbove)}).` });
-        } else {
-          facts.push({ ...base, cue, value: c.boundaryStrength!, unit: 'boundary strength (model units)',
-            statement: `The forgery mask edge in ${the} has a blending boundary (strength ${fmt(c.boundaryStrength!)} > ${fmt(o.boundaryAbove)}).` });
-        }
+      if (kinds.length) {
+        sentences.push(`the edit looks ${list(kinds.map((k, i) => `${EDIT_KIND_WORDS[k.type]} (${i === 0 ? 'type confidence ' : ''}${fmt(k.probability)})`))}.`);
+      }
+      if (claims.length === 0) {
+        sentences.unshift(verdict === 'LIKELY_AUTHENTIC'
+          ? `no measurable inconsistency was found on this face (face score ${score}); that is not proof that it is unedited.`
+          : `no single facial region shows a cue past its natural level, so none is named (face score ${score}).`);
+      }
+      if (verdict === 'UNCERTAIN') sentences.push(claims.length ? `the evidence is weak overall (face score ${score}).` : 'the evidence is weak overall.');
+      const text = sentences.map((s, i) => (i === 0 ? open(s) : capitalize(s))).join(' ');
+      if (text.length <= o.maxCharsPerFace || n <= 1) return { text, facts: claims.flatMap((c) => this.factsFor(face, c)), editKinds };
+    }
+  }
+
+  private factsFor(face: FaceEvidence, { region: r, cues, levels: t }: Claim): Fact[] {
+    const x = subjectOf(r.name);
+    const the = x.s;
+    const The = capitalize(the);
+    const has = x.plural ? 'have' : 'has';
+    const base = { faceIndex: face.faceIndex, region: r.name };
+    const facts: Fact[] = [{
+      ...base,
+      cue: 'coverage',
+      value: r.coverage,
+      unit: 'fraction of region',
+      statement: `${Math.round(r.coverage * 100)}% of ${the} ${x.plural ? 'lie' : 'lies'} inside the forgery mask (mean probability ${fmt(fin(r.score) ? r.score : 0)}).`,
+    }];
+    const c = r.cues;
+    for (const cue of cues) {
+      if (cue === 'blur' || cue === 'sharpening') {
+        const blur = cue === 'blur';
+        facts.push({ ...base, cue, value: c.noiseLogRatio!, unit: 'log-ratio of high-frequency energy',
+          statement: `${The} ${has} ${blur ? 'less fine detail' : 'more fine detail or noise'} than the face as a whole (log-ratio ${fmt(c.noiseLogRatio!)}, ${blur ? 'below' : 'above'} this region's level of ${fmt(blur ? t.blurBelow : t.sharpenAbove)}).` });
+      } else if (cue === 'colour') {
+        facts.push({ ...base, cue, value: c.colourDelta!, unit: 'percent points of chromaticity',
+          statement: `${The} ${be(x)} ${c.colourDelta!.toFixed(1)} percent points of chromaticity away from the face's own colour (above this region's level of ${t.colourAbove.toFixed(1)}).` });
+      } else {
+        facts.push({ ...base, cue, value: c.boundaryStrength!, unit: 'boundary strength (model units)',
+          statement: `The forgery mask's edge in ${the} shows a blending boundary of strength ${fmt(c.boundaryStrength!)} (above this region's level of ${fmt(t.boundaryAbove)}).` });
       }
     }
     return facts;
   }
 }
+
+const judgeable = (f: FaceEvidence) => f.quality !== 'TOO_SMALL' && f.quality !== 'TOO_DEGRADED';

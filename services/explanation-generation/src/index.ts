@@ -1,2 +1,3 @@
 export * from './explainer.ts';
 export * from './stage.ts';
+export * from './metrics.ts';

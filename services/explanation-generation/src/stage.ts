@@ -2,11 +2,12 @@
 // assembles the final Analysis.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { Topic, nextMeta, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
-import { AnalysisSchema, Cue, ExplanationSchema, FactSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { Topic, nextMeta, type ImageLimits, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
+import { AnalysisSchema, Cue, EditKindFactSchema, ExplanationSchema, FaceQuality, FactSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, ManipulationType, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import type { Explainer, Fact } from './explainer.ts';
+import { EDIT_KINDS, type EditKind, type Explainer, type FaceEvidence, type Fact, type FaceQualityLabel } from './explainer.ts';
+import { faceImageLoader } from './face-image.ts';
 
 export const EXPLANATION = ConsumerGroup.explanationGeneration;
 
@@ -18,11 +19,26 @@ const CUE: Record<Fact['cue'], Cue> = {
   boundary: Cue.BOUNDARY,
 };
 
+/** The explainer's view of a stored face: its evidence, quality and kinds of edit. */
+export function faceEvidence(f: Face): FaceEvidence {
+  return {
+    faceIndex: f.index,
+    forgeryScore: f.forgeryScore,
+    regions: f.regions.map((r) => ({ name: r.name, score: r.score, coverage: r.coverage, cues: { ...r.cues } })),
+    quality: (FaceQuality[f.quality] ?? 'UNSPECIFIED') as FaceQualityLabel,
+    manipulations: f.manipulations
+      .map((m) => ({ type: ManipulationType[m.type] as EditKind, probability: m.probability }))
+      .filter((m) => EDIT_KINDS.includes(m.type)),
+  };
+}
+
 export interface ExplanationDeps {
   explainer: Explainer;
   /** Where the artefacts are; when it can presign (S3), the final event carries expiring URLs for downstream consumers. */
   store?: ObjectStore;
   presignTtlS?: number;
+  /** Decoding limits for the original, when an explainer asks for the face's pixels. */
+  limits?: ImageLimits;
 }
 
 export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof ForgeryLocalizedSchema, typeof AnalysisCompletedSchema> {
@@ -52,16 +68,16 @@ export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof 
       if (!noFace) {
         const e = await deps.explainer.explain({
           verdict: Verdict[event.verdict] as 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN',
-          faces: event.faces.map((f) => ({
-            faceIndex: f.index,
-            forgeryScore: f.forgeryScore,
-            regions: f.regions.map((r) => ({ name: r.name, score: r.score, coverage: r.coverage, cues: { ...r.cues } })),
-          })),
+          faces: event.faces.map(faceEvidence),
+          // Pixels only for explainers that look at them (a vision-language model), read on demand.
+          faceImage: deps.store && event.artifacts ? faceImageLoader(deps.store, event.artifacts, event.faces, deps.limits) : undefined,
         });
         analysis.explanation = create(ExplanationSchema, {
           text: e.text,
           facts: e.facts.map((f) => create(FactSchema, { faceIndex: f.faceIndex, region: f.region, cue: CUE[f.cue], value: f.value, unit: f.unit, statement: f.statement })),
+          editKinds: e.editKinds.map((k) => create(EditKindFactSchema, { faceIndex: k.faceIndex, type: ManipulationType[k.type], probability: k.probability, threshold: k.threshold, statement: k.statement })),
           generator: create(ModelRefSchema, { name: e.generator.name, version: e.generator.version }),
+          fallbackReason: e.fallbackReason ?? '',
         });
         analysis.models.push(analysis.explanation.generator!);
       }

@@ -104,6 +104,23 @@ const WATCHED = [
   { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema, stage: Stage.FORGERY_LOCALIZATION },
 ] as const;
 
+/** The steps a watcher sees, in order: ingest, each watched stage, then the final one. */
+const WATCH_ORDER: readonly Stage[] = [Stage.INGEST, ...WATCHED.map((w) => w.stage), Stage.EXPLANATION];
+/** A stage's place in WATCH_ORDER; a stage outside it (one that can only end an analysis) comes last. */
+const watchPosition = (s: Stage) => (WATCH_ORDER.includes(s) ? WATCH_ORDER.indexOf(s) : WATCH_ORDER.length);
+
+/** The analysis as its PENDING row held it, for a step the watcher did not see while it was in flight. */
+function pendingOf(a: Analysis): Analysis {
+  return create(AnalysisSchema, {
+    analysisId: a.analysisId,
+    tenantId: a.tenantId,
+    contentSha256: a.contentSha256,
+    status: AnalysisStatus.PENDING,
+    sourceName: a.sourceName,
+    submittedAt: a.submittedAt,
+  });
+}
+
 export class Gateway {
   readonly store: ObjectStore;
   /** Overlays rendered on first request, bounded (one render per overlay, so many at once, a pixel cap). */
@@ -300,8 +317,10 @@ export class Gateway {
   }
 
   /**
-   * The analysis now, then one step per finished stage, ending with the final state. Steps that
-   * happen between two looks are reported once, at the latest stage.
+   * The analysis now, then one step per finished stage, in pipeline order, ending with the final
+   * state. A stage that finished between two looks (or whose event was consumed after the final
+   * one: the topics are read independently) is still reported, with the analysis as it stood
+   * while PENDING, so every watcher sees every stage in order.
    */
   async *watch(tenantId: string, analysisId: string, signal?: AbortSignal): AsyncGenerator<WatchStep> {
     let wake = () => {};
@@ -309,6 +328,7 @@ export class Gateway {
     const unlisten = this.listen(analysisId, () => wake());
     try {
       let seen = -1;
+      let pending: Analysis | undefined;
       let poll = POLL_MS;
       for (;;) {
         signal?.throwIfAborted();
@@ -316,11 +336,16 @@ export class Gateway {
         const row = await this.analyses.getWithStage(tenantId, analysisId);
         if (!row) return;
         const final = row.analysis.status !== AnalysisStatus.PENDING;
+        if (!final) pending = row.analysis;
         // The stage that finished last: the one that ended it (a rejection names its stage), or
         // the newest one seen while PENDING (ingest until detection is through).
         const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : row.stage || Stage.INGEST;
-        if (stage > seen || final) {
-          seen = stage;
+        const at = watchPosition(stage);
+        if (at > seen || final) {
+          for (let i = seen + 1; i < at; i++) {
+            yield { stage: WATCH_ORDER[i], analysis: await this.withUrls(pending ?? pendingOf(row.analysis)) };
+          }
+          seen = at;
           yield { stage, analysis: await this.withUrls(row.analysis) };
         }
         if (final) return;

@@ -202,11 +202,11 @@ if (!serversReady) {
     assert.ok(res.results[0].accepted?.analysisId);
     assert.deepEqual(res.results.slice(1).map((r) => ErrorCode[r.error!.code]), ['UNSUPPORTED_FORMAT', 'URL_REFUSED', 'INVALID_MESSAGE']);
     const steps = await watch(tenants.a.client, res.results[0].accepted!.analysisId);
-    const stages = steps.map((s) => s.stage);
-    assert.deepEqual([...stages].sort((x, y) => x - y), stages, 'stages only move forward');
+    // Every stage, in order, whatever the watcher's looks missed (the stage topics are consumed
+    // independently of the final one in distributed mode).
+    assert.deepEqual(steps.map((s) => Stage[s.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.equal(steps.at(-1)!.analysis!.status, AnalysisStatus.COMPLETED);
     assert.ok(steps.slice(0, -1).every((s) => s.analysis!.status === AnalysisStatus.PENDING));
-    assert.ok(stages.every((s) => s >= Stage.INGEST && s <= Stage.EXPLANATION));
   });
 
   test('the submissions topic: signed requests are analysed once; unsigned and garbage ones are dead-lettered with a reason', async () => {

@@ -25,6 +25,7 @@ import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb
 import { IngestService, ListAnalysesRequestSchema, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
 import { serveIngest } from '@tampertrace/ingest/api';
+import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,6 +34,28 @@ const SHOTS = path.join(REPO_ROOT, 'out', 'console-e2e');
 const CONSOLE = path.join(REPO_ROOT, 'services', 'console');
 // Locally the browser tests may be skipped without chromium; under CI its absence is a failure.
 const noBrowser = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} is missing (apt-get install chromium); browser tests skipped` : false;
+
+/**
+ * A fixed explanation over the face's real regions, so that the page's word highlighting is
+ * tested on known words (a plural, a pair, a side-less region) and a kind of edit, whatever the
+ * bundled localizer's levels let the template say about this forgery.
+ */
+const fixedExplainer: Explainer = {
+  name: 'console-test',
+  version: '1',
+  async explain(input) {
+    const f = input.faces[0];
+    const has = (n: string) => f.regions.find((r) => r.name === n)?.name;
+    const lips = has('lips') ?? has('lip')!;
+    const fact = (region: string, cue: 'blur' | 'colour' | 'sharpening') => ({ faceIndex: f.faceIndex, region, cue, value: 1, unit: 'u', statement: `${region} ${cue}` });
+    return {
+      text: 'The lips are smoother than the rest of the face. Both eyes have a colour that does not match the rest of the face; the nose is sharper and grainier than the surrounding skin. The edit looks recoloured (type confidence 0.83).',
+      facts: [fact(lips, 'blur'), fact('right eye', 'colour'), fact('left eye', 'colour'), fact('nose', 'sharpening')],
+      editKinds: [{ faceIndex: f.faceIndex, type: 'RECOLOUR', probability: 0.83, threshold: 0.5, statement: 'recolouring 0.83' }],
+      generator: { name: this.name, version: this.version },
+    };
+  },
+};
 
 const A = 'tenant-a';
 const B = 'tenant-b';
@@ -68,7 +91,7 @@ before(async () => {
 
   const bus = new InMemoryBus();
   const sql = await openPglite(path.join(home, 'db'));
-  pipeline = await startPipeline(cfg, pino({ level: 'silent' }), { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: 'console-e2e-test-pepper-0123456789' });
+  pipeline = await startPipeline(cfg, pino({ level: 'silent' }), { bus, store: new FsObjectStore(path.join(home, 'objects')), sql, idle: () => bus.idle() }, { pepper: 'console-e2e-test-pepper-0123456789', explainer: fixedExplainer });
   for (const t of [A, B]) keys[t] = (await pipeline.ingest.tenants.create(t)).apiKey;
   servers = await serveIngest(pipeline.ingest, cfg);
   base = `http://127.0.0.1:${servers.httpPort}`;
@@ -278,15 +301,41 @@ test('the detail page draws the mask where the mask is, with region chips, expla
   assert.ok(touched / inside.size > 0.98, `every pixel inside the polygons is painted: ${touched}/${inside.size}`);
   assert.ok(solidInside / painted.solid.length > 0.98 && painted.solid.length > 0.5 * inside.size, `fully painted pixels lie inside: ${solidInside}/${painted.solid.length} (inside ${inside.size})`);
 
-  // The explanation as the API has it, with its region words hoverable.
+  // The explanation as the API has it; every region word, plural or pair included, highlights
+  // its regions on the image and in the zoomed face view.
   assert.equal((await page.locator('#explanation').textContent())!.trim(), a.explanation.text.trim());
+  const lips = a.faces[0].regions.some((r: { name: string }) => r.name === 'lips') ? 'lips' : 'lip';
   const words = page.locator('#explanation .region-word');
-  assert.ok((await words.count()) > 0, 'the explanation names a region');
-  const word = (await words.first().getAttribute('data-region'))!;
-  await page.locator('#region-layer').evaluate((c) => ((c as HTMLElement).hidden = true));
+  assert.deepEqual(await words.evaluateAll((ws) => ws.map((w) => [w.textContent, ((w as HTMLElement).dataset.region ?? '').split(', ').sort().join(', ')])), [
+    ['lips', lips], ['Both eyes', 'left eye, right eye'], ['nose', 'nose'],
+  ]);
+  const zoom = page.locator('#zoom');
+  assert.ok(await zoom.isVisible(), 'a zoomed view of the face beside the image');
+  assert.equal(await zoom.getAttribute('data-face'), '0');
+  const zoomBefore = await sharp(await zoom.screenshot()).removeAlpha().raw().toBuffer();
+  for (let i = 0; i < 3; i++) {
+    const word = words.nth(i);
+    const regions = (await word.getAttribute('data-region'))!;
+    await page.locator('#region-layer').evaluate((c) => ((c as HTMLElement).hidden = true));
+    await word.hover();
+    assert.equal(await page.locator('#region-layer').getAttribute('data-region'), regions);
+    assert.ok(await page.locator('#region-layer').isVisible());
+    assert.equal(await zoom.getAttribute('data-region'), regions, 'the zoomed view shows the same regions');
+  }
+  // The zoomed view is the face itself (not blank) and shows the highlight (cyan added somewhere).
   await words.first().hover();
-  assert.equal(await page.locator('#region-layer').getAttribute('data-region'), word);
-  assert.ok(await page.locator('#region-layer').isVisible());
+  const zoomLit = await sharp(await zoom.screenshot()).removeAlpha().raw().toBuffer();
+  const distinct = new Set<number>();
+  for (let i = 0; i < zoomBefore.length; i += 3 * 97) distinct.add(zoomBefore[i] >> 4);
+  assert.ok(distinct.size > 4, `the zoomed view shows an image (${distinct.size} grey levels)`);
+  let cyanner = 0;
+  for (let i = 0; i < zoomLit.length; i += 3) if (zoomLit[i + 2] - zoomBefore[i + 2] > 30 && zoomLit[i] <= zoomBefore[i] + 5) cyanner++;
+  assert.ok(cyanner > 50, `the highlight is drawn in the zoomed view (${cyanner} px)`);
+  // The kind of edit, by face.
+  assert.match((await page.locator('.edit-kinds').first().textContent())!, /Kind of edit: recolouring 0\.83/);
+  assert.equal(await page.locator('.edit-kind.named').count(), 1);
+  assert.equal((await page.locator('#explanation-by').textContent())!.trim(), 'Written by console-test 1.');
+  assert.ok((await page.locator('.facts').textContent())!.includes('recolouring 0.83'), 'the kind-of-edit fact is listed');
 
   // Models, timings and downloads.
   for (const m of a.models) assert.ok((await page.locator('.models').textContent())!.includes(`${m.name} ${m.version}`));

@@ -144,10 +144,12 @@ test('the self-blended forgery scores above the real photo, and its mask and exp
   }
   assert.ok(pred > 0, 'something is masked');
   assert.ok(inter / pred > 0.3, `mask precision against the blended area: ${(inter / pred).toFixed(2)}`);
-  // Every region the explanation names is backed by a fact; at least one is a blended one.
-  const named = new Set<string>(forged.explanation.facts.map((f: { region: string }) => f.region));
-  assert.ok(named.size > 0);
-  assert.ok([...named].some((r) => forgedRegions.has(r)), `named ${[...named].join(', ')}`);
+  // A region is named only with a cue past the level real faces reach (per-region levels, measured
+  // on other photos); when one is, at least one named region is a blended one and the text says
+  // it. When none is, the text says that no region passed, and names none.
+  const named = new Set<string>(forged.explanation.facts.filter((f: { cue: string }) => f.cue !== 'CUE_COVERAGE').map((f: { region: string }) => f.region));
+  if (named.size === 0) assert.match(forged.explanation.text, /no single facial region shows a cue past its natural level/i);
+  else assert.ok([...named].some((r) => forgedRegions.has(r)), `named ${[...named].join(', ')}`);
   for (const r of named) assert.ok(forged.explanation.text.toLowerCase().includes(r.replace(/^(left|right) /, '')), `text mentions ${r}`);
 });
 

@@ -24,7 +24,8 @@ import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { loadLocalizer } from '@tampertrace/forgery-localization/load';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
-import { TemplateExplainer } from '@tampertrace/explanation-generation/explainer';
+import { createExplainer } from '@tampertrace/explanation-generation/explainers';
+import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
 import type { AuditStore } from '@tampertrace/audit/store';
 import { openPglite } from '@tampertrace/shared/pglite';
@@ -34,7 +35,7 @@ import { acquireDataLock, type DataLock } from './data-lock.ts';
 /** The models every analysis needs, loaded and verified against the manifest. */
 export async function loadModels(cfg: Config) {
   const [detector, { model, entry: locEntry, localizer }] = await Promise.all([loadDetector(cfg), loadLocalizer(cfg)]);
-  return { detector, model, locEntry, localizer, explainer: new TemplateExplainer(locEntry.cueThresholds) };
+  return { detector, model, locEntry, localizer, explainer: createExplainer(cfg, locEntry) };
 }
 
 /** The transports a pipeline runs on: in-process ones for embedded mode, real servers otherwise. */
@@ -115,7 +116,7 @@ export async function startEmbedded(cfg: Config, log: Logger, opts: { lock?: Dat
  * and the audit consumer (embedded mode, or all-in-one on real servers). Without them, this is
  * the distributed mode's ingest service, in front of stage services running elsewhere.
  */
-export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean; pepper: string }): Promise<Embedded> {
+export async function startPipeline(cfg: Config, log: Logger, t: Transports, opts: { stages?: boolean; pepper: string; explainer?: Explainer }): Promise<Embedded> {
   const { bus, store, sql } = t;
   const limits = limitsOf(cfg);
   // Detection and localization run in this one process: decode each original once for both.
@@ -126,7 +127,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   const ingest = await openIngest({ cfg, log: log.child({ component: 'ingest' }), bus, store, sql, decoded, pepper: opts.pepper });
   const { gateway } = ingest;
   if (opts.stages !== false) {
-    const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg);
+    const { detector, model, locEntry, localizer } = await loadModels(cfg);
     // openIngest migrated it: the API reads the same store.
     audit = ingest.audit;
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
@@ -134,7 +135,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     subs.push(
       await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
       await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
-      await runStage(bus, explanationStage({ explainer, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runStage(bus, explanationStage({ explainer: opts.explainer ?? createExplainer(cfg, locEntry, log.child({ stage: 'explanation-generation' })), limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
         concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
         batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,

@@ -102,6 +102,44 @@ test('without wait the endpoint answers 202 with the analysis id at once', async
   assert.equal(a.analysisId, analysisId);
 });
 
+/** The events of a server-sent events body, as [event, stage] pairs. */
+function sseSteps(body: string): [string, string][] {
+  return body.split('\n\n').filter((b) => b.trim()).map((b) => {
+    const event = /^event: (.+)$/m.exec(b)![1];
+    const data = JSON.parse(/^data: (.+)$/m.exec(b)![1]) as { stage: string; analysis: { status: string } };
+    // Only the last event carries a final analysis.
+    assert.equal(data.analysis.status === 'ANALYSIS_STATUS_PENDING', event === 'stage', b.slice(0, 200));
+    return [event, data.stage];
+  });
+}
+
+test('the /events stream of a live analysis sends every stage in order, forgery localization included', async () => {
+  // Several at once, watched from the moment they are accepted: stages finish between the
+  // watcher's looks, and a stage's event may be consumed after the final one.
+  const images = await Promise.all([sharp(cameraPng()).flop().png().toBuffer(), sharp(cameraPng()).flip().png().toBuffer(), sharp(cameraPng()).rotate(90).png().toBuffer()]);
+  const streams = await Promise.all(images.map(async (img) => {
+    const res = await api(`${base}/v1/analyses`, { method: 'POST', body: new Uint8Array(img) });
+    assert.equal(res.status, 202);
+    const { analysisId } = await res.json();
+    const events = await api(`${base}/v1/analyses/${analysisId}/events`);
+    assert.equal(events.headers.get('content-type'), 'text/event-stream');
+    return events.text();
+  }));
+  for (const body of streams) {
+    assert.deepEqual(sseSteps(body), [
+      ['stage', 'INGEST'],
+      ['stage', 'FACE_DETECTION'],
+      ['stage', 'FORGERY_LOCALIZATION'],
+      ['final', 'EXPLANATION'],
+    ]);
+  }
+  // Watching a finished analysis replays the same sequence.
+  const res = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await sharp(cameraPng()).resize(480).png().toBuffer()) });
+  const done = await res.json();
+  assert.equal(done.status, 'ANALYSIS_STATUS_COMPLETED');
+  assert.deepEqual(sseSteps(await (await api(`${base}/v1/analyses/${done.analysisId}/events`)).text()).map(([, st]) => st), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+});
+
 test('without an API key, or with a wrong one, every route answers 401 and does nothing', async () => {
   for (const headers of [{}, { authorization: 'Bearer tt_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Bearer nonsense' }] as Array<Record<string, string>>) {
     const post = await fetch(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(cameraPng()), headers });

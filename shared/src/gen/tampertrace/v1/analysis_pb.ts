@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/analysis.proto.
  */
 export const file_tampertrace_v1_analysis: GenFile = /*@__PURE__*/
-  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEi6QQKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAiK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmIrIDCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCEigKCWxhbmRtYXJrcxgIIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EisKCWhlYWRfcG9zZRgJIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkhlYWRQb3NlEhkKEWxhbmRtYXJrX3ByZXNlbmNlGAogASgCEjgKDW1hbmlwdWxhdGlvbnMYCyADKAsyIS50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25TY29yZRIsCgdxdWFsaXR5GAwgASgOMhsudGFtcGVydHJhY2UudjEuRmFjZVF1YWxpdHkiWAoRTWFuaXB1bGF0aW9uU2NvcmUSLgoEdHlwZRgBIAEoDjIgLnRhbXBlcnRyYWNlLnYxLk1hbmlwdWxhdGlvblR5cGUSEwoLcHJvYmFiaWxpdHkYAiABKAIikQEKC1JlZ2lvblNjb3JlEgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY292ZXJhZ2UYAyABKAISKAoEY3VlcxgEIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlJlZ2lvbkN1ZXMSKQoIcG9seWdvbnMYBSADKAsyFy50YW1wZXJ0cmFjZS52MS5Qb2x5Z29uIqABCgpSZWdpb25DdWVzEhwKD25vaXNlX2xvZ19yYXRpbxgBIAEoAkgAiAEBEhkKDGNvbG91cl9kZWx0YRgCIAEoAkgBiAEBEh4KEWJvdW5kYXJ5X3N0cmVuZ3RoGAMgASgCSAKIAQFCEgoQX25vaXNlX2xvZ19yYXRpb0IPCg1fY29sb3VyX2RlbHRhQhQKEl9ib3VuZGFyeV9zdHJlbmd0aCJtCgtFeHBsYW5hdGlvbhIMCgR0ZXh0GAEgASgJEiMKBWZhY3RzGAIgAygLMhQudGFtcGVydHJhY2UudjEuRmFjdBIrCglnZW5lcmF0b3IYAyABKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZiJ8CgRGYWN0EhIKCmZhY2VfaW5kZXgYASABKA0SDgoGcmVnaW9uGAIgASgJEiAKA2N1ZRgDIAEoDjITLnRhbXBlcnRyYWNlLnYxLkN1ZRINCgV2YWx1ZRgEIAEoAhIMCgR1bml0GAUgASgJEhEKCXN0YXRlbWVudBgGIAEoCSqCAQoLRmFjZVF1YWxpdHkSHAoYRkFDRV9RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGgoWRkFDRV9RVUFMSVRZX0pVREdFQUJMRRABEhoKFkZBQ0VfUVVBTElUWV9UT09fU01BTEwQAhIdChlGQUNFX1FVQUxJVFlfVE9PX0RFR1JBREVEEAMqcAoDQ3VlEhMKD0NVRV9VTlNQRUNJRklFRBAAEhAKDENVRV9DT1ZFUkFHRRABEgwKCENVRV9CTFVSEAISEgoOQ1VFX1NIQVJQRU5JTkcQAxIOCgpDVUVfQ09MT1VSEAQSEAoMQ1VFX0JPVU5EQVJZEAViBnByb3RvMw", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
+  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEi6QQKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAiK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmIrIDCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCEigKCWxhbmRtYXJrcxgIIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EisKCWhlYWRfcG9zZRgJIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkhlYWRQb3NlEhkKEWxhbmRtYXJrX3ByZXNlbmNlGAogASgCEjgKDW1hbmlwdWxhdGlvbnMYCyADKAsyIS50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25TY29yZRIsCgdxdWFsaXR5GAwgASgOMhsudGFtcGVydHJhY2UudjEuRmFjZVF1YWxpdHkiWAoRTWFuaXB1bGF0aW9uU2NvcmUSLgoEdHlwZRgBIAEoDjIgLnRhbXBlcnRyYWNlLnYxLk1hbmlwdWxhdGlvblR5cGUSEwoLcHJvYmFiaWxpdHkYAiABKAIikQEKC1JlZ2lvblNjb3JlEgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY292ZXJhZ2UYAyABKAISKAoEY3VlcxgEIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlJlZ2lvbkN1ZXMSKQoIcG9seWdvbnMYBSADKAsyFy50YW1wZXJ0cmFjZS52MS5Qb2x5Z29uIqABCgpSZWdpb25DdWVzEhwKD25vaXNlX2xvZ19yYXRpbxgBIAEoAkgAiAEBEhkKDGNvbG91cl9kZWx0YRgCIAEoAkgBiAEBEh4KEWJvdW5kYXJ5X3N0cmVuZ3RoGAMgASgCSAKIAQFCEgoQX25vaXNlX2xvZ19yYXRpb0IPCg1fY29sb3VyX2RlbHRhQhQKEl9ib3VuZGFyeV9zdHJlbmd0aCK4AQoLRXhwbGFuYXRpb24SDAoEdGV4dBgBIAEoCRIjCgVmYWN0cxgCIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY3QSKwoJZ2VuZXJhdG9yGAMgASgLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYSMAoKZWRpdF9raW5kcxgEIAMoCzIcLnRhbXBlcnRyYWNlLnYxLkVkaXRLaW5kRmFjdBIXCg9mYWxsYmFja19yZWFzb24YBSABKAkijQEKDEVkaXRLaW5kRmFjdBISCgpmYWNlX2luZGV4GAEgASgNEi4KBHR5cGUYAiABKA4yIC50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25UeXBlEhMKC3Byb2JhYmlsaXR5GAMgASgCEhEKCXRocmVzaG9sZBgEIAEoAhIRCglzdGF0ZW1lbnQYBSABKAkifAoERmFjdBISCgpmYWNlX2luZGV4GAEgASgNEg4KBnJlZ2lvbhgCIAEoCRIgCgNjdWUYAyABKA4yEy50YW1wZXJ0cmFjZS52MS5DdWUSDQoFdmFsdWUYBCABKAISDAoEdW5pdBgFIAEoCRIRCglzdGF0ZW1lbnQYBiABKAkqggEKC0ZhY2VRdWFsaXR5EhwKGEZBQ0VfUVVBTElUWV9VTlNQRUNJRklFRBAAEhoKFkZBQ0VfUVVBTElUWV9KVURHRUFCTEUQARIaChZGQUNFX1FVQUxJVFlfVE9PX1NNQUxMEAISHQoZRkFDRV9RVUFMSVRZX1RPT19ERUdSQURFRBADKnAKA0N1ZRITCg9DVUVfVU5TUEVDSUZJRUQQABIQCgxDVUVfQ09WRVJBR0UQARIMCghDVUVfQkxVUhACEhIKDkNVRV9TSEFSUEVOSU5HEAMSDgoKQ1VFX0NPTE9VUhAEEhAKDENVRV9CT1VOREFSWRAFYgZwcm90bzM", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
 
 /**
  * The complete outcome of analysing one image. Its proto3 JSON form is what the CLI writes to
@@ -401,7 +401,10 @@ export type RegionCues = Message<"tampertrace.v1.RegionCues"> & {
   noiseLogRatio?: number | undefined;
 
   /**
-   * Colour deviation of the region from the face's reference colour (chroma distance, RGB scaled to [0, 1]).
+   * Colour deviation of the region from the face's own colour, in percent points (>= 0): the
+   * distance of the region's local mean chromaticity from the face's median chromaticity, with
+   * chromaticity 100 x (R - G, R + G - 2B) / (R + G + B) (models/README.md). 0 on greyscale
+   * input; lips, eyes and hair differ naturally by 10 to 60.
    *
    * @generated from field: optional float colour_delta = 2;
    */
@@ -443,13 +446,29 @@ export type Explanation = Message<"tampertrace.v1.Explanation"> & {
   facts: Fact[];
 
   /**
-   * The generator that wrote it (template rules or a language model).
-   *
-   * Field numbers 4-6 are reserved for explanations (#18).
+   * The generator that wrote it: name "template" (rules) or "openai-compatible:<model id>" (a
+   * vision-language model), version the rule set's or the prompt's version.
    *
    * @generated from field: tampertrace.v1.ModelRef generator = 3;
    */
   generator?: ModelRef | undefined;
+
+  /**
+   * Every kind-of-edit claim the text makes, one per (face, type), from Face.manipulations.
+   *
+   * @generated from field: repeated tampertrace.v1.EditKindFact edit_kinds = 4;
+   */
+  editKinds: EditKindFact[];
+
+  /**
+   * Set when a language model was configured but its text was not used, saying why (e.g.
+   * "timeout", "circuit open", "no grounded claim"); the text is then the template's.
+   *
+   * Field number 6 is reserved for explanations (#18).
+   *
+   * @generated from field: string fallback_reason = 5;
+   */
+  fallbackReason: string;
 };
 
 /**
@@ -458,6 +477,55 @@ export type Explanation = Message<"tampertrace.v1.Explanation"> & {
  */
 export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
   messageDesc(file_tampertrace_v1_analysis, 6);
+
+/**
+ * One kind-of-edit claim behind the explanation text.
+ *
+ * @generated from message tampertrace.v1.EditKindFact
+ */
+export type EditKindFact = Message<"tampertrace.v1.EditKindFact"> & {
+  /**
+   * Face the claim is about (Face.index).
+   *
+   * @generated from field: uint32 face_index = 1;
+   */
+  faceIndex: number;
+
+  /**
+   * The kind of edit named.
+   *
+   * @generated from field: tampertrace.v1.ManipulationType type = 2;
+   */
+  type: ManipulationType;
+
+  /**
+   * The localizer's probability for it (ManipulationScore.probability), in [0, 1].
+   *
+   * @generated from field: float probability = 3;
+   */
+  probability: number;
+
+  /**
+   * The level it had to reach to be named (the model's typeThreshold), in [0, 1].
+   *
+   * @generated from field: float threshold = 4;
+   */
+  threshold: number;
+
+  /**
+   * The claim as a sentence, e.g. "The localizer's type output gives inpainting 0.83 (named from 0.50)."
+   *
+   * @generated from field: string statement = 5;
+   */
+  statement: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.EditKindFact.
+ * Use `create(EditKindFactSchema)` to create a new message.
+ */
+export const EditKindFactSchema: GenMessage<EditKindFact> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_analysis, 7);
 
 /**
  * One measured claim behind the explanation text.
@@ -494,7 +562,9 @@ export type Fact = Message<"tampertrace.v1.Fact"> & {
   value: number;
 
   /**
-   * Unit of `value`, e.g. "fraction", "log-ratio".
+   * Unit of `value`: "fraction of region" (coverage), "log-ratio of high-frequency energy"
+   * (blur, sharpening), "percent points of chromaticity" (colour), "boundary strength (model
+   * units)" (boundary).
    *
    * @generated from field: string unit = 5;
    */
@@ -513,7 +583,7 @@ export type Fact = Message<"tampertrace.v1.Fact"> & {
  * Use `create(FactSchema)` to create a new message.
  */
 export const FactSchema: GenMessage<Fact> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 7);
+  messageDesc(file_tampertrace_v1_analysis, 8);
 
 /**
  * Whether a face was good enough to judge.
