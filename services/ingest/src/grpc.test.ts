@@ -104,7 +104,7 @@ test('GetAnalysis answers PENDING, then the final state; another tenant\'s analy
   }
 });
 
-test('WatchAnalysis sends the analysis now, each stage as it finishes, then the final state, and ends', async () => {
+test('WatchAnalysis sends the analysis now, every stage in pipeline order, then the final state, and ends', async () => {
   const a = await pendingAnalysis(11);
   const steps = watch(a.analysisId);
   const next = async () => (await steps.next()).value as WatchAnalysisResponse;
@@ -114,6 +114,9 @@ test('WatchAnalysis sends the analysis now, each stage as it finishes, then the 
   const detected = await next();
   assert.deepEqual([detected.stage, detected.analysis?.status], [Stage.FACE_DETECTION, AnalysisStatus.PENDING]);
   await t.finish(a, { verdict: Verdict.UNCERTAIN });
+  // Localization's event never came (or comes after the final one): its step is still sent, in order.
+  const localized = await next();
+  assert.deepEqual([localized.stage, localized.analysis?.status], [Stage.FORGERY_LOCALIZATION, AnalysisStatus.PENDING]);
   const final = await next();
   assert.deepEqual([final.stage, final.analysis?.status, final.analysis?.verdict], [Stage.EXPLANATION, AnalysisStatus.COMPLETED, Verdict.UNCERTAIN]);
   assert.equal((await steps.next()).done, true);

@@ -123,7 +123,7 @@ test('GET /v1/analyses/{id}, its original\'s bytes, and 404s for other tenants, 
   assert.deepEqual(await refusal(await api('/v1/nothing-here')), [404, 'ERROR_CODE_NOT_FOUND']);
 });
 
-test('GET /v1/analyses/{id}/events streams a stage event per step and ends with the final one', async () => {
+test('GET /v1/analyses/{id}/events streams a stage event per stage in pipeline order and ends with the final one', async () => {
   const { analysisId } = (await (await post(await png(5))).json()) as { analysisId: string };
   const a = await held(analysisId);
   const res = await api(`/v1/analyses/${analysisId}/events`);
@@ -147,7 +147,7 @@ test('GET /v1/analyses/{id}/events streams a stage event per step and ends with 
     const d = JSON.parse(data.slice('data: '.length)) as { stage: string; analysis: { status: string } };
     return `${kind.slice('event: '.length)} ${d.stage} ${d.analysis.status}`;
   });
-  assert.deepEqual(events, ['stage INGEST ANALYSIS_STATUS_PENDING', 'stage FACE_DETECTION ANALYSIS_STATUS_PENDING', 'final EXPLANATION ANALYSIS_STATUS_COMPLETED']);
+  assert.deepEqual(events, ['stage INGEST ANALYSIS_STATUS_PENDING', 'stage FACE_DETECTION ANALYSIS_STATUS_PENDING', 'stage FORGERY_LOCALIZATION ANALYSIS_STATUS_PENDING', 'final EXPLANATION ANALYSIS_STATUS_COMPLETED']);
   assert.deepEqual(await refusal(await api('/v1/analyses/01a21cbd-0000-7000-8000-000000000000/events')), [404, 'ERROR_CODE_NOT_FOUND']);
 });
 
