@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { FsObjectStore, InMemoryBus, grpc, loadConfig, serviceClient, sha256Hex, stopGrpcServer, unary, type SqlClient } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { openIngest } from './api.ts';
+import { openIngest } from './service.ts';
 import { serveGrpc } from './grpc.ts';
 
 /** One gateway replica: the ingest service's API on its own bus and connection pool, serving gRPC on a free port. */

@@ -35,7 +35,7 @@ import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } 
 import { ArtifactKind, ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { OverlayRenderer } from '@tampertrace/forgery-localization/overlay';
 import { AnalysesStore, type ListCursor } from './analyses.ts';
-import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest.ts';
+import { Ingestor, type SubmitOptions, type SubmitResult } from './ingest-stage.ts';
 
 /** Consumer group of the results view: shared by gateway replicas, so each final state is written once per group. */
 export const RESULTS_GROUP = ConsumerGroup.ingestResults;

@@ -43,7 +43,7 @@ import type { AuditStore } from '@tampertrace/audit/store';
 import type { Access } from './access.ts';
 import type { Gateway } from './gateway.ts';
 import type { Tenant } from './tenants.ts';
-import type { SubmitSources } from './sources.ts';
+import type { SubmitSources } from './submission-sources.ts';
 
 /** The API key of a call: `authorization: Bearer <key>` (or `x-api-key: <key>`). */
 export function apiKeyOf(md: grpc.Metadata): string | undefined {

@@ -1,2 +1,2 @@
-export * from './ingest.ts';
+export * from './ingest-stage.ts';
 export * from './gateway.ts';

@@ -12,7 +12,7 @@ import { openPglite } from '@tampertrace/shared/pglite';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, EventMetaSchema, FacesDetectedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { openIngest, type Ingest } from './api.ts';
+import { openIngest, type Ingest } from './service.ts';
 
 export interface IngestUnderTest {
   cfg: Config;

@@ -34,7 +34,7 @@ import {
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
 import { CSV_COLUMNS } from '@tampertrace/audit/store';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 
 const A = 'tenant-a';

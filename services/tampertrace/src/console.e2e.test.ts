@@ -24,7 +24,7 @@ import { astronautPng, cameraPng, grpcError } from '@tampertrace/shared/testing'
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { IngestService, ListAnalysesRequestSchema, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 

@@ -18,7 +18,7 @@ import {
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Gateway, GatewaySubmitResult } from '@tampertrace/ingest';
-import { openIngest, type Ingest } from '@tampertrace/ingest/api';
+import { openIngest, type Ingest } from '@tampertrace/ingest/service';
 import { ensureTenantKey, localPepper } from './local-secrets.ts';
 import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';

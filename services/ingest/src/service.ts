@@ -10,8 +10,8 @@ import { Access } from './access.ts';
 import { Gateway } from './gateway.ts';
 import { serveGrpc, type IngestApi } from './grpc.ts';
 import { analysisJson, serveHttp } from './http.ts';
-import { SubmitSources } from './sources.ts';
-import { consumeSubmissions } from './submissions.ts';
+import { SubmitSources } from './submission-sources.ts';
+import { consumeSubmissions } from './submissions-topic.ts';
 import { TenantStore } from './tenants.ts';
 import { deliverWebhook } from './webhook.ts';
 
