@@ -41,7 +41,7 @@ import {
 import { AuditService, auditServiceImpl } from '@tampertrace/audit/grpc';
 import type { AuditStore } from '@tampertrace/audit/store';
 import type { Access } from './access.ts';
-import type { Gateway } from './gateway.ts';
+import type { Gateway } from './results-view.ts';
 import type { Tenant } from './tenants.ts';
 import type { SubmitSources } from './submission-sources.ts';
 

@@ -1,2 +1,2 @@
 export * from './ingest-stage.ts';
-export * from './gateway.ts';
+export * from './results-view.ts';

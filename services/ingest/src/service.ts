@@ -7,7 +7,7 @@ import { stopGrpcServer, type Config, type DecodedImageCache, type EventBus, typ
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ServiceHealth } from '@tampertrace/shared/health';
 import { Access } from './access.ts';
-import { Gateway } from './gateway.ts';
+import { Gateway } from './results-view.ts';
 import { serveGrpc, type IngestApi } from './grpc.ts';
 import { analysisJson, serveHttp } from './http.ts';
 import { SubmitSources } from './submission-sources.ts';

@@ -4,7 +4,7 @@
 import { InvalidInputError, type Config } from '@tampertrace/shared';
 import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import type { Gateway, GatewaySubmitResult } from './gateway.ts';
+import type { Gateway, GatewaySubmitResult } from './results-view.ts';
 import { checkUrl, type NetPolicy } from './net-guard.ts';
 import type { Tenant } from './tenants.ts';
 import { fetchImageUrl } from './url-fetch.ts';
