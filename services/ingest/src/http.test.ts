@@ -36,7 +36,7 @@ after(async () => {
 const api = (p: string, init: RequestInit = {}, key = apiKey) => fetch(`${base}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${key}` } });
 const post = (bytes: Uint8Array, query = '', headers: Record<string, string> = {}) => api(`/v1/analyses${query}`, { method: 'POST', body: new Uint8Array(bytes), headers });
 /** The analysis as ingest holds it (the test's way to play the stages with it). */
-const held = async (id: string): Promise<Analysis> => (await t.ingest.gateway.get(tenantId, id))!;
+const held = async (id: string): Promise<Analysis> => (await t.ingest.listing.get(tenantId, id))!;
 
 /** Status and error code of a refused request; the body is always {error: {code, message}}. */
 async function refusal(res: Response): Promise<[number, string]> {
@@ -155,7 +155,7 @@ test('GET /v1/analyses lists with filters by enum name; bad parameters are 422',
   const { tenantId: own, apiKey: key } = await t.tenant();
   const ids: string[] = [];
   for (let n = 10; n < 13; n++) ids.push((await (await api('/v1/analyses', { method: 'POST', body: new Uint8Array(await png(n)) }, key)).json()).analysisId);
-  await t.finish((await t.ingest.gateway.get(own, ids[1]))!, { verdict: Verdict.LIKELY_FORGED, maxForgeryScore: 0.9 });
+  await t.finish((await t.ingest.listing.get(own, ids[1]))!, { verdict: Verdict.LIKELY_FORGED, maxForgeryScore: 0.9 });
   const list = async (q: string) => ((await (await api(`/v1/analyses${q}`, {}, key)).json()) as { analyses: { analysisId: string }[]; nextPageToken: string });
   assert.deepEqual((await list('')).analyses.map((a) => a.analysisId), [...ids].reverse());
   assert.deepEqual((await list('?status=pending')).analyses.map((a) => a.analysisId), [ids[2], ids[0]]);

@@ -34,7 +34,7 @@ after(async () => {
 
 const request = (init: Parameters<typeof create<typeof SubmitRequestSchema>>[1]): SubmitRequest => create(SubmitRequestSchema, init);
 const tenantOf = async (opts?: { maxInFlight?: number }): Promise<Tenant> => t.ingest.access.tenantOf((await t.tenant(opts)).apiKey);
-const row = (tenant: Tenant, id: string) => t.ingest.gateway.get(tenant.tenantId, id);
+const row = (tenant: Tenant, id: string) => t.ingest.listing.get(tenant.tenantId, id);
 
 /** The code (by name) a call is refused with. */
 async function codeOf(p: Promise<unknown>): Promise<string> {

@@ -97,8 +97,8 @@ before(async () => {
   base = `http://127.0.0.1:${servers.httpPort}`;
   grpcAddr = `127.0.0.1:${servers.grpcPort}`;
   // Tenant B owns an analysis too, which A must never see.
-  const rb = await pipeline.gateway.submit(astronautPng(), { tenantId: B, sourceName: 'b-astronaut.png' });
-  await pipeline.gateway.wait(B, rb.analysisId);
+  const rb = await pipeline.ingest.submission.submit(astronautPng(), { tenantId: B, sourceName: 'b-astronaut.png' });
+  await pipeline.ingest.results.wait(B, rb.analysisId);
   await mkdir(SHOTS, { recursive: true });
   if (!noBrowser) browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
 });
@@ -154,8 +154,8 @@ test('ListAnalyses over HTTP and gRPC lists only the caller\'s analyses, newest 
   const mine = [];
   for (const name of ['one', 'two', 'three']) {
     const noise = await sharp({ create: { width: 64 + mine.length, height: 64, channels: 3, background: { r: 40 * mine.length, g: 90, b: 30 } } }).png().toBuffer();
-    const r = await pipeline.gateway.submit(noise, { tenantId: A, sourceName: `${name}.png` });
-    await pipeline.gateway.wait(A, r.analysisId);
+    const r = await pipeline.ingest.submission.submit(noise, { tenantId: A, sourceName: `${name}.png` });
+    await pipeline.ingest.results.wait(A, r.analysisId);
     mine.unshift(r.analysisId);
   }
   const get = async (q: string, key = keys[A]) => {
