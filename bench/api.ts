@@ -36,7 +36,7 @@ import {
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveIngest } from '@tampertrace/ingest/service';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
-import { SERVICES } from '../services/tampertrace/src/cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady } from '../services/tampertrace/src/cluster.testing.ts';
 import { mean, pct } from './stats.ts';
 import { CALL_DEADLINE_MS, finalAnalysis } from './api-client.ts';

@@ -27,9 +27,9 @@ import { Cue } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, EventMetaSchema, FacesDetectedSchema, ForgeryLocalizedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { runAuditConsumer } from '../services/audit/src/consumer.ts';
-import { AuditStore, type AuditFilter } from '../services/audit/src/store.ts';
-import { LOCALIZER_VERSIONS, REGION_NAMES, chainRecords, insertRows, prng, syntheticRecords } from '../services/audit/src/testing.ts';
-import type { AuditRecordInput } from '../services/audit/src/row.ts';
+import { AuditStore, type AuditFilter } from '../shared/src/audit-trail/store.ts';
+import { LOCALIZER_VERSIONS, REGION_NAMES, chainRecords, insertRows, prng, syntheticRecords } from '../shared/src/audit-trail/testing.ts';
+import type { AuditRecordInput } from '../shared/src/audit-trail/row.ts';
 import { pct } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 1_000_000);

@@ -13,7 +13,7 @@ import { REPO_ROOT, Topic, serviceClient, type Subscription, type grpc } from '@
 import { IngestService } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import { SERVICES } from '../services/tampertrace/src/cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady } from '../services/tampertrace/src/cluster.testing.ts';
 
 export { SKIP_REASON as DISTRIBUTED_SKIP_REASON, serversReady as distributedReady };

@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConsumerGroup, Topic, withPrefix } from '../shared/src/topics.ts';
+import { ConsumerGroup, withPrefix } from '../shared/src/topics.ts';
+import { PIPELINE, SERVICES } from '../shared/src/pipeline.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const chart = path.join(repo, 'charts', 'tampertrace');
@@ -44,19 +45,15 @@ const ofKind = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind
 const byName = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
 const component = (o: Obj) => o.metadata.labels['app.kubernetes.io/component'] as string;
 const SECRET_VARS = ['TAMPERTRACE_API_KEY_PEPPER', 'TAMPERTRACE_S3_ACCESS_KEY', 'TAMPERTRACE_S3_SECRET_KEY', 'DATABASE_PASSWORD', 'TAMPERTRACE_EXPLAINER_API_KEY'];
-/** The stage services' input topics and groups, from the code's own names. */
-const STAGES = {
-  'face-detection': { group: ConsumerGroup.faceDetection, topic: Topic.imageIngested },
-  'forgery-localization': { group: ConsumerGroup.forgeryLocalization, topic: Topic.facesDetected },
-  'explanation-generation': { group: ConsumerGroup.explanationGeneration, topic: Topic.forgeryLocalized },
-} as const;
+/** The stage services' input topics and groups, from the pipeline's list. */
+const STAGES = Object.fromEntries(PIPELINE.map((s) => [s.service, { group: s.group, topic: s.input.topic }]));
 const GPU_COMPONENTS = ['face-detection', 'forgery-localization'];
 
 for (const profile of ['default', 'gpu-keda'] as const) {
   test(`${profile} values: every Deployment has gRPC readiness, /livez liveness, resources and the hardened securityContext`, { skip }, () => {
     const objs = render(profile === 'default' ? undefined : 'gpu-keda-values.yaml');
     const deployments = ofKind(objs, 'Deployment');
-    assert.deepEqual(deployments.map(component).sort(), ['audit', 'explanation-generation', 'face-detection', 'forgery-localization', 'ingest']);
+    assert.deepEqual(deployments.map(component).sort(), [...SERVICES].sort());
     for (const d of deployments) {
       const name = d.metadata.name;
       const pod = d.spec.template.spec;
@@ -119,7 +116,7 @@ test('default values: CPU only, a CPU HPA per component and no ScaledObject', { 
   }
   assert.equal(ofKind(objs, 'ScaledObject').length, 0);
   const hpas = ofKind(objs, 'HorizontalPodAutoscaler');
-  assert.equal(hpas.length, 5);
+  assert.equal(hpas.length, SERVICES.length);
   for (const h of hpas) {
     assert.ok(byName(objs, 'Deployment', h.spec.scaleTargetRef.name), `${h.metadata.name} targets a rendered Deployment`);
     assert.equal(h.spec.metrics[0].resource.name, 'cpu');
@@ -193,6 +190,7 @@ test('NetworkPolicies: ingest may reach public HTTPS, the stages only their depe
   assert.deepEqual(egressPorts('ingest'), [53, 53, 443, 443, 4317, 4318, 5432, 9000, 9092]);
   assert.deepEqual(egressPorts('face-detection'), [53, 53, 443, 4317, 4318, 9000, 9092]);
   assert.deepEqual(egressPorts('audit'), [53, 53, 4317, 4318, 5432, 9092]);
+  assert.deepEqual(egressPorts('provenance'), [53, 53, 443, 4317, 4318, 5432, 9000, 9092], 'provenance: Kafka, S3 (originals) and PostgreSQL (its hashes)');
   const internet = policy('ingest').spec.egress.find((r: Obj) => r.to?.some((p: Obj) => p.ipBlock));
   assert.ok(internet.to[0].ipBlock.except.includes('169.254.0.0/16'), 'no cloud metadata address');
   // The audit service serves health only: no ingress to its gRPC port.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts or stops the five TamperTrace services as separate processes on the local servers
+# Starts or stops the TamperTrace services as separate processes on the local servers
 # (deploy/local/infra.sh): `make up` / `make down`. Logs and pid files under .infra/services
 # (TAMPERTRACE_SERVICES_DIR moves them).
 #
@@ -16,11 +16,12 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 state="${TAMPERTRACE_SERVICES_DIR:-${TAMPERTRACE_INFRA_DIR:-$repo/.infra}/services}"
-all_services=(ingest face-detection forgery-localization explanation-generation audit)
+# Every service, in the port order of shared/src/pipeline.ts (SERVICES; pipeline.test.ts checks).
+all_services=(ingest face-detection forgery-localization explanation-generation audit provenance)
 # Each service gets a gRPC port of its own (TAMPERTRACE_GRPC_PORT), in the order above:
-# 50051 (ingest, the public API) to 50055 (audit); the stage services serve their stage there.
+# 50051 (ingest, the public API) to 50056 (provenance); the stage services serve their stage there.
 grpc_base="${TAMPERTRACE_GRPC_PORT:-50051}"
-# ... and an ops port (GET /metrics, /livez, /readyz): 9464 (ingest) to 9468 (audit).
+# ... and an ops port (GET /metrics, /livez, /readyz): 9464 (ingest) to 9469 (provenance).
 ops_base="${TAMPERTRACE_OPS_PORT:-9464}"
 # Seconds a service may take to answer ready, and a killed one to be gone.
 ready_timeout="${TAMPERTRACE_SERVICES_READY_TIMEOUT:-60}"

@@ -1,11 +1,11 @@
 // Encoding of events onto the bus: protobuf values, analysis id as key, routing facts in headers.
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { create, createRegistry, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import type { BusMessage } from './bus.ts';
 import { ErrorCode, Stage, type ErrorInfo } from './gen/tampertrace/v1/common_pb.ts';
 import { AnalysisSchema } from './gen/tampertrace/v1/analysis_pb.ts';
 import { AnalysisStatus } from './gen/tampertrace/v1/common_pb.ts';
-import { AnalysisCompletedSchema, EventMetaSchema, type AnalysisCompleted, type EventMeta } from './gen/tampertrace/v1/events_pb.ts';
+import { AnalysisCompletedSchema, EventMetaSchema, file_tampertrace_v1_events, type AnalysisCompleted, type EventMeta } from './gen/tampertrace/v1/events_pb.ts';
 import { InvalidInputError } from './errors.ts';
 import { eventId } from './ids.ts';
 import { Header, SCHEMA_VERSION } from './topics.ts';
@@ -74,4 +74,13 @@ export function terminalEvent(meta: EventMeta, status: AnalysisStatus, error: Er
     sourceName: meta.sourceName,
   });
   return create(AnalysisCompletedSchema, { meta: m, analysis });
+}
+
+const EVENTS = createRegistry(file_tampertrace_v1_events);
+
+/** The schema of an event type by its full proto name (as the pipeline's list and the tt-event-type header name it). */
+export function eventSchemaOf(typeName: string): DescMessage {
+  const schema = EVENTS.getMessage(typeName);
+  if (!schema) throw new Error(`${typeName} is not an event of events.proto`);
+  return schema;
 }

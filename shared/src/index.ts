@@ -21,3 +21,4 @@ export * from './grpc.ts';
 export * from './stage-call.ts';
 export * from './ops.ts';
 export * from './telemetry.ts';
+export * from './pipeline.ts';

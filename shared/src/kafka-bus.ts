@@ -109,6 +109,11 @@ export class KafkaBus implements EventBus {
               // Without this, the first produce/fetch races the leader election and fails.
               waitForLeaders: true,
             })
+            // kafkajs' own wait gives up on "does not host this topic-partition" (code 3), which a
+            // busy broker answers while it elects the new topic's leaders: ours below retries it.
+            .catch((err: { code?: number }) => {
+              if (err?.code !== 3) throw err;
+            })
             .then(() => this.waitForLeaders(t));
           p.catch(() => this.topicsReady.delete(t));
           this.topicsReady.set(t, p);

@@ -5,6 +5,7 @@ import { S3ObjectStore } from './s3-object-store.ts';
 import { requireDistributed, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import type { DescMessage } from '@bufbuild/protobuf';
+import type { Subscription } from './bus.ts';
 import { runStage, type StageDefinition } from './stage.ts';
 import { startGrpcServer, stopGrpcServer, type GrpcApi } from './grpc.ts';
 import { allTopics } from './topics.ts';
@@ -97,17 +98,20 @@ export async function serveStage<I extends DescMessage, O extends DescMessage>(
   def: StageDefinition<I, O>,
   api: GrpcApi,
   release: () => Promise<void> = async () => {},
+  /** A database the stage uses (checked for readiness), and consumers the service runs beside its stage (stopped with it). */
+  extra: { sql?: SqlClient; beside?: (bus: KafkaBus) => Promise<Subscription[]> } = {},
 ): Promise<void> {
-  const { readiness, ops } = await startOps(cfg, log, api.health, { bus, store });
+  const { readiness, ops } = await startOps(cfg, log, api.health, { bus, store, sql: extra.sql });
   const grpcPort = await startGrpcServer(api, cfg, log);
   const sub = await runStage(bus, def, { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS, log });
+  const beside = (await extra.beside?.(bus)) ?? [];
   await readiness.started(cfg.TAMPERTRACE_READINESS_INTERVAL_MS);
   log.info({ grpcPort, opsPort: ops.port, ready: readiness.report.ready }, 'started');
   await runUntilSignal(
     log,
     async () => {
       readiness.stopping();
-      await Promise.all([sub.stop(), stopGrpcServer(api, Math.min(5000, cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS / 2))]);
+      await Promise.all([sub.stop(), ...beside.map((s) => s.stop()), stopGrpcServer(api, Math.min(5000, cfg.TAMPERTRACE_SHUTDOWN_TIMEOUT_MS / 2))]);
       await bus.close();
       await release();
       await ops.close();

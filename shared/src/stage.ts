@@ -10,6 +10,7 @@ import type { Logger } from './log.ts';
 import { Header, Topic, deadLetterTopic } from './topics.ts';
 import { metrics } from './metrics.ts';
 import { Attr, recordError, withSpan } from './telemetry.ts';
+import { pipelineStage, type StageService } from './pipeline.ts';
 import { trace } from '@opentelemetry/api';
 
 type WithMeta = { meta?: EventMeta };
@@ -24,6 +25,18 @@ export interface StageDefinition<I extends DescMessage, O extends DescMessage> {
   readonly input: { topic: string; schema: I };
   readonly output: { topic: string; schema: O };
   handle(event: MessageShape<I> & WithMeta): Promise<MessageShape<O> & WithMeta>;
+}
+
+/**
+ * A stage's name, Stage value, span and topics from the pipeline's list (shared/src/pipeline.ts),
+ * with the schemas of its messages; throws at start when a schema is not the list's type.
+ */
+export function stageWiring<I extends DescMessage, O extends DescMessage>(service: StageService, input: I, output: O): Omit<StageDefinition<I, O>, 'handle'> {
+  const s = pipelineStage(service);
+  if (input.typeName !== s.input.type || output.typeName !== s.output.type) {
+    throw new Error(`stage ${service}: the list says ${s.input.type} -> ${s.output.type}, its definition ${input.typeName} -> ${output.typeName}`);
+  }
+  return { name: s.group, stage: s.stage, span: s.span, input: { topic: s.input.topic, schema: input }, output: { topic: s.output.topic, schema: output } };
 }
 
 export interface RunStageOptions {

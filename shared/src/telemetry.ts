@@ -6,26 +6,33 @@
 // OpenTelemetry API stays a no-op and costs next to nothing. Nothing here may put image bytes,
 // API keys or presigned URLs on a span.
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { BusMessage } from './bus.ts';
 import { TamperTraceError, codeName } from './errors.ts';
+
+/**
+ * What tracing reads of a bus message (structurally a BusMessage): declared here rather than
+ * imported, so that the bus may use this module without an import cycle.
+ */
+export interface TracedMessage {
+  topic: string;
+  key: string;
+  value: Uint8Array;
+  headers: Record<string, string>;
+}
 
 /** The tracer of every TamperTrace span (instrumentation scope). */
 const tracer = () => trace.getTracer('tampertrace');
 
-/** Names of the spans this project creates (messaging and RPC spans follow the semantic conventions instead). */
+/**
+ * Names of the spans this project creates (messaging and RPC spans follow the semantic conventions
+ * instead). Each stage's own span is named in its entry of shared/src/pipeline.ts.
+ */
 export const SpanName = {
   /** Bytes → pixels with sharp (probe, orientation, resize to working resolution). */
   decode: 'tampertrace.image.decode',
   /** Validation and storing of a submitted image by ingest. */
   ingest: 'tampertrace.ingest.accept',
-  /** BlazeFace over one image. */
-  detect: 'tampertrace.face_detection.detect',
-  /** The forgery model and region scoring over every face of one image. */
-  localize: 'tampertrace.forgery_localization.localize',
   /** One ONNX session run (possibly a batch). */
   inference: 'tampertrace.model.inference',
-  /** Writing the explanation of one analysis. */
-  explain: 'tampertrace.explanation.explain',
   /** One request to a vision-language explainer (never its key or its prompt). */
   explainModel: 'tampertrace.explanation.model_call',
   objectPut: 'tampertrace.object_store.put',
@@ -107,7 +114,7 @@ export interface Delivery {
  * (traceparent, tracestate) so that the consumer's span continues the same trace. Returns the
  * message to send (headers copied, never mutated).
  */
-export async function tracedPublish(msg: BusMessage, system: Delivery['system'], send: (withTrace: BusMessage) => Promise<void>): Promise<void> {
+export async function tracedPublish<M extends TracedMessage>(msg: M, system: Delivery['system'], send: (withTrace: M) => Promise<void>): Promise<void> {
   return withSpan(
     `send ${msg.topic}`,
     {
@@ -130,7 +137,7 @@ export async function tracedPublish(msg: BusMessage, system: Delivery['system'],
 }
 
 /** A CONSUMER span, child of the producer's context carried in the headers, active while `handle` runs. */
-export async function tracedConsume(msg: BusMessage, delivery: Delivery, handle: () => Promise<void>): Promise<void> {
+export async function tracedConsume(msg: TracedMessage, delivery: Delivery, handle: () => Promise<void>): Promise<void> {
   const parent: Context = propagation.extract(context.active(), msg.headers);
   const attrs: Attributes = {
     [Attr.messagingSystem]: delivery.system === 'kafka' ? 'kafka' : 'tampertrace.in_process',

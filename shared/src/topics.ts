@@ -5,6 +5,8 @@
 export const Topic = {
   /** ImageIngested: validated bytes are stored and ready for detection. Key: analysis id. */
   imageIngested: 'tampertrace.image.ingested.v1',
+  /** ProvenanceChecked: the ingested image with its near duplicates among the tenant's earlier analyses and its header facts. */
+  provenanceChecked: 'tampertrace.provenance.checked.v1',
   /** FacesDetected: faces (possibly none) found in an image. */
   facesDetected: 'tampertrace.faces.detected.v1',
   /** ForgeryLocalized: per-face maps, masks, region scores and the verdict. */
@@ -35,10 +37,15 @@ export function deadLetterTopic(consumer: string): string {
 }
 
 /**
- * Every consumer group, i.e. every owner of a dead-letter topic: the stages, the audit service and
- * the ingest service's results view. Names must match the groups the services subscribe with.
+ * Every consumer group, i.e. every owner of a dead-letter topic: the stages (their group is their
+ * service name; shared/src/pipeline.ts lists them in order), the audit service, the ingest
+ * service's results view and submissions reader, and the provenance service's verdict recorder.
+ * Names must match the groups the services subscribe with.
  */
 export const ConsumerGroup = {
+  provenance: 'provenance',
+  /** The provenance service's recorder of each analysis's final verdict (beside its stage). */
+  provenanceVerdicts: 'provenance-verdicts',
   faceDetection: 'face-detection',
   forgeryLocalization: 'forgery-localization',
   explanationGeneration: 'explanation-generation',

@@ -7,7 +7,7 @@ import { openPglite } from '@tampertrace/shared/pglite';
 import { EventMetaSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { AUDIT_GROUP, runAuditConsumer } from './consumer.ts';
 import { UNATTRIBUTED_TENANT } from './records.ts';
-import { AuditStore } from './store.ts';
+import { AuditStore } from '@tampertrace/shared/audit-trail/store';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 

@@ -5,7 +5,7 @@
 import type { DescMessage } from '@bufbuild/protobuf';
 import { Attr, DynamicBatcher, classify, codeName, deadLetter, decodeEvent, Header, SpanName, withSpan, type BusMessage, type EventBus, type Logger, type Subscription, ConsumerGroup } from '@tampertrace/shared';
 import { AUDITED, AUDITED_DEAD_LETTERS, toAuditRecord, toDeadLetterRecord, traceIdOf } from './records.ts';
-import type { AuditRecordInput, AuditStore } from './store.ts';
+import type { AuditRecordInput, AuditStore } from '@tampertrace/shared/audit-trail/store';
 
 export const AUDIT_GROUP = ConsumerGroup.audit;
 

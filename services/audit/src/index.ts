@@ -1,3 +1,3 @@
 export * from './consumer.ts';
 export * from './records.ts';
-export * from './store.ts';
+

@@ -3,7 +3,7 @@
 import { connectBusAndStore, createGrpcServer, createLogger, loadConfig, requireDistributed, runUntilSignal, startGrpcServer, startOps, stopGrpcServer } from '@tampertrace/shared';
 import { AUDIT_GROUP, runAuditConsumer } from './consumer.ts';
 import { openPostgres } from '@tampertrace/shared/pg';
-import { AuditStore } from './store.ts';
+import { AuditStore } from '@tampertrace/shared/audit-trail/store';
 
 const cfg = loadConfig();
 const log = createLogger(AUDIT_GROUP);

@@ -2,31 +2,23 @@
 // the explanation stage: regions with any masked coverage.
 import { toJson, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConsumerGroup, Header, PIPELINE_TOPICS, Topic, callerMessage, classOf, deadLetterTopic, sha256Hex, type BusMessage } from '@tampertrace/shared';
+import { ConsumerGroup, Header, INGESTED, PIPELINE, PIPELINE_TOPICS, callerMessage, classOf, deadLetterTopic, eventSchemaOf, sha256Hex, type BusMessage } from '@tampertrace/shared';
 import { FaceSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, ModelRefSchema, Stage, Verdict, type ModelRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import {
-  AnalysisCompletedSchema,
-  FacesDetectedSchema,
-  ForgeryLocalizedSchema,
-  ImageIngestedSchema,
-  type AnalysisCompleted,
-  type EventMeta,
-  type FacesDetected,
-  type ForgeryLocalized,
-  type ImageIngested,
-} from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
-import type { AuditRecordInput } from './row.ts';
+import type { AnalysisCompleted, EventMeta, FacesDetected, ForgeryLocalized, ImageIngested, ProvenanceChecked } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import type { AuditRecordInput } from '@tampertrace/shared/audit-trail/row';
 
-/** The topics the audit service records, with their event types. */
-export const AUDITED: ReadonlyArray<{ topic: string; schema: DescMessage }> = [
-  { topic: Topic.imageIngested, schema: ImageIngestedSchema },
-  { topic: Topic.facesDetected, schema: FacesDetectedSchema },
-  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
-  { topic: Topic.analysisCompleted, schema: AnalysisCompletedSchema },
-];
+/** The topics the audit service records, with their event types and stages: ingest's event and every stage's (shared/src/pipeline.ts). */
+export const AUDITED: ReadonlyArray<{ topic: string; schema: DescMessage; stage: Stage }> = [INGESTED, ...PIPELINE.map((s) => ({ ...s.output, stage: s.stage }))].map((e) => ({
+  topic: e.topic,
+  schema: eventSchemaOf(e.type),
+  stage: e.stage,
+}));
 
-type AuditedEvent = ImageIngested | FacesDetected | ForgeryLocalized | AnalysisCompleted;
+/** The stage that publishes each event type, from the list. */
+const STAGE_OF = new Map(AUDITED.map((a) => [a.schema.typeName, a.stage]));
+
+type AuditedEvent = ImageIngested | ProvenanceChecked | FacesDetected | ForgeryLocalized | AnalysisCompleted;
 
 const models = (ms: ModelRef[]) => ms.map((m) => toJson(ModelRefSchema, m));
 const faces = (fs: Face[]) => fs.map((f) => toJson(FaceSchema, f));
@@ -49,11 +41,13 @@ function base(meta: EventMeta, stage: Stage, status: AnalysisStatus): AuditRecor
   };
 }
 
+/**
+ * One event as an audit record. An event type with nothing beyond its meta to record (ingest's,
+ * provenance's, a new stage's) is recorded as its stage's PENDING step, the stage from the list.
+ */
 export function toAuditRecord(event: AuditedEvent): AuditRecordInput {
   const meta = event.meta!;
   switch (event.$typeName) {
-    case 'tampertrace.v1.ImageIngested':
-      return base(meta, Stage.INGEST, AnalysisStatus.PENDING);
     case 'tampertrace.v1.FacesDetected':
       return { ...base(meta, Stage.FACE_DETECTION, AnalysisStatus.PENDING), models: models(event.models), faces: event.faces.map((f) => ({ box: f.box, score: f.score })) };
     case 'tampertrace.v1.ForgeryLocalized':
@@ -81,6 +75,8 @@ export function toAuditRecord(event: AuditedEvent): AuditRecordInput {
         errorMessage: a.error?.message,
       };
     }
+    default:
+      return base(meta, STAGE_OF.get(event.$typeName) ?? Stage.UNSPECIFIED, AnalysisStatus.PENDING);
   }
 }
 
@@ -98,26 +94,18 @@ export function traceIdOf(traceparent: string | undefined): string | undefined {
   return traceId;
 }
 
+/** The stage whose consumer dead-lettered a message, by consumer group: every stage's groups (the list's), and ingest's. */
+const DLQ_STAGE: Record<string, Stage> = Object.fromEntries([
+  ...PIPELINE.flatMap((s) => [s.group, ...s.sideGroups].map((g) => [g, s.stage] as const)),
+  [ConsumerGroup.ingestResults, Stage.INGEST],
+  [ConsumerGroup.ingestSubmissions, Stage.INGEST],
+]);
+
 /**
  * Dead-letter topics the audit service records (every consumer's but its own, which would loop):
  * a message that could not be processed is a decision too ("this was dropped, and why").
  */
-export const AUDITED_DEAD_LETTERS: readonly string[] = [
-  ConsumerGroup.faceDetection,
-  ConsumerGroup.forgeryLocalization,
-  ConsumerGroup.explanationGeneration,
-  ConsumerGroup.ingestResults,
-  ConsumerGroup.ingestSubmissions,
-].map(deadLetterTopic);
-
-/** The stage whose consumer dead-lettered a message, by consumer group. */
-const DLQ_STAGE: Record<string, Stage> = {
-  [ConsumerGroup.faceDetection]: Stage.FACE_DETECTION,
-  [ConsumerGroup.forgeryLocalization]: Stage.FORGERY_LOCALIZATION,
-  [ConsumerGroup.explanationGeneration]: Stage.EXPLANATION,
-  [ConsumerGroup.ingestResults]: Stage.INGEST,
-  [ConsumerGroup.ingestSubmissions]: Stage.INGEST,
-};
+export const AUDITED_DEAD_LETTERS: readonly string[] = Object.keys(DLQ_STAGE).map(deadLetterTopic);
 
 /**
  * Dead letters that belong to no tenant are recorded under this one, for operators only (no

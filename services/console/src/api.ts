@@ -51,6 +51,25 @@ export interface Fact {
   unit: string;
   statement: string;
 }
+/** An earlier analysis of the same picture (Provenance.related). */
+export interface RelatedAnalysis {
+  analysisId: string;
+  hammingDistance: number;
+  mirrored: boolean;
+  /** ANALYSIS_STATUS_* then */
+  status: string;
+  /** VERDICT_* then */
+  verdict: string;
+  maxForgeryScore: number;
+  submittedAt?: string;
+  sourceName: string;
+}
+export interface Provenance {
+  perceptualHash: string;
+  related: RelatedAnalysis[];
+  editingSoftware: string[];
+  c2paManifestPresent: boolean;
+}
 export interface Analysis {
   analysisId: string;
   tenantId: string;
@@ -70,6 +89,7 @@ export interface Analysis {
   timings: Array<{ stage: string; durationMs: number }>;
   sourceName: string;
   maxForgeryScore: number;
+  provenance?: Provenance;
 }
 export interface AuditRecord {
   eventId: string;

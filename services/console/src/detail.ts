@@ -79,7 +79,7 @@ async function show(root: HTMLElement, a: Analysis, signal: AbortSignal): Promis
   replace(
     root,
     h('h1', {}, name),
-    h('div', { class: 'detail' }, h('div', { class: 'left' }, viewer?.element ?? h('p', { class: 'muted' }, 'No image to show.')), h('div', { class: 'right' }, summary, regionsSection(a, viewer), explanationSection(a, viewer))),
+    h('div', { class: 'detail' }, h('div', { class: 'left' }, viewer?.element ?? h('p', { class: 'muted' }, 'No image to show.')), h('div', { class: 'right' }, summary, provenanceSection(a), regionsSection(a, viewer), explanationSection(a, viewer))),
     h('div', { class: 'columns' }, modelsSection(a), timingsSection(a), h('section', { 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h' }, 'Downloads'), downloads)),
     audit,
   );
@@ -403,6 +403,39 @@ function explanationSection(a: Analysis, viewer: Viewer | undefined): HTMLElemen
       { class: 'facts' },
       ...ex.facts.map((f) => h('li', {}, f.statement || `${f.region}: ${f.value} ${f.unit}`)),
       ...(ex.editKinds ?? []).map((k) => h('li', {}, k.statement || `${k.type}: ${score(k.probability)}`)),
+    ),
+  );
+}
+
+/** "Seen before": the tenant's earlier analyses of the same picture, each a link, and what the file's header says of its origin. */
+function provenanceSection(a: Analysis): HTMLElement | undefined {
+  const p = a.provenance;
+  if (!p) return undefined;
+  const judged = (r: (typeof p.related)[number]) =>
+    r.status === 'ANALYSIS_STATUS_COMPLETED' && verdictLabel(r.verdict) ? `judged ${verdictLabel(r.verdict)} (score ${score(r.maxForgeryScore)})` : statusLabel(r.status);
+  return h(
+    'section',
+    { class: 'provenance', 'aria-labelledby': 'provenance-h' },
+    h('h2', { id: 'provenance-h' }, 'Seen before'),
+    p.related.length
+      ? h(
+          'ul',
+          { class: 'related' },
+          ...p.related.map((r) =>
+            h(
+              'li',
+              {},
+              h('a', { href: `#/analyses/${r.analysisId}` }, r.sourceName || r.analysisId),
+              `: ${judged(r)}, ${when(r.submittedAt)}; ${r.hammingDistance} of 64 bits apart${r.mirrored ? ', mirrored' : ''}`,
+            ),
+          ),
+        )
+      : h('p', { class: 'muted' }, 'Not seen before by this tenant.'),
+    h(
+      'p',
+      { class: 'muted' },
+      p.editingSoftware.length ? `Header names editing software: ${p.editingSoftware.join(', ')}. ` : 'Header names no editing software. ',
+      p.c2paManifestPresent ? 'Carries content credentials (C2PA manifest, not verified).' : 'No content credentials (C2PA).',
     ),
   );
 }

@@ -1,4 +1,6 @@
 // How enum names, scores and times read on the page. Pure (tested in format.test.ts).
+import { PIPELINE } from '@tampertrace/shared/pipeline';
+import { Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 
 /** "ANALYSIS_STATUS_NO_FACE" -> "no face", "VERDICT_LIKELY_FORGED" -> "likely forged". */
 export function enumLabel(name: string | undefined, prefix: string): string {
@@ -22,4 +24,4 @@ export function when(iso: string | undefined): string {
 }
 
 /** The pipeline's stages in order, as the events stream names them. */
-export const STAGES = ['STAGE_INGEST', 'STAGE_FACE_DETECTION', 'STAGE_FORGERY_LOCALIZATION', 'STAGE_EXPLANATION'] as const;
+export const STAGES: readonly string[] = ['STAGE_INGEST', ...PIPELINE.map((s) => `STAGE_${Stage[s.stage]}`)];

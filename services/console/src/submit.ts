@@ -74,7 +74,7 @@ function track(list: HTMLElement, name: string, preview: string | undefined, sub
   list.prepend(card);
 
   const showStep = (stage: string, a: Analysis) => {
-    const at = STAGES.indexOf(stage as (typeof STAGES)[number]);
+    const at = STAGES.indexOf(stage);
     const final = a.status !== 'ANALYSIS_STATUS_PENDING';
     steps.forEach((li, i) => {
       const failed = final && a.error && a.error.stage === STAGES[i];

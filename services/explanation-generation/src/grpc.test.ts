@@ -10,7 +10,7 @@ import { checkHealth } from '@tampertrace/shared/health';
 import { Cue, FaceQuality, FaceSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { ManipulationType, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ExplainRequestSchema, ExplanationService, type ExplainResponse } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
-import { localizerEntry } from '@tampertrace/forgery-localization/load';
+import { localizerEntry } from '@tampertrace/shared';
 import { TemplateExplainer, checkGrounding, explainerOptions } from './explainer.ts';
 import { faceEvidence } from './stage.ts';
 import { explanationGrpc } from './grpc.ts';
@@ -65,7 +65,7 @@ test('Explain names only the regions whose own cues pass, each with its facts, a
   assert.match(e.text, /\bnose\b.*smoother/i);
   assert.doesNotMatch(e.text, /\bmouth\b|\bcheeks?\b|\blips?\b/);
   assert.match(e.text, /looks inpainted \(filled in from its surroundings\) \(type confidence 0\.83\)/);
-  const claims = e.facts.map((f) => ({ faceIndex: f.faceIndex, region: f.region, cue: (['', 'coverage', 'blur', 'sharpening', 'colour', 'boundary'] as const)[f.cue] as 'blur', value: f.value, unit: f.unit, statement: f.statement }));
+  const claims = e.facts.map((f) => ({ faceIndex: f.faceIndex, region: f.region, cue: (['', 'coverage', 'blur', 'sharpening', 'colour', 'boundary'] as readonly string[])[f.cue] as 'blur', value: f.value, unit: f.unit, statement: f.statement }));
   const kinds = e.editKinds.map((k) => ({ faceIndex: k.faceIndex, type: 'INPAINT' as const, probability: k.probability, threshold: k.threshold, statement: k.statement }));
   assert.deepEqual(checkGrounding(e.text, claims, kinds), []);
   const blur = e.facts.find((f) => f.region === 'nose' && f.cue === Cue.BLUR);

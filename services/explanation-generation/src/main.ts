@@ -1,7 +1,6 @@
 // explanation-generation service: consumes forgery.localized, publishes analysis.completed
 // (distributed mode), and serves ExplanationService.Explain over gRPC with the same stage.
-import { connectBusAndStore, createGrpcServer, createLogger, limitsOf, loadConfig, serveStage } from '@tampertrace/shared';
-import { localizerEntry } from '@tampertrace/forgery-localization/load';
+import { connectBusAndStore, createGrpcServer, createLogger, limitsOf, loadConfig, localizerEntry, serveStage } from '@tampertrace/shared';
 import { createExplainer } from './explainers.ts';
 import { explanationGrpc } from './grpc.ts';
 import { EXPLANATION, explanationStage } from './stage.ts';

@@ -2,12 +2,13 @@
 // assembles the final Analysis.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { Topic, nextMeta, type ImageLimits, presignRefs, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
+import { nextMeta, presignRefs, stageWiring, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import { AnalysisSchema, Cue, EditKindFactSchema, ExplanationSchema, FaceQuality, FactSchema, type Face } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ManipulationType, ModelRefSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisCompletedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { EDIT_KINDS, type EditKind, type Explainer, type FaceEvidence, type Fact, type FaceQualityLabel } from './explainer.ts';
 import { faceImageLoader } from './face-image.ts';
+import { provenanceFact } from './provenance-fact.ts';
 
 export const EXPLANATION = ConsumerGroup.explanationGeneration;
 
@@ -29,6 +30,8 @@ export function faceEvidence(f: Face): FaceEvidence {
     manipulations: f.manipulations
       .map((m) => ({ type: ManipulationType[m.type] as EditKind, probability: m.probability }))
       .filter((m) => EDIT_KINDS.includes(m.type)),
+    // The localizer's own threshold for its kinds (0: the analysis has none, the configured one applies).
+    typeThreshold: f.manipulationThreshold > 0 ? f.manipulationThreshold : undefined,
   };
 }
 
@@ -43,11 +46,7 @@ export interface ExplanationDeps {
 
 export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof ForgeryLocalizedSchema, typeof AnalysisCompletedSchema> {
   return {
-    name: EXPLANATION,
-    stage: Stage.EXPLANATION,
-    span: SpanName.explain,
-    input: { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
-    output: { topic: Topic.analysisCompleted, schema: AnalysisCompletedSchema },
+    ...stageWiring('explanation-generation', ForgeryLocalizedSchema, AnalysisCompletedSchema),
     async handle(event) {
       const meta = nextMeta(event.meta!, Stage.EXPLANATION, EXPLANATION);
       const noFace = event.status === AnalysisStatus.NO_FACE || event.faces.length === 0;
@@ -64,6 +63,7 @@ export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof 
         submittedAt: meta.submittedAt,
         sourceName: meta.sourceName,
         maxForgeryScore: Math.max(0, ...event.faces.map((f) => f.forgeryScore)),
+        provenance: event.provenance,
       });
       if (!noFace) {
         const e = await deps.explainer.explain({
@@ -80,6 +80,12 @@ export function explanationStage(deps: ExplanationDeps): StageDefinition<typeof 
           fallbackReason: e.fallbackReason ?? '',
         });
         analysis.models.push(analysis.explanation.generator!);
+        // A re-post of an earlier analysis's picture says so, with that analysis's verdict.
+        const seen = provenanceFact(event.provenance);
+        if (seen) {
+          analysis.explanation.text = `${analysis.explanation.text} ${seen.sentence}`;
+          analysis.explanation.facts.push(seen.fact);
+        }
       }
       analysis.completedAt = timestampNow();
       // The explanation stage's own timing is appended by the runner to meta; copy the total in.

@@ -2,7 +2,7 @@
 // own handler, run on one image sent inline instead of one taken from the topic.
 import { create } from '@bufbuild/protobuf';
 import { CallLimit, stageCall, unaryHandler, type Config, type GrpcServiceImpl, type ImageLimits, type Logger } from '@tampertrace/shared';
-import { ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { ProvenanceCheckedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { DetectResponseSchema, FaceDetectionService, type DetectRequest } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
 import { faceDetectionStage, type FaceDetector } from './stage.ts';
 
@@ -15,7 +15,7 @@ export function faceDetectionGrpc(deps: { detector: FaceDetector; limits: ImageL
       detect: unaryHandler(log, async (req: DetectRequest, signal) => {
         const call = await stageCall(cfg, req.content);
         const out = await slots.run(signal, () =>
-          faceDetectionStage({ ...deps, store: call.store }).handle(create(ImageIngestedSchema, { meta: call.meta, original: call.original, image: call.image })),
+          faceDetectionStage({ ...deps, store: call.store }).handle(create(ProvenanceCheckedSchema, { meta: call.meta, original: call.original, image: call.image })),
         );
         return create(DetectResponseSchema, { image: out.image, faces: out.faces, models: out.models });
       }),

@@ -3,7 +3,6 @@ import { create } from '@bufbuild/protobuf';
 import {
   Bucket,
   ObjectKey,
-  Topic,
   cropRectFor,
   cutFaceCrop,
   encodeFaceCrops,
@@ -16,11 +15,11 @@ import {
   type RgbImage,
   type StageDefinition,
   ConsumerGroup,
-  SpanName,
+  stageWiring,
 } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { BoxSchema, HeadPoseSchema, ModelRefSchema, PointSchema, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { DetectedFaceSchema, FacesDetectedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { DetectedFaceSchema, FacesDetectedSchema, ProvenanceCheckedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { FaceDetection } from './blazeface.ts';
 import type { FaceGeometry } from './landmarks.ts';
 
@@ -43,13 +42,9 @@ export function faceDetectionStage(deps: {
   limits: ImageLimits;
   decoded?: DecodedImageCache;
   faceCrops?: FaceCropSpec;
-}): StageDefinition<typeof ImageIngestedSchema, typeof FacesDetectedSchema> {
+}): StageDefinition<typeof ProvenanceCheckedSchema, typeof FacesDetectedSchema> {
   return {
-    name: FACE_DETECTION,
-    stage: Stage.FACE_DETECTION,
-    span: SpanName.detect,
-    input: { topic: Topic.imageIngested, schema: ImageIngestedSchema },
-    output: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
+    ...stageWiring('face-detection', ProvenanceCheckedSchema, FacesDetectedSchema),
     async handle(event) {
       const rgb = await loadOriginal(deps.store, event.original!, deps.limits, deps.decoded);
       const faces = await deps.detector.detect(rgb);
@@ -60,6 +55,7 @@ export function faceDetectionStage(deps: {
         faceCrops,
         original: event.original,
         image: { ...event.image!, width: rgb.width, height: rgb.height },
+        provenance: event.provenance,
         faces: faces.map((f) =>
           create(DetectedFaceSchema, {
             box: create(BoxSchema, f.box),

@@ -4,4 +4,4 @@ export * from './metrics.ts';
 export * from './model.ts';
 export * from './regions.ts';
 export * from './stage.ts';
-export * from './overlay.ts';
+

@@ -4,10 +4,6 @@ import { Localizer } from './localize.ts';
 import { OnnxPool } from '@tampertrace/shared/onnx-pool';
 import { batchedForgeryModel, loadForgeryModel, type ForgeryModel } from './model.ts';
 
-export async function localizerEntry(cfg: Config): Promise<ManifestEntry> {
-  return findModel(await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST), cfg.TAMPERTRACE_LOCALIZER_MODEL);
-}
-
 export async function loadLocalizer(cfg: Config): Promise<{ model: ForgeryModel; entry: ManifestEntry; localizer: Localizer }> {
   const manifest = await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST);
   const entry = findModel(manifest, cfg.TAMPERTRACE_LOCALIZER_MODEL);
@@ -31,6 +27,6 @@ export async function loadLocalizer(cfg: Config): Promise<{ model: ForgeryModel;
     // A run per worker at once, so that every worker has work.
     maxConcurrentRuns: Math.max(1, workers),
   });
-  const localizer = new Localizer(model, { pixel: entry.pixelThreshold!, band: entry.uncertainBand!, faceTopFraction: entry.faceTopFraction }, entry.cropScale);
+  const localizer = new Localizer(model, { pixel: entry.pixelThreshold!, band: entry.uncertainBand!, faceTopFraction: entry.faceTopFraction, type: entry.typeThreshold }, entry.cropScale);
   return { model, entry, localizer };
 }

@@ -1,6 +1,5 @@
 // Forgery localization for one image: crop each face with its surroundings, run the model,
 // score the facial regions, paste masks back into the full image and decide a verdict.
-import sharp from 'sharp';
 import { cutFaceCrop, type FaceCropSpec, type RgbImage } from '@tampertrace/shared';
 import { faceQuality, type FaceQualityName } from '@tampertrace/shared/face-landmarks';
 import { faceRegions, mapRegions } from '@tampertrace/shared/face-regions';
@@ -28,6 +27,16 @@ export interface LocalizedFace extends FaceInput {
   /** Share of the face box's pixels inside the full-image mask. */
   maskedFraction: number;
   crop: CropRect;
+  /**
+   * The model's probability for each kind of edit (contract v2), highest first; empty when the
+   * model has no type output. Kinds are ManipulationType names ("INPAINT").
+   */
+  manipulations: ManipulationScore[];
+}
+
+export interface ManipulationScore {
+  type: string;
+  probability: number;
 }
 
 export type Verdict = 'LIKELY_FORGED' | 'LIKELY_AUTHENTIC' | 'UNCERTAIN';
@@ -39,6 +48,8 @@ export interface Thresholds {
   band: [number, number];
   /** Share of the highest face pixels averaged into the face score. */
   faceTopFraction?: number;
+  /** A kind of edit is found at or above this probability (contract v2; absent without a type output). */
+  type?: number;
 }
 
 export interface LocalizationResult {
@@ -48,6 +59,14 @@ export interface LocalizationResult {
   /** width*height, 255 x forgery probability. */
   heat: Uint8Array;
   verdict: Verdict | undefined;
+  /** Thresholds.type, when the model has a type output. */
+  typeThreshold?: number;
+}
+
+/** A face's type probabilities (in the manifest's `kinds` order) as scores, highest first; ties keep that order. */
+export function rankManipulations(kinds: readonly string[], probs: Float32Array | undefined): ManipulationScore[] {
+  if (!probs) return [];
+  return kinds.map((type, i) => ({ type, probability: probs[i] })).sort((a, b) => b.probability - a.probability);
 }
 
 export function verdictFor(scores: number[], t: Thresholds): Verdict | undefined {
@@ -141,10 +160,12 @@ export class Localizer {
           polygons.has(r.name) ? { ...r, polygons: polygons.get(r.name) } : r,
         ),
         maskedFraction: 0,
+        manipulations: rankManipulations(this.model.entry.manipulationTypes ?? [], out.types),
       };
     });
     for (const f of localized) f.maskedFraction = fractionInBox(mask, width, height, f.box);
-    return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds) };
+    const typeThreshold = this.model.entry.typesOutput ? this.thresholds.type : undefined;
+    return { faces: localized, mask, heat, verdict: verdictFor(localized.map((f) => f.forgeryScore), this.thresholds), typeThreshold };
   }
 }
 
@@ -157,45 +178,4 @@ function fractionInBox(mask: Uint8Array, width: number, height: number, b: Box):
   for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (mask[y * width + x]) on++;
   const area = (x1 - x0) * (y1 - y0);
   return area > 0 ? on / area : 0;
-}
-
-/**
- * The image with the mask tinted red and face boxes drawn, for people (PNG). Blending and
- * boxes are drawn here rather than composited by libvips: an SVG layer the size of the image
- * cost more than the whole PNG encode (measured: 140 ms against 62 ms at 1080p).
- */
-export async function renderOverlay(img: RgbImage, mask: Uint8Array, boxes: Box[]): Promise<Buffer> {
-  const { width, height } = img;
-  const out = Buffer.from(img.data);
-  const ALPHA = 110; // of 255: enough to see, not enough to hide the pixels underneath
-  for (let p = 0; p < mask.length; p++) {
-    if (!mask[p]) continue;
-    const i = p * 3;
-    out[i] = (out[i] * (255 - ALPHA) + 255 * ALPHA) / 255;
-    out[i + 1] = (out[i + 1] * (255 - ALPHA)) / 255;
-    out[i + 2] = (out[i + 2] * (255 - ALPHA)) / 255;
-  }
-  const stroke = Math.max(2, Math.round(Math.min(width, height) / 300));
-  const fill = (x0: number, y0: number, x1: number, y1: number) => {
-    for (let y = Math.max(0, y0); y < Math.min(height, y1); y++) {
-      for (let x = Math.max(0, x0); x < Math.min(width, x1); x++) {
-        const i = (y * width + x) * 3;
-        out[i] = 0x00;
-        out[i + 1] = 0xe6;
-        out[i + 2] = 0x76;
-      }
-    }
-  };
-  for (const b of boxes) {
-    const x0 = Math.round(b.x);
-    const y0 = Math.round(b.y);
-    const x1 = Math.round(b.x + b.width);
-    const y1 = Math.round(b.y + b.height);
-    fill(x0, y0, x1, y0 + stroke);
-    fill(x0, y1 - stroke, x1, y1);
-    fill(x0, y0, x0 + stroke, y1);
-    fill(x1 - stroke, y0, x1, y1);
-  }
-  // Level 1 without adaptive filtering: an overlay is looked at, not archived.
-  return sharp(out, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1, adaptiveFiltering: false }).toBuffer();
 }

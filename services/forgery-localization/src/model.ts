@@ -1,8 +1,11 @@
 // Runs any forgery-localization model that meets the contract in models/README.md:
 // input float32 [N,3,S,S] RGB in [0,1]; output `forgery_prob` [N,1,S,S] in [0,1]; optional
-// cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape.
+// cue maps `cue_noise`, `cue_colour`, `cue_boundary` of the same shape; contract v2 adds an
+// optional [N,K] output of per-face probabilities, one per kind of edit (the manifest's
+// `typesOutput`, its kinds in `manipulationTypes`).
 import { createWithCpuFallback } from '@tampertrace/shared/execution-providers';
-import { DynamicBatcher, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
+import { DynamicBatcher, checkLocalizerEntry, loadVerifiedModel, type BatcherOptions, type ManifestEntry } from '@tampertrace/shared';
+import { ManipulationType } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { localOnnxRunner, type OnnxPool } from '@tampertrace/shared/onnx-pool';
 import { observeInference } from '@tampertrace/shared/observe';
 
@@ -11,7 +14,12 @@ export interface LocalizerOutput {
   noise?: Float32Array;
   colour?: Float32Array;
   boundary?: Float32Array;
+  /** Contract v2: one probability per kind of edit, in the manifest's manipulationTypes order. */
+  types?: Float32Array;
 }
+
+/** The kinds a manifest's manipulationTypes may name: ManipulationType's, without UNSPECIFIED. */
+export const MANIPULATION_KINDS: readonly string[] = Object.keys(ManipulationType).filter((k) => Number.isNaN(Number(k)) && k !== 'UNSPECIFIED');
 
 export interface ForgeryModel {
   readonly entry: ManifestEntry;
@@ -27,6 +35,7 @@ export async function loadForgeryModel(
   entry: ManifestEntry,
   opts: { executionProviders?: string[]; intraOpNumThreads?: number; pool?: OnnxPool } = {},
 ): Promise<ForgeryModel> {
+  checkLocalizerEntry(entry, MANIPULATION_KINDS);
   const { file, bytes } = await loadVerifiedModel(root, entry);
   // Asked for CUDA where it cannot load, the session runs on the CPU (logged at error level).
   const { session } = await createWithCpuFallback(entry.name, opts.executionProviders ?? ['cpu'], (executionProviders) => {
@@ -37,6 +46,9 @@ export async function loadForgeryModel(
   const output = entry.output ?? 'forgery_prob';
   if (!session.inputNames.includes(input)) throw new Error(`${entry.name}: no input named "${input}" (has ${session.inputNames.join(', ')})`);
   if (!session.outputNames.includes(output)) throw new Error(`${entry.name}: no output named "${output}"`);
+  const typesOutput = entry.typesOutput;
+  if (typesOutput && !session.outputNames.includes(typesOutput)) throw new Error(`${entry.name}: no output named "${typesOutput}" (the manifest's typesOutput)`);
+  const kinds = entry.manipulationTypes?.length ?? 0;
   const size = entry.inputSize;
   const plane = size * size;
   const has = (n: string) => session.outputNames.includes(n);
@@ -50,11 +62,16 @@ export async function loadForgeryModel(
       const feeds = { [input]: { data: batch, dims: [crops.length, 3, size, size] } };
       const res = await observeInference(entry.name, crops.length, () => session.run(feeds));
       const slice = (name: string, i: number) => (has(name) ? res[name].data.slice(i * plane, (i + 1) * plane) : undefined);
+      // A model whose type output disagrees with its manifest entry must not be read past its end or short of it.
+      if (typesOutput && res[typesOutput].data.length !== crops.length * kinds) {
+        throw new Error(`${entry.name}: ${typesOutput} has ${res[typesOutput].data.length} values for ${crops.length} faces; the manifest names ${kinds} kinds`);
+      }
       return crops.map((_, i) => ({
         prob: slice(output, i)!,
         noise: slice('cue_noise', i),
         colour: slice('cue_colour', i),
         boundary: slice('cue_boundary', i),
+        types: typesOutput ? res[typesOutput].data.slice(i * kinds, (i + 1) * kinds) : undefined,
       }));
     },
     close: () => session.release(),

@@ -1,10 +1,10 @@
 // The forgery-localization stage: per-face forgery maps, region scores, full-image mask,
 // heatmap in object storage, and the image-level verdict.
 import { create } from '@bufbuild/protobuf';
-import { Bucket, ObjectKey, Topic, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup, SpanName } from '@tampertrace/shared';
+import { Bucket, ObjectKey, decodeFaceCrops, encodeGreyPng, loadOriginal, nextMeta, stageWiring, type DecodedImageCache, type ImageLimits, type ObjectStore, type StageDefinition, ConsumerGroup } from '@tampertrace/shared';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactsSchema, FaceQuality, FaceSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
-import { AnalysisStatus, BoxSchema, HeadPoseSchema, ModelRefSchema, PointSchema, PolygonSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { ArtifactsSchema, FaceQuality, FaceSchema, ManipulationScoreSchema, RegionCuesSchema, RegionScoreSchema } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
+import { AnalysisStatus, BoxSchema, HeadPoseSchema, ManipulationType, ModelRefSchema, PointSchema, PolygonSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { rgbToChw, type FaceInput, type LocalizationResult, type Localizer } from './localize.ts';
 
@@ -18,11 +18,7 @@ export function forgeryLocalizationStage(deps: {
   decoded?: DecodedImageCache;
 }): StageDefinition<typeof FacesDetectedSchema, typeof ForgeryLocalizedSchema> {
   return {
-    name: FORGERY_LOCALIZATION,
-    stage: Stage.FORGERY_LOCALIZATION,
-    span: SpanName.localize,
-    input: { topic: Topic.facesDetected, schema: FacesDetectedSchema },
-    output: { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema },
+    ...stageWiring('forgery-localization', FacesDetectedSchema, ForgeryLocalizedSchema),
     async handle(event) {
       const meta = nextMeta(event.meta!, Stage.FORGERY_LOCALIZATION, FORGERY_LOCALIZATION);
       const models = event.faces.length === 0 ? event.models : [...event.models, create(ModelRefSchema, deps.model)];
@@ -64,6 +60,7 @@ export function forgeryLocalizationStage(deps: {
         image: event.image,
         // With no face the artefacts still exist (an empty mask, the plain image), so consumers need no special case.
         status: event.faces.length === 0 ? AnalysisStatus.NO_FACE : AnalysisStatus.COMPLETED,
+        provenance: event.provenance,
         verdict: result.verdict ? Verdict[result.verdict] : Verdict.UNSPECIFIED,
         artifacts: create(ArtifactsSchema, { original: event.original, mask, heatmap }),
         models,
@@ -89,6 +86,9 @@ export function forgeryLocalizationStage(deps: {
                 polygons: (r.polygons ?? []).map((p) => create(PolygonSchema, { hole: p.hole, points: p.points.map((q) => create(PointSchema, { x: q.x, y: q.y })) })),
               }),
             ),
+            // Kinds were checked against the enum when the model was loaded (checkLocalizerEntry).
+            manipulations: f.manipulations.map((m) => create(ManipulationScoreSchema, { type: ManipulationType[m.type as keyof typeof ManipulationType], probability: m.probability })),
+            manipulationThreshold: f.manipulations.length ? result.typeThreshold : 0,
           }),
         ),
       });

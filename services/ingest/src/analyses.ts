@@ -81,6 +81,7 @@ export class AnalysesStore {
   }
 
   /** Notes the last stage finished by a PENDING analysis (WatchAnalysis reads it). */
+  /** `stage`: the position of the stage that finished (stageOrder in shared/src/pipeline.ts; equal to the Stage value for detection and localization, as rows written before provenance hold). */
   async stageDone(analysisId: string, stage: number): Promise<void> {
     await this.db.query(`UPDATE analyses SET stage = $2, updated_at = now() WHERE analysis_id = $1 AND status = ${AnalysisStatus.PENDING} AND stage < $2`, [analysisId, stage]);
   }

@@ -5,7 +5,7 @@ import { limitsOf, presignRefs, type Config, type DecodedImageCache, type Object
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { ArtifactKind } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { OverlayRenderer } from '@tampertrace/forgery-localization/overlay';
+import { OverlayRenderer } from '@tampertrace/shared/overlay';
 import type { AnalysesStore } from './analyses.ts';
 
 export interface ArtifactsDeps {

@@ -31,6 +31,7 @@ import {
   SubmitResponseSchema,
   WatchAnalysisResponseSchema,
   type GetAnalysisRequest,
+  type GetRelatedAnalysesRequest,
   type GetArtifactRequest,
   type ListAnalysesRequest,
   type SubmitBatchItemResult,
@@ -39,8 +40,8 @@ import {
   type SubmitResponse,
   type WatchAnalysisRequest,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { AuditService, auditServiceImpl } from '@tampertrace/audit/grpc';
-import type { AuditStore } from '@tampertrace/audit/store';
+import { AuditService, auditServiceImpl } from '@tampertrace/shared/audit-trail/grpc';
+import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import type { Access } from './access.ts';
 import type { Artifacts } from './artifacts.ts';
 import type { Listing } from './listing.ts';
@@ -135,6 +136,12 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
     }),
 
     listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => listing.list(tenant.tenantId, req)),
+
+    getRelatedAnalyses: tenantCall(api, async (req: GetRelatedAnalysesRequest, tenant) => {
+      const r = await listing.related(tenant.tenantId, req.analysisId);
+      if (!r) throw notFound(req.analysisId);
+      return r;
+    }),
 
     watchAnalysis: (call: grpc.ServerWritableStream<WatchAnalysisRequest, unknown>) => {
       const signal = callSignal(call);

@@ -5,6 +5,7 @@
 //   POST /v1/analyses:batch           SubmitBatch: {"items": [SubmitRequest...]} in proto3 JSON
 //   GET  /v1/analyses?status=S&verdict=V&minForgeryScore=X&pageSize=N&pageToken=T   ListAnalyses
 //   GET  /v1/analyses/{id}            GetAnalysis
+//   GET  /v1/analyses/{id}/related    GetRelatedAnalyses
 //   GET  /v1/analyses/{id}/events     WatchAnalysis as server-sent events
 //   GET  /v1/analyses/{id}/{mask,overlay,heatmap,original}   GetArtifact (bytes)
 // and AuditService (when the API has the audit store), answers in proto3 JSON:
@@ -36,11 +37,11 @@ import {
   VerifyChainResponseSchema,
   type AuditFilter,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
-import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/audit/grpc';
+import { AuditApi, EXPORT_CONTENT_TYPE, exportFormatOf } from '@tampertrace/shared/audit-trail/grpc';
 import { CallerError, InvalidInputError, classify, codeName, httpStatusOf, safeMessage, type Config } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ArtifactKind, ListAnalysesRequestSchema, ListAnalysesResponseSchema, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { ArtifactKind, GetRelatedAnalysesResponseSchema, ListAnalysesRequestSchema, ListAnalysesResponseSchema, SubmitBatchResponseSchema, SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveConsole } from './console-assets.ts';
 import { batchItem, type IngestApi } from './grpc.ts';
 
@@ -307,13 +308,18 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
         for (const [i, item] of items.entries()) results.push(await batchItem(api, item, i, tenant, ac.signal));
         return send(res, 200, toJson(SubmitBatchResponseSchema, create(SubmitBatchResponseSchema, { results })));
       }
-      const m = /^\/v1\/analyses\/([^/]{1,64})(?:\/(events|mask|overlay|heatmap|original))?(?:\.png)?$/.exec(url.pathname);
+      const m = /^\/v1\/analyses\/([^/]{1,64})(?:\/(events|related|mask|overlay|heatmap|original))?(?:\.png)?$/.exec(url.pathname);
       if (req.method === 'GET' && m) {
         const [, id, part] = m;
         if (!part) {
           const a = await listing.get(tenant.tenantId, id);
           if (!a) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
           return send(res, 200, analysisJson(a));
+        }
+        if (part === 'related') {
+          const r = await listing.related(tenant.tenantId, id);
+          if (!r) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
+          return send(res, 200, jsonOf(GetRelatedAnalysesResponseSchema, r));
         }
         if (part === 'events') {
           let started = false;

@@ -1,10 +1,11 @@
-// Reads of a tenant's analyses as they stand: one by id (GetAnalysis) and pages of them, newest
-// first (ListAnalyses), with opaque page tokens. Another tenant's analysis reads as absent.
+// Reads of a tenant's analyses as they stand: one by id (GetAnalysis), pages of them, newest first
+// (ListAnalyses, with opaque page tokens), and the earlier analyses of the same picture
+// (GetRelatedAnalyses). Another tenant's analysis reads as absent.
 import { create } from '@bufbuild/protobuf';
 import { CallerError } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { ListAnalysesResponseSchema, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
+import { GetRelatedAnalysesResponseSchema, ListAnalysesResponseSchema, type GetRelatedAnalysesResponse, type ListAnalysesRequest, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import type { AnalysesStore, ListCursor } from './analyses.ts';
 import type { Artifacts } from './artifacts.ts';
 
@@ -33,6 +34,20 @@ export class Listing {
     const page = rows.slice(0, size);
     const nextPageToken = rows.length > size ? tokenOf(page.at(-1)!.cursor) : '';
     return create(ListAnalysesResponseSchema, { analyses: await Promise.all(page.map((r) => this.artifacts.withUrls(r.analysis))), nextPageToken });
+  }
+
+  /**
+   * The tenant's earlier analyses of the same picture as one of theirs (GetRelatedAnalyses), each
+   * as it stands now; undefined for an unknown id or another tenant's. The links come from the
+   * analysis itself (the provenance stage looks only within its tenant), and every related
+   * analysis is read within the caller's tenant too.
+   */
+  async related(tenantId: string, analysisId: string): Promise<GetRelatedAnalysesResponse | undefined> {
+    const a = await this.analyses.get(tenantId, analysisId);
+    if (!a) return undefined;
+    const links = a.provenance?.related ?? [];
+    const now = await Promise.all(links.map((r) => this.get(tenantId, r.analysisId)));
+    return create(GetRelatedAnalysesResponseSchema, { related: links, analyses: now.filter((x): x is Analysis => x !== undefined) });
   }
 }
 

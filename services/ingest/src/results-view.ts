@@ -11,6 +11,10 @@ import {
   codeName,
   deadLetter,
   decodeEvent,
+  eventSchemaOf,
+  intermediateEvents,
+  stageAtOrder,
+  stageOrder,
   type BusMessage,
   type EventBus,
   type Logger,
@@ -18,7 +22,7 @@ import {
 } from '@tampertrace/shared';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisStatus, ErrorCode, Stage } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { AnalysisCompletedSchema, FacesDetectedSchema, ForgeryLocalizedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import type { AnalysesStore } from './analyses.ts';
 import type { Artifacts } from './artifacts.ts';
 
@@ -57,10 +61,7 @@ export interface ResultsViewDeps {
 }
 
 /** What the results consumer reads: each stage's output, for WatchAnalysis, and the results. */
-const WATCHED = [
-  { topic: Topic.facesDetected, schema: FacesDetectedSchema, stage: Stage.FACE_DETECTION },
-  { topic: Topic.forgeryLocalized, schema: ForgeryLocalizedSchema, stage: Stage.FORGERY_LOCALIZATION },
-] as const;
+const WATCHED = intermediateEvents().map((e) => ({ topic: e.topic, schema: eventSchemaOf(e.type), stage: e.stage }));
 
 /** The steps a watcher sees, in order: ingest, each watched stage, then the final one. */
 const WATCH_ORDER: readonly Stage[] = [Stage.INGEST, ...WATCHED.map((w) => w.stage), Stage.EXPLANATION];
@@ -123,7 +124,7 @@ export class ResultsView {
       return;
     }
     // A database failure throws: the message is not committed and comes back.
-    if (watched) await this.analyses.stageDone(id, watched.stage);
+    if (watched) await this.analyses.stageDone(id, stageOrder(watched.stage));
     else {
       const first = await this.analyses.final(final!);
       if (first) this.deps.onFinal?.(final!, first.webhookUrl);
@@ -186,7 +187,7 @@ export class ResultsView {
         if (!final) pending = row.analysis;
         // The stage that finished last: the one that ended it (a rejection names its stage), or
         // the newest one seen while PENDING (ingest until detection is through).
-        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : row.stage || Stage.INGEST;
+        const stage: Stage = final ? row.analysis.error?.stage || Stage.EXPLANATION : stageAtOrder(row.stage);
         const at = watchPosition(stage);
         if (at > seen || final) {
           for (let i = seen + 1; i < at; i++) {

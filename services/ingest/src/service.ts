@@ -2,7 +2,7 @@
 // listing and artefacts (one job per module, on one analyses table), tenants and admission,
 // submission sources, webhook delivery, the audit trail's reads, and the gRPC and HTTP servers on top.
 import type http from 'node:http';
-import { AuditStore } from '@tampertrace/audit/store';
+import { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import { Bucket, stopGrpcServer, type Config, type DecodedImageCache, type EventBus, type Logger, type ObjectStore, type SqlClient } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ServiceHealth } from '@tampertrace/shared/health';

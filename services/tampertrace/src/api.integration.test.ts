@@ -28,7 +28,7 @@ import {
 import { AuditService, GetTrailRequestSchema, VerifyChainRequestSchema, type GetTrailResponse, type VerifyChainResponse } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { verifyWebhookSignature } from '@tampertrace/ingest/webhook';
 import { submissionSignature } from '@tampertrace/ingest/submissions-topic';
-import { SERVICES } from './cli.ts';
+import { PIPELINE, SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 
 if (!serversReady) {
@@ -202,9 +202,9 @@ if (!serversReady) {
     assert.ok(res.results[0].accepted?.analysisId);
     assert.deepEqual(res.results.slice(1).map((r) => ErrorCode[r.error!.code]), ['UNSUPPORTED_FORMAT', 'URL_REFUSED', 'INVALID_MESSAGE']);
     const steps = await watch(tenants.a.client, res.results[0].accepted!.analysisId);
-    // Every stage, in order, whatever the watcher's looks missed (the stage topics are consumed
-    // independently of the final one in distributed mode).
-    assert.deepEqual(steps.map((s) => Stage[s.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    // Every stage, in the pipeline's order, whatever the watcher's looks missed (the stage topics
+    // are consumed independently of the final one in distributed mode).
+    assert.deepEqual(steps.map((s) => Stage[s.stage]), ['INGEST', ...PIPELINE.map((p) => Stage[p.stage])]);
     assert.equal(steps.at(-1)!.analysis!.status, AnalysisStatus.COMPLETED);
     assert.ok(steps.slice(0, -1).every((s) => s.analysis!.status === AnalysisStatus.PENDING));
   });
@@ -238,11 +238,11 @@ if (!serversReady) {
     const trailOf = (client: grpc.Client) =>
       unary<GetTrailResponse>(client, 'getTrail', create(GetTrailRequestSchema, { key: { case: 'analysisId', value: r.analysisId } }));
     let records: GetTrailResponse['records'] = [];
-    for (let i = 0; i < 150 && records.length < 4; i++) {
+    for (let i = 0; i < 150 && records.length < 5; i++) {
       records = (await trailOf(auditA)).records;
-      if (records.length < 4) await new Promise((res) => setTimeout(res, 200));
+      if (records.length < 5) await new Promise((res) => setTimeout(res, 200));
     }
-    assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    assert.deepEqual(records.map((x) => Stage[x.stage]), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
     assert.ok(records.every((x) => x.tenantId === 'tenant-a'));
     // Who submitted it: the key the call was made with.
     assert.ok(records.every((x) => x.submittedBy === `key:${tenants.a.keyId}`), records.map((x) => x.submittedBy).join());

@@ -10,7 +10,7 @@ import { create, fromJson, type JsonValue, type MessageInitShape } from '@bufbui
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { FsObjectStore, InMemoryBus, decodeRgb, grpc, loadConfig, serviceClient, sha256Hex, unary, type SqlClient } from '@tampertrace/shared';
+import { FsObjectStore, InMemoryBus, PIPELINE, decodeRgb, grpc, loadConfig, serviceClient, sha256Hex, unary, type SqlClient } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { astronautPng, cameraPng, grpcError } from '@tampertrace/shared/testing';
 import { AnalysisStatus, ErrorCode, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -33,7 +33,7 @@ import {
   type VerifyChainResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
-import { CSV_COLUMNS } from '@tampertrace/audit/store';
+import { CSV_COLUMNS } from '@tampertrace/shared/audit-trail/store';
 import { serveIngest } from '@tampertrace/ingest/service';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 
@@ -162,7 +162,8 @@ test('GetTrail returns the tenant\'s records of an analysis in stage order, over
   const a = client(keys[A]);
   const { analysisId, contentSha256 } = ids[A].forged;
   const records = await trail(a, { case: 'analysisId', value: analysisId });
-  assert.deepEqual(records.map((r) => r.stage), [Stage.INGEST, Stage.FACE_DETECTION, Stage.FORGERY_LOCALIZATION, Stage.EXPLANATION]);
+  // One record per stage of the pipeline, in its order (shared/src/pipeline.ts).
+  assert.deepEqual(records.map((r) => r.stage), [Stage.INGEST, ...PIPELINE.map((s) => s.stage)]);
   for (const r of records) {
     assert.equal(r.tenantId, A);
     assert.equal(r.analysisId, analysisId);
@@ -173,7 +174,7 @@ test('GetTrail returns the tenant\'s records of an analysis in stage order, over
     assert.equal(r.hashVersion, 2);
   }
   const final = (await pipeline.ingest.listing.get(A, analysisId))!;
-  const [, detected, localized, last] = records;
+  const [, , detected, localized, last] = records;
   assert.equal(detected.faces.length, 1);
   assert.ok(detected.faces[0].detectionScore > 0.6, 'the detection record keeps the detection score');
   assert.ok(detected.models.length > 0 && detected.models[0].version);
@@ -194,10 +195,10 @@ test('GetTrail returns the tenant\'s records of an analysis in stage order, over
   assert.deepEqual((await trail(a, { case: 'contentSha256', value: contentSha256 })).map((r) => r.eventId), records.map((r) => r.eventId));
 
   const viaHttp = (await httpJson(`/v1/audit/trail?analysisId=${analysisId}`, keys[A])) as { records: Array<{ stage: string; sequence: string; recordHash: string }> };
-  assert.deepEqual(viaHttp.records.map((r) => r.stage), ['STAGE_INGEST', 'STAGE_FACE_DETECTION', 'STAGE_FORGERY_LOCALIZATION', 'STAGE_EXPLANATION']);
+  assert.deepEqual(viaHttp.records.map((r) => r.stage), [Stage.INGEST, ...PIPELINE.map((s) => s.stage)].map((s) => `STAGE_${Stage[s]}`));
   assert.deepEqual(viaHttp.records.map((r) => r.recordHash), records.map((r) => r.recordHash));
   const byHash = (await httpJson(`/v1/audit/trail?contentSha256=${contentSha256}`, keys[A])) as { records: unknown[] };
-  assert.equal(byHash.records.length, 4);
+  assert.equal(byHash.records.length, PIPELINE.length + 1);
 
   // An unknown analysis is an empty trail; a malformed key is INVALID_ARGUMENT / 422.
   assert.deepEqual(await trail(a, { case: 'analysisId', value: '01a21cbd-0000-7000-8000-000000000000' }), []);
@@ -331,7 +332,7 @@ test('tenant A\'s key never reads tenant B\'s records, through any method', asyn
   assert.deepEqual(await trail(a, { case: 'contentSha256', value: ids[B].astronaut.contentSha256 }), []);
   // Bytes both tenants submitted: only A's own analysis.
   const shared = await trail(a, { case: 'contentSha256', value: sha256Hex(cameraPng()) });
-  assert.ok(shared.length === 4 && shared.every((r) => r.tenantId === A && r.analysisId === ids[A].camera.analysisId));
+  assert.ok(shared.length === PIPELINE.length + 1 && shared.every((r) => r.tenantId === A && r.analysisId === ids[A].camera.analysisId));
   for (const q of [`analysisId=${ids[B].camera.analysisId}`, `contentSha256=${ids[B].astronaut.contentSha256}`]) {
     assert.deepEqual(await httpJson(`/v1/audit/trail?${q}`, keys[A]), { records: [] }, q);
   }

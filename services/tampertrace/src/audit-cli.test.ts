@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { REPO_ROOT, loadConfig } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { cameraPng } from '@tampertrace/shared/testing';
-import { CSV_COLUMNS } from '@tampertrace/audit/store';
+import { CSV_COLUMNS } from '@tampertrace/shared/audit-trail/store';
 import { startEmbedded } from './embedded.ts';
 
 const run = promisify(execFile);
@@ -52,7 +52,7 @@ test('audit query prints the matching records as JSON lines, newest first, up to
   const all = await tampertrace(['query']);
   assert.equal(all.code, 0, all.stderr);
   const rows = jsonLines(all.stdout);
-  assert.equal(rows.length, 5, 'four records of the analysis, one of the rejected input');
+  assert.equal(rows.length, 6, 'five records of the analysis (ingest and its four stages), one of the rejected input');
   assert.deepEqual(rows.map((r) => r.sequence), [...rows.map((r) => r.sequence as number)].sort((a, b) => b - a));
 
   const rejected = await tampertrace(['query', '--status', 'REJECTED', '--error-code', 'unsupported_format']);
@@ -88,21 +88,21 @@ test('audit export writes JSON lines or CSV with a header to stdout', async () =
   assert.equal(csv.code, 0, csv.stderr);
   const lines = csv.stdout.split('\r\n').filter(Boolean);
   assert.equal(lines[0], CSV_COLUMNS.join(','));
-  assert.equal(lines.length, 6);
+  assert.equal(lines.length, 7);
   assert.equal((await tampertrace(['export', '--format', 'xml'])).code, 1);
 });
 
 test('audit verify: OK with exit 0, also against kept checkpoints and after a prune; a changed record fails with exit 1 and is named', async () => {
   const ok = await tampertrace(['verify']);
-  assert.deepEqual([ok.code, ok.stdout], [0, 'OK: 5 records verify for tenant default\n']);
+  assert.deepEqual([ok.code, ok.stdout], [0, 'OK: 6 records verify for tenant default\n']);
   assert.equal((await tampertrace(['verify', '--from', '2', '--to', '3'])).stdout, 'OK: 2 records verify for tenant default\n');
 
   // Checkpoints: one every 4 records by configuration, one more by the operator command.
   const made = await tampertrace(['checkpoint']);
   assert.equal(made.code, 0, made.stderr);
-  assert.equal(jsonLines(made.stdout)[0].recordSequence, 5);
+  assert.equal(jsonLines(made.stdout)[0].recordSequence, 6);
   const cps = await tampertrace(['checkpoints']);
-  assert.deepEqual(jsonLines(cps.stdout).map((c) => c.recordSequence), [4, 5]);
+  assert.deepEqual(jsonLines(cps.stdout).map((c) => c.recordSequence), [4, 6]);
   const keptFile = path.join(home, 'kept-checkpoints.jsonl');
   await writeFile(keptFile, cps.stdout);
   assert.equal((await tampertrace(['verify', '--checkpoints', keptFile])).code, 0);
@@ -114,22 +114,22 @@ test('audit verify: OK with exit 0, also against kept checkpoints and after a pr
   // Retention: records up to checkpoint 1 go; the rest still verifies from that checkpoint's hash.
   const prune = await tampertrace(['prune', '--before', '1']);
   assert.deepEqual([prune.code, prune.stdout], [0, 'pruned 4 records of tenant default up to checkpoint 1\n']);
-  assert.equal((await tampertrace(['verify'])).stdout, 'OK: 1 records verify for tenant default\n');
+  assert.equal((await tampertrace(['verify'])).stdout, 'OK: 2 records verify for tenant default\n');
   assert.equal((await tampertrace(['prune'])).code, 1, 'prune needs --before');
 
   // Someone with the database changes a record (the table's triggers switched off).
   const sql = await openPglite(path.join(home, 'db'));
   try {
     await sql.query('ALTER TABLE audit_records DISABLE TRIGGER ALL');
-    await sql.query("UPDATE audit_records SET error_message = 'all fine' WHERE tenant_id = 'default' AND sequence = 5");
+    await sql.query("UPDATE audit_records SET error_message = 'all fine' WHERE tenant_id = 'default' AND sequence = 6");
     await sql.query('ALTER TABLE audit_records ENABLE TRIGGER ALL');
   } finally {
     await sql.close();
   }
   const broken = await tampertrace(['verify']);
-  assert.deepEqual([broken.code, broken.stdout], [1, 'FAILED at record 5: record content does not match its hash\n']);
+  assert.deepEqual([broken.code, broken.stdout], [1, 'FAILED at record 6: record content does not match its hash\n']);
   // Pruning verifies what it deletes first, and refuses.
   const refused = await tampertrace(['prune', '--before', '2']);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /refusing to prune: record 5 does not verify/);
+  assert.match(refused.stderr, /refusing to prune: record 6 does not verify/);
 });

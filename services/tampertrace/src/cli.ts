@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, serviceClient, startOpsServer, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
+import { ConfigError, InMemoryBus, InvalidInputError, REPO_ROOT, Readiness, Semaphore, TamperTraceError, createLogger, grpc, loadConfig, codeName, requireDistributed, SERVICES, serviceClient, startOpsServer, unary, KafkaBus, allTopics, withPrefix } from '@tampertrace/shared';
 import { setLagSource } from '@tampertrace/shared/metrics';
 import { AnalysisStatus, ErrorCode, ErrorInfoSchema, Stage, Verdict } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AnalysisSchema, type Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
@@ -531,12 +531,11 @@ async function serve(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-export const SERVICES = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit'] as const;
 
 /** Runs one service's entry point (services/<name>/src/main.ts) in this process until SIGTERM/SIGINT. */
 async function service(args: string[]): Promise<number> {
   const [name] = args;
-  if (!(SERVICES as readonly string[]).includes(name)) {
+  if (!SERVICES.includes(name)) {
     process.stderr.write(`unknown service "${name ?? ''}"; one of: ${SERVICES.join(', ')}\n`);
     return EXIT.failure;
   }
@@ -620,7 +619,7 @@ function enumName(e: Record<string, string | number>, prefix: string, v: string 
 }
 
 /** The audit filter of the query and export options. */
-function auditFilter(values: Record<string, string | boolean | undefined>): import('@tampertrace/audit/store').AuditFilter {
+function auditFilter(values: Record<string, string | boolean | undefined>): import('@tampertrace/shared/audit-trail/store').AuditFilter {
   const str = (k: string) => values[k] as string | undefined;
   const time = (k: string) => {
     const v = str(k);
@@ -645,7 +644,7 @@ function auditFilter(values: Record<string, string | boolean | undefined>): impo
 }
 
 /** Checkpoints kept elsewhere: what `audit checkpoints` printed (JSON lines), a JSON array, or ListCheckpoints' JSON. */
-async function readCheckpoints(file: string): Promise<import('@tampertrace/audit/store').AuditCheckpoint[]> {
+async function readCheckpoints(file: string): Promise<import('@tampertrace/shared/audit-trail/store').AuditCheckpoint[]> {
   const text = (await readFile(file, 'utf8')).trim();
   let items: Array<Record<string, unknown>>;
   try {
@@ -674,7 +673,7 @@ async function auditCmd(args: string[]): Promise<number> {
   const [sub, key] = positionals;
   const cfg = loadConfig();
   const tenantId = values.tenant ?? cfg.TAMPERTRACE_TENANT;
-  const { AuditStore } = await import('@tampertrace/audit/store');
+  const { AuditStore } = await import('@tampertrace/shared/audit-trail/store');
   let lock: DataLock | undefined;
   if (!cfg.TAMPERTRACE_DATABASE_URL) {
     try {

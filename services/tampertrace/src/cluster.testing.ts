@@ -10,7 +10,7 @@ import pg from 'pg';
 import sharp from 'sharp';
 import { pino } from 'pino';
 import { Kafka, logLevel } from 'kafkajs';
-import { Bucket, KafkaBus, REPO_ROOT, S3ObjectStore, Topic, allTopics, limitsOf, loadConfig, withPrefix, type Config } from '@tampertrace/shared';
+import { Bucket, KafkaBus, REPO_ROOT, S3ObjectStore, SERVICES, Topic, allTopics, limitsOf, loadConfig, withPrefix, type Config } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import { AnalysisCompletedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
@@ -39,7 +39,8 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
 }
 
-const SERVICE_ORDER = ['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit', 'face-detection-2'];
+/** Ports are planned in the order of every service (shared/src/pipeline.ts), then second instances. */
+const SERVICE_ORDER = [...SERVICES, 'face-detection-2'];
 
 function serviceIndex(name: string): number {
   const i = SERVICE_ORDER.indexOf(name);

@@ -158,7 +158,7 @@ test('every analysis left an audit trail that verifies', async () => {
   const trail = await tampertrace(['audit', 'trail', a.analysisId]);
   assert.equal(trail.code, 0, trail.stderr);
   const records = trail.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(records.map((r) => r.stage), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+  assert.deepEqual(records.map((r) => r.stage), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
   const last = records.at(-1);
   assert.equal(last.status, 'COMPLETED');
   assert.equal(last.contentSha256, a.contentSha256);

@@ -1,14 +1,18 @@
 // Every stage in this process: embedded mode (in-process bus, a local folder as object store,
 // PGlite, all under $TAMPERTRACE_HOME) or, through startPipeline, the same on real servers.
 import path from 'node:path';
+import type { DescMessage } from '@bufbuild/protobuf';
 import { mkdir } from 'node:fs/promises';
 import {
   DecodedImageCache,
   FsObjectStore,
   InMemoryBus,
+  PIPELINE,
   limitsOf,
   runStage,
   type Config,
+  type StageDefinition,
+  type StageService,
   type EventBus,
   type ObjectStore,
   type Logger,
@@ -27,10 +31,13 @@ import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stag
 import { createExplainer } from '@tampertrace/explanation-generation/explainers';
 import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { explanationStage } from '@tampertrace/explanation-generation/stage';
-import type { AuditStore } from '@tampertrace/audit/store';
+import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { runAuditConsumer } from '@tampertrace/audit/consumer';
 import { acquireDataLock, type DataLock } from './data-lock.ts';
+import { HashStore } from '@tampertrace/provenance/store';
+import { provenanceStage } from '@tampertrace/provenance/stage';
+import { runVerdictRecorder } from '@tampertrace/provenance/verdicts';
 
 /** The models every analysis needs, loaded and verified against the manifest. */
 export async function loadModels(cfg: Config) {
@@ -131,10 +138,19 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     audit = ingest.audit;
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
     const presign = { store, presignTtlS: cfg.TAMPERTRACE_PRESIGN_TTL_S };
+    const hashes = new HashStore(sql);
+    await hashes.migrate();
+    // Every stage of the list (shared/src/pipeline.ts), built here with its dependencies; the
+    // type makes a stage missing from this map a compile error.
+    const stages: { [S in StageService]: () => StageDefinition<DescMessage, DescMessage> } = {
+      provenance: () => provenanceStage({ store, hashes, limits, decoded }),
+      'face-detection': () => faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }),
+      'forgery-localization': () => forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }),
+      'explanation-generation': () => explanationStage({ explainer: opts.explainer ?? createExplainer(cfg, locEntry, log.child({ stage: 'explanation-generation' })), limits, ...presign }),
+    };
+    for (const s of PIPELINE) subs.push(await runStage(bus, stages[s.service](), { ...stageOpts, log: log.child({ stage: s.service }) }));
     subs.push(
-      await runStage(bus, faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }), { ...stageOpts, log: log.child({ stage: 'face-detection' }) }),
-      await runStage(bus, forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }), { ...stageOpts, log: log.child({ stage: 'forgery-localization' }) }),
-      await runStage(bus, explanationStage({ explainer: opts.explainer ?? createExplainer(cfg, locEntry, log.child({ stage: 'explanation-generation' })), limits, ...presign }), { ...stageOpts, log: log.child({ stage: 'explanation-generation' }) }),
+      await runVerdictRecorder(bus, hashes, log.child({ stage: 'provenance-verdicts' }), cfg.TAMPERTRACE_STAGE_CONCURRENCY),
       await runAuditConsumer(bus, audit, log.child({ stage: 'audit' }), {
         concurrency: cfg.TAMPERTRACE_AUDIT_CONCURRENCY,
         batchWaitMs: cfg.TAMPERTRACE_AUDIT_BATCH_WAIT_MS,

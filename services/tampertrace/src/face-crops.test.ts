@@ -10,7 +10,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import sharp from 'sharp';
 import { Bucket, FsObjectStore, ObjectKey, decodeRgb, loadConfig, type ObjectStore } from '@tampertrace/shared';
 import { astronautPng, cameraPng } from '@tampertrace/shared/testing';
-import { EventMetaSchema, FacesDetectedSchema, ForgeryLocalizedSchema, ImageIngestedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
+import { EventMetaSchema, FacesDetectedSchema, ForgeryLocalizedSchema, ProvenanceCheckedSchema } from '@tampertrace/shared/gen/tampertrace/v1/events_pb';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
 import { forgeryLocalizationStage } from '@tampertrace/forgery-localization/stage';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
@@ -68,7 +68,7 @@ async function analyse(store: CountingStore, name: string, bytes: Buffer, withCr
   const meta = create(EventMetaSchema, { eventId: `${name}:ingest`, analysisId: `${name}-${withCrops}`, tenantId: 't1', contentSha256: 'ab'.repeat(32) });
   const original = await store.put(Bucket.originals, ObjectKey.original('t1', `${name}-${withCrops}`), bytes, 'image/octet-stream');
   const detection = faceDetectionStage({ store, detector: models.detector, limits, faceCrops: withCrops ? models.localizer.cropSpec : undefined });
-  const detected = await detection.handle(create(ImageIngestedSchema, { meta, original }));
+  const detected = await detection.handle(create(ProvenanceCheckedSchema, { meta, original }));
   // Through the wire format, as on the bus: boxes become float32.
   const wire = fromBinary(FacesDetectedSchema, toBinary(FacesDetectedSchema, detected));
   const localization = forgeryLocalizationStage({ store: store as ObjectStore, localizer: models.localizer, model: models.locEntry, limits });
@@ -111,7 +111,7 @@ test('crops cut for another crop size are not used: localization cuts its own, w
   const meta = create(EventMetaSchema, { eventId: 'x:ingest', analysisId: 'x', tenantId: 't1', contentSha256: 'cd'.repeat(32) });
   const original = await store.put(Bucket.originals, ObjectKey.original('t1', 'x'), bytes, 'image/png');
   const detection = faceDetectionStage({ store, detector: models.detector, limits, faceCrops: { scale: 1.5, size: 128 } });
-  const detected = fromBinary(FacesDetectedSchema, toBinary(FacesDetectedSchema, await detection.handle(create(ImageIngestedSchema, { meta, original }))));
+  const detected = fromBinary(FacesDetectedSchema, toBinary(FacesDetectedSchema, await detection.handle(create(ProvenanceCheckedSchema, { meta, original }))));
   assert.ok(detected.faceCrops?.key);
   const localized = await forgeryLocalizationStage({ store, localizer: models.localizer, model: models.locEntry, limits }).handle(detected);
   assert.equal(store.originalGets, 2, 'the original was fetched again');

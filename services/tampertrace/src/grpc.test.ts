@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { grpc, loadConfig, serviceClient, sha256Hex, stopGrpcServer, unary, type GrpcApi } from '@tampertrace/shared';
 import { cameraPng, grpcError } from '@tampertrace/shared/testing';
-import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
+import { AnalysisStatus, ErrorCode, ManipulationType } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import {
   ArtifactKind,
@@ -24,6 +24,9 @@ import {
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { serveGrpc } from '@tampertrace/ingest/grpc';
+import { TYPED_LOCALIZER } from '@tampertrace/forgery-localization/contract-model.testing';
+import { loadLocalizer } from '@tampertrace/forgery-localization/load';
+import { decodeRgb, limitsOf } from '@tampertrace/shared';
 import { startEmbedded, type Embedded } from './embedded.ts';
 
 let embedded: Embedded;
@@ -114,4 +117,42 @@ test('bad input ends REJECTED with its code; unknown ids, oversized messages and
   // No source at all.
   assert.equal((await failure(unary(client, 'submit', create(SubmitRequestSchema, {})))).metadata.get('tt-error-code')[0], 'EMPTY_INPUT');
   assert.equal(await statusOf(unary(client, 'getArtifact', create(GetArtifactRequestSchema, { analysisId: garbage.analysisId, kind: ArtifactKind.MASK }))), grpc.status.NOT_FOUND);
+});
+
+test('with the learned localizer, which has a type output, each face in the Analysis carries what the model gave, kinds highest first, and the threshold', async () => {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'tt-grpc-types-'));
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_GRPC_PORT: '0', TAMPERTRACE_LOCALIZER_MODEL: TYPED_LOCALIZER });
+  const typed = await startEmbedded(cfg, pino({ level: 'silent' }));
+  const s = await serveGrpc(typed.ingest, cfg);
+  const c = serviceClient(IngestService, `127.0.0.1:${s.port}`, { apiKey: typed.apiKey });
+  const direct = await loadLocalizer(cfg);
+  try {
+    const png = cameraPng();
+    const r = await unary<SubmitResponse>(c, 'submit', create(SubmitRequestSchema, { source: { case: 'content', value: png } }));
+    await typed.result(r.analysisId);
+    const a = (await unary<GetAnalysisResponse>(c, 'getAnalysis', create(GetAnalysisRequestSchema, { analysisId: r.analysisId }))).analysis!;
+    assert.equal(a.faces.length, 1);
+    const [face] = a.faces;
+    const kinds = direct.entry.manipulationTypes!;
+    assert.equal(face.manipulations.length, kinds.length);
+    assert.deepEqual(face.manipulations.map((m) => ManipulationType[m.type]).sort(), [...kinds].sort());
+    const probs = face.manipulations.map((m) => m.probability);
+    assert.deepEqual(probs, [...probs].sort((x, y) => y - x), 'highest first');
+    assert.equal(face.manipulationThreshold, Math.fround(direct.entry.typeThreshold!));
+    // The same numbers as the localizer run directly on the face the pipeline found.
+    const img = await decodeRgb(png, limitsOf(cfg));
+    const [mine] = (await direct.localizer.localize(img, [{ box: face.box!, score: face.detectionScore, keypoints: face.keypoints }])).faces;
+    assert.deepEqual(face.manipulations.map((m) => [ManipulationType[m.type], m.probability]), mine.manipulations.map((m) => [m.type, Math.fround(m.probability)]));
+  } finally {
+    c.close();
+    await stopGrpcServer(s.server);
+    await typed.close();
+    await direct.model.close();
+  }
+});
+
+test('with the default localizer, which has no type output, faces carry no manipulation kinds', async () => {
+  const r = await submit(cameraPng(), { reanalyze: true });
+  const final = (await watch(r.analysisId)).at(-1)!.analysis!;
+  assert.deepEqual(final.faces.map((f) => [f.manipulations.length, f.manipulationThreshold]), [[0, 0]]);
 });

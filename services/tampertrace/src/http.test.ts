@@ -12,6 +12,8 @@ import { AnalysisStatus, ErrorCode } from '@tampertrace/shared/gen/tampertrace/v
 import { cameraPng, pngDeclaring } from '@tampertrace/shared/testing';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { serveHttp } from '@tampertrace/ingest/http';
+import { TYPED_LOCALIZER } from '@tampertrace/forgery-localization/contract-model.testing';
+import { findModel, readManifest } from '@tampertrace/shared';
 
 let embedded: Embedded;
 let server: Server;
@@ -163,4 +165,33 @@ test('POST /v1/analyses:batch answers each SubmitRequest in order, like SubmitBa
   assert.match(results[0].accepted.analysisId, /^[0-9a-f-]{36}$/);
   assert.deepEqual(results.slice(1).map((r: { error: { code: string } }) => r.error.code), ['ERROR_CODE_URL_REFUSED', 'ERROR_CODE_EMPTY_INPUT']);
   assert.equal((await embedded.result(results[0].accepted.analysisId)).status, 2 /* COMPLETED */);
+});
+
+test('with the learned localizer, which has a type output, the JSON analysis names each face\'s kinds of edit, highest first, with the threshold', async () => {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'tt-http-types-'));
+  const cfg = loadConfig({ ...process.env, TAMPERTRACE_HOME: home, TAMPERTRACE_HTTP_PORT: '0', TAMPERTRACE_LOCALIZER_MODEL: TYPED_LOCALIZER });
+  const entry = findModel(await readManifest(cfg.TAMPERTRACE_MODELS_MANIFEST), cfg.TAMPERTRACE_LOCALIZER_MODEL);
+  const typed = await startEmbedded(cfg, pino({ level: 'silent' }));
+  const srv = await serveHttp(typed.ingest, cfg);
+  try {
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/v1/analyses?wait=true`;
+    const res = await fetch(url, { method: 'POST', body: new Uint8Array(cameraPng()), headers: { authorization: `Bearer ${typed.apiKey}` } });
+    assert.equal(res.status, 200);
+    const a = await res.json();
+    assert.equal(a.faces.length, 1);
+    const ms: Array<{ type: string; probability: number }> = a.faces[0].manipulations;
+    assert.deepEqual(ms.map((m) => m.type).sort(), entry.manipulationTypes!.map((k) => `MANIPULATION_TYPE_${k}`).sort());
+    for (const m of ms) assert.ok(m.probability >= 0 && m.probability <= 1, `${m.type} ${m.probability}`);
+    assert.deepEqual(ms.map((m) => m.probability), ms.map((m) => m.probability).sort((x, y) => y - x), 'highest first');
+    assert.equal(a.faces[0].manipulationThreshold, Math.fround(entry.typeThreshold!));
+  } finally {
+    await new Promise((r) => srv.close(r));
+    await typed.close();
+  }
+});
+
+test('with the default localizer the JSON faces carry an empty list of kinds', async () => {
+  const res = await api(`${base}/v1/analyses?wait=true`, { method: 'POST', body: new Uint8Array(await sharp(cameraPng()).flop().png().toBuffer()) });
+  const a = await res.json();
+  assert.deepEqual(a.faces.map((f: { manipulations: unknown[] }) => f.manipulations), [[]]);
 });

@@ -1,4 +1,4 @@
-// Observability of the five services as separate processes on the real Kafka, S3 server and
+// Observability of every service as separate processes on the real Kafka, S3 server and
 // PostgreSQL: one trace per analysis across gRPC and every Kafka hop (exported over OTLP to a
 // receiver in this test), Prometheus metrics on each process's /metrics, log lines that carry the
 // trace id, and readiness/liveness endpoints.
@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { Topic, grpc, serviceClient, unary } from '@tampertrace/shared';
+import { PIPELINE, SERVICES, Topic, grpc, pipelineStage, serviceClient, unary } from '@tampertrace/shared';
 import { astronautPng, cameraPng } from '@tampertrace/shared/testing';
 import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { SERVICES } from './cli.ts';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.testing.ts';
 
@@ -92,10 +91,10 @@ if (!serversReady) {
     return consume && spans.find((s) => s.parentSpanId === consume.spanId && s.name === 'tampertrace.audit.append');
   }
 
-  test('one submitted image yields one trace with spans from all five services, in the order the pipeline ran', async () => {
+  test('one submitted image yields one trace with spans from every service, in the order the pipeline ran', async () => {
     const spans = await traceOfAnalysis();
     const byId = new Map(spans.map((s) => [s.spanId, s]));
-    assert.deepEqual(new Set(spans.map((s) => s.service)), new Set(['ingest', 'face-detection', 'forgery-localization', 'explanation-generation', 'audit']));
+    assert.deepEqual(new Set(spans.map((s) => s.service)), new Set(SERVICES));
 
     // From the audit record's append, parent by parent, up to the root: the Submit call.
     const append = finalAppend(spans)!;
@@ -107,12 +106,7 @@ if (!serversReady) {
     assert.deepEqual(hops, [
       'ingest: grpc.tampertrace.v1.IngestService/Submit',
       `ingest: send ${Topic.imageIngested}`,
-      `face-detection: process ${Topic.imageIngested}`,
-      `face-detection: send ${Topic.facesDetected}`,
-      `forgery-localization: process ${Topic.facesDetected}`,
-      `forgery-localization: send ${Topic.forgeryLocalized}`,
-      `explanation-generation: process ${Topic.forgeryLocalized}`,
-      `explanation-generation: send ${Topic.analysisCompleted}`,
+      ...PIPELINE.flatMap((s) => [`${s.service}: process ${s.input.topic}`, `${s.service}: send ${s.output.topic}`]),
       `audit: process ${Topic.analysisCompleted}`,
     ]);
     // Messaging spans carry the semantic-convention attributes.
@@ -131,9 +125,8 @@ if (!serversReady) {
       assert.ok(span, `${name} under ${service}'s consumer span`);
       return span!;
     };
-    const detect = stageSpan('face-detection', Topic.imageIngested, 'tampertrace.face_detection.detect');
-    const localize = stageSpan('forgery-localization', Topic.facesDetected, 'tampertrace.forgery_localization.localize');
-    stageSpan('explanation-generation', Topic.forgeryLocalized, 'tampertrace.explanation.explain');
+    const [detect, localize] = (['face-detection', 'forgery-localization'] as const).map((s) => pipelineStage(s)).map((s) => stageSpan(s.service, s.input.topic, s.span));
+    for (const s of PIPELINE) stageSpan(s.service, s.input.topic, s.span);
     const descendants = (root: ReceivedSpan) => {
       const out: ReceivedSpan[] = [];
       const walk = (p: ReceivedSpan) => spans.filter((s) => s.parentSpanId === p.spanId).forEach((c) => (out.push(c), walk(c)));
@@ -232,7 +225,7 @@ if (!serversReady) {
       if (Date.now() > end) assert.fail(`face-detection lag did not drain: ${JSON.stringify(lag)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    assert.deepEqual(new Set(lag.map((s) => s.labels.topic)), new Set([Topic.imageIngested]));
+    assert.deepEqual(new Set(lag.map((s) => s.labels.topic)), new Set([pipelineStage('face-detection').input.topic]));
   });
 
   test('readiness reports each dependency and liveness answers, over HTTP and gRPC health', async () => {
@@ -242,7 +235,7 @@ if (!serversReady) {
       assert.equal(ready.status, 200, `${service}: ${JSON.stringify(body)}`);
       assert.equal(body.ready, true);
       assert.equal(body.checks.kafka, 'ok');
-      if (service === 'ingest' || service === 'audit') assert.equal(body.checks.postgresql, 'ok');
+      if (service === 'ingest' || service === 'audit' || service === 'provenance') assert.equal(body.checks.postgresql, 'ok');
       if (service !== 'audit') assert.equal(body.checks.s3, 'ok');
       const live = await fetch(`http://127.0.0.1:${cluster.opsPortOf(service)}/livez`);
       assert.equal(live.status, 200);

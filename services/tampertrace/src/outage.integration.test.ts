@@ -12,7 +12,7 @@ import { REPO_ROOT, grpc, serviceClient, unary } from '@tampertrace/shared';
 import { astronautPng, grpcError } from '@tampertrace/shared/testing';
 import { IngestService, SubmitRequestSchema } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import { SERVICES } from './cli.ts';
+import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 
 const INFRA = path.join(REPO_ROOT, 'deploy', 'local', 'infra.sh');

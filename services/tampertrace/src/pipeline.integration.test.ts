@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { Header, Topic, deadLetterTopic, loadConfig, type BusMessage } from '@tampertrace/shared';
+import { Header, PIPELINE, Topic, deadLetterTopic, loadConfig, type BusMessage } from '@tampertrace/shared';
 import { KafkaBus } from '@tampertrace/shared/kafka-bus';
 import { S3ObjectStore } from '@tampertrace/shared/s3-object-store';
 import { astronautPng, truncatedJpeg } from '@tampertrace/shared/testing';
@@ -37,7 +37,7 @@ if (!ready) {
     const store = S3ObjectStore.fromEnv({ ...env, TAMPERTRACE_S3_BUCKET_PREFIX: `${run}-` });
     const sql = await openPostgres(env.TAMPERTRACE_DATABASE_URL!, { pool: { options: `-c search_path=${schema}` } });
     pipeline = await startPipeline(loadConfig(), log, { bus, store, sql }, { pepper: randomBytes(24).toString('hex') });
-    await bus.subscribe({ group: 'it-dlq', topics: [deadLetterTopic('face-detection')], handler: async (m) => void dlq.push(m) });
+    await bus.subscribe({ group: 'it-dlq', topics: [deadLetterTopic(PIPELINE[0].group)], handler: async (m) => void dlq.push(m) });
   });
 
   after(async () => {
@@ -55,14 +55,14 @@ if (!ready) {
     assert.ok(Math.abs(a.faces[0].box!.x - 178) < 15 && Math.abs(a.faces[0].box!.y - 81) < 15);
     const mask = await pipeline.store.get(a.artifacts!.mask!.bucket, a.artifacts!.mask!.key);
     assert.equal(mask.subarray(1, 4).toString('latin1'), 'PNG');
-    // The audit consumer is its own group: wait until it has recorded all four stages.
+    // The audit consumer is its own group: wait until it has recorded ingest and every stage.
     let trail = await pipeline.audit!.trail(a.tenantId, { analysisId: a.analysisId });
-    for (let i = 0; i < 100 && trail.length < 4; i++) {
+    for (let i = 0; i < 100 && trail.length < PIPELINE.length + 1; i++) {
       await new Promise((r) => setTimeout(r, 100));
       trail = await pipeline.audit!.trail(a.tenantId, { analysisId: a.analysisId });
     }
-    assert.deepEqual(trail.map((r) => r.stage), ['INGEST', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
-    assert.deepEqual(await pipeline.audit!.verify(a.tenantId), { ok: true, count: 4 });
+    assert.deepEqual(trail.map((r) => r.stage), ['INGEST', 'PROVENANCE', 'FACE_DETECTION', 'FORGERY_LOCALIZATION', 'EXPLANATION']);
+    assert.deepEqual(await pipeline.audit!.verify(a.tenantId), { ok: true, count: PIPELINE.length + 1 });
   });
 
   test('truncated JPEG and WebP images are REJECTED at ingest, from their container, before anything is queued', async () => {
@@ -86,7 +86,8 @@ if (!ready) {
     assert.equal(dlq[0].key, 'poison');
     assert.deepEqual([...dlq[0].value], [0xde, 0xad, 0xbe, 0xef]);
     assert.equal(dlq[0].headers[Header.dlqCode], 'INVALID_MESSAGE');
-    assert.equal(dlq[0].headers[Header.dlqStage], 'face-detection');
+    // The first stage reads image.ingested: the poison is its dead letter.
+    assert.equal(dlq[0].headers[Header.dlqStage], PIPELINE[0].group);
     assert.equal(dlq[0].headers[Header.dlqOriginalTopic], Topic.imageIngested);
   });
 }

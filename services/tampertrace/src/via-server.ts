@@ -24,8 +24,8 @@ import {
   type QueryRecordsResponse,
   type VerifyChainResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
-import type { AuditCheckpoint, AuditFilter } from '@tampertrace/audit/store';
-import { checkpointMsg } from '@tampertrace/audit/grpc';
+import type { AuditCheckpoint, AuditFilter } from '@tampertrace/shared/audit-trail/store';
+import { checkpointMsg } from '@tampertrace/shared/audit-trail/grpc';
 import type { LockHolder } from './data-lock.ts';
 
 /** The audit subcommands the API can answer; checkpoint and prune are operator-only, on the folder itself. */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/analysis.proto.
  */
 export const file_tampertrace_v1_analysis: GenFile = /*@__PURE__*/
-  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEi6QQKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAiK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmIrIDCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCEigKCWxhbmRtYXJrcxgIIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EisKCWhlYWRfcG9zZRgJIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkhlYWRQb3NlEhkKEWxhbmRtYXJrX3ByZXNlbmNlGAogASgCEjgKDW1hbmlwdWxhdGlvbnMYCyADKAsyIS50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25TY29yZRIsCgdxdWFsaXR5GAwgASgOMhsudGFtcGVydHJhY2UudjEuRmFjZVF1YWxpdHkiWAoRTWFuaXB1bGF0aW9uU2NvcmUSLgoEdHlwZRgBIAEoDjIgLnRhbXBlcnRyYWNlLnYxLk1hbmlwdWxhdGlvblR5cGUSEwoLcHJvYmFiaWxpdHkYAiABKAIikQEKC1JlZ2lvblNjb3JlEgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY292ZXJhZ2UYAyABKAISKAoEY3VlcxgEIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlJlZ2lvbkN1ZXMSKQoIcG9seWdvbnMYBSADKAsyFy50YW1wZXJ0cmFjZS52MS5Qb2x5Z29uIqABCgpSZWdpb25DdWVzEhwKD25vaXNlX2xvZ19yYXRpbxgBIAEoAkgAiAEBEhkKDGNvbG91cl9kZWx0YRgCIAEoAkgBiAEBEh4KEWJvdW5kYXJ5X3N0cmVuZ3RoGAMgASgCSAKIAQFCEgoQX25vaXNlX2xvZ19yYXRpb0IPCg1fY29sb3VyX2RlbHRhQhQKEl9ib3VuZGFyeV9zdHJlbmd0aCK4AQoLRXhwbGFuYXRpb24SDAoEdGV4dBgBIAEoCRIjCgVmYWN0cxgCIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY3QSKwoJZ2VuZXJhdG9yGAMgASgLMhgudGFtcGVydHJhY2UudjEuTW9kZWxSZWYSMAoKZWRpdF9raW5kcxgEIAMoCzIcLnRhbXBlcnRyYWNlLnYxLkVkaXRLaW5kRmFjdBIXCg9mYWxsYmFja19yZWFzb24YBSABKAkijQEKDEVkaXRLaW5kRmFjdBISCgpmYWNlX2luZGV4GAEgASgNEi4KBHR5cGUYAiABKA4yIC50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25UeXBlEhMKC3Byb2JhYmlsaXR5GAMgASgCEhEKCXRocmVzaG9sZBgEIAEoAhIRCglzdGF0ZW1lbnQYBSABKAkifAoERmFjdBISCgpmYWNlX2luZGV4GAEgASgNEg4KBnJlZ2lvbhgCIAEoCRIgCgNjdWUYAyABKA4yEy50YW1wZXJ0cmFjZS52MS5DdWUSDQoFdmFsdWUYBCABKAISDAoEdW5pdBgFIAEoCRIRCglzdGF0ZW1lbnQYBiABKAkqggEKC0ZhY2VRdWFsaXR5EhwKGEZBQ0VfUVVBTElUWV9VTlNQRUNJRklFRBAAEhoKFkZBQ0VfUVVBTElUWV9KVURHRUFCTEUQARIaChZGQUNFX1FVQUxJVFlfVE9PX1NNQUxMEAISHQoZRkFDRV9RVUFMSVRZX1RPT19ERUdSQURFRBADKnAKA0N1ZRITCg9DVUVfVU5TUEVDSUZJRUQQABIQCgxDVUVfQ09WRVJBR0UQARIMCghDVUVfQkxVUhACEhIKDkNVRV9TSEFSUEVOSU5HEAMSDgoKQ1VFX0NPTE9VUhAEEhAKDENVRV9CT1VOREFSWRAFYgZwcm90bzM", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
+  fileDesc("Ch10YW1wZXJ0cmFjZS92MS9hbmFseXNpcy5wcm90bxIOdGFtcGVydHJhY2UudjEimQUKCEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jb250ZW50X3NoYTI1NhgDIAEoCRIuCgZzdGF0dXMYBCABKA4yHi50YW1wZXJ0cmFjZS52MS5BbmFseXNpc1N0YXR1cxIoCgd2ZXJkaWN0GAUgASgOMhcudGFtcGVydHJhY2UudjEuVmVyZGljdBIoCgVpbWFnZRgGIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgHIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USMAoLZXhwbGFuYXRpb24YCCABKAsyGy50YW1wZXJ0cmFjZS52MS5FeHBsYW5hdGlvbhIoCgVlcnJvchgJIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbxIoCgZtb2RlbHMYCiADKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIsCglhcnRpZmFjdHMYCyABKAsyGS50YW1wZXJ0cmFjZS52MS5BcnRpZmFjdHMSMAoMc3VibWl0dGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYDiADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgPIAEoCRIZChFtYXhfZm9yZ2VyeV9zY29yZRgQIAEoAhIuCgpwcm92ZW5hbmNlGBEgASgLMhoudGFtcGVydHJhY2UudjEuUHJvdmVuYW5jZSKQAQoKUHJvdmVuYW5jZRIXCg9wZXJjZXB0dWFsX2hhc2gYASABKAkSMAoHcmVsYXRlZBgCIAMoCzIfLnRhbXBlcnRyYWNlLnYxLlJlbGF0ZWRBbmFseXNpcxIYChBlZGl0aW5nX3NvZnR3YXJlGAMgAygJEh0KFWMycGFfbWFuaWZlc3RfcHJlc2VudBgEIAEoCCKOAgoPUmVsYXRlZEFuYWx5c2lzEhMKC2FuYWx5c2lzX2lkGAEgASgJEhgKEGhhbW1pbmdfZGlzdGFuY2UYAiABKA0SEAoIbWlycm9yZWQYAyABKAgSLgoGc3RhdHVzGAQgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMSKAoHdmVyZGljdBgFIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSGQoRbWF4X2Zvcmdlcnlfc2NvcmUYBiABKAISMAoMc3VibWl0dGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzb3VyY2VfbmFtZRgIIAEoCSK5AQoJQXJ0aWZhY3RzEisKCG9yaWdpbmFsGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEicKBG1hc2sYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSKgoHb3ZlcmxheRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIqCgdoZWF0bWFwGAQgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmItIDCgRGYWNlEg0KBWluZGV4GAEgASgNEiAKA2JveBgCIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBIXCg9kZXRlY3Rpb25fc2NvcmUYAyABKAISKAoJa2V5cG9pbnRzGAQgAygLMhUudGFtcGVydHJhY2UudjEuUG9pbnQSFQoNZm9yZ2VyeV9zY29yZRgFIAEoAhIsCgdyZWdpb25zGAYgAygLMhsudGFtcGVydHJhY2UudjEuUmVnaW9uU2NvcmUSFwoPbWFza2VkX2ZyYWN0aW9uGAcgASgCEigKCWxhbmRtYXJrcxgIIAMoCzIVLnRhbXBlcnRyYWNlLnYxLlBvaW50EisKCWhlYWRfcG9zZRgJIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkhlYWRQb3NlEhkKEWxhbmRtYXJrX3ByZXNlbmNlGAogASgCEjgKDW1hbmlwdWxhdGlvbnMYCyADKAsyIS50YW1wZXJ0cmFjZS52MS5NYW5pcHVsYXRpb25TY29yZRIsCgdxdWFsaXR5GAwgASgOMhsudGFtcGVydHJhY2UudjEuRmFjZVF1YWxpdHkSHgoWbWFuaXB1bGF0aW9uX3RocmVzaG9sZBgPIAEoAiJYChFNYW5pcHVsYXRpb25TY29yZRIuCgR0eXBlGAEgASgOMiAudGFtcGVydHJhY2UudjEuTWFuaXB1bGF0aW9uVHlwZRITCgtwcm9iYWJpbGl0eRgCIAEoAiKRAQoLUmVnaW9uU2NvcmUSDAoEbmFtZRgBIAEoCRINCgVzY29yZRgCIAEoAhIQCghjb3ZlcmFnZRgDIAEoAhIoCgRjdWVzGAQgASgLMhoudGFtcGVydHJhY2UudjEuUmVnaW9uQ3VlcxIpCghwb2x5Z29ucxgFIAMoCzIXLnRhbXBlcnRyYWNlLnYxLlBvbHlnb24ioAEKClJlZ2lvbkN1ZXMSHAoPbm9pc2VfbG9nX3JhdGlvGAEgASgCSACIAQESGQoMY29sb3VyX2RlbHRhGAIgASgCSAGIAQESHgoRYm91bmRhcnlfc3RyZW5ndGgYAyABKAJIAogBAUISChBfbm9pc2VfbG9nX3JhdGlvQg8KDV9jb2xvdXJfZGVsdGFCFAoSX2JvdW5kYXJ5X3N0cmVuZ3RoIrgBCgtFeHBsYW5hdGlvbhIMCgR0ZXh0GAEgASgJEiMKBWZhY3RzGAIgAygLMhQudGFtcGVydHJhY2UudjEuRmFjdBIrCglnZW5lcmF0b3IYAyABKAsyGC50YW1wZXJ0cmFjZS52MS5Nb2RlbFJlZhIwCgplZGl0X2tpbmRzGAQgAygLMhwudGFtcGVydHJhY2UudjEuRWRpdEtpbmRGYWN0EhcKD2ZhbGxiYWNrX3JlYXNvbhgFIAEoCSKNAQoMRWRpdEtpbmRGYWN0EhIKCmZhY2VfaW5kZXgYASABKA0SLgoEdHlwZRgCIAEoDjIgLnRhbXBlcnRyYWNlLnYxLk1hbmlwdWxhdGlvblR5cGUSEwoLcHJvYmFiaWxpdHkYAyABKAISEQoJdGhyZXNob2xkGAQgASgCEhEKCXN0YXRlbWVudBgFIAEoCSJ8CgRGYWN0EhIKCmZhY2VfaW5kZXgYASABKA0SDgoGcmVnaW9uGAIgASgJEiAKA2N1ZRgDIAEoDjITLnRhbXBlcnRyYWNlLnYxLkN1ZRINCgV2YWx1ZRgEIAEoAhIMCgR1bml0GAUgASgJEhEKCXN0YXRlbWVudBgGIAEoCSqCAQoLRmFjZVF1YWxpdHkSHAoYRkFDRV9RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGgoWRkFDRV9RVUFMSVRZX0pVREdFQUJMRRABEhoKFkZBQ0VfUVVBTElUWV9UT09fU01BTEwQAhIdChlGQUNFX1FVQUxJVFlfVE9PX0RFR1JBREVEEAMqhQEKA0N1ZRITCg9DVUVfVU5TUEVDSUZJRUQQABIQCgxDVUVfQ09WRVJBR0UQARIMCghDVUVfQkxVUhACEhIKDkNVRV9TSEFSUEVOSU5HEAMSDgoKQ1VFX0NPTE9VUhAEEhAKDENVRV9CT1VOREFSWRAFEhMKD0NVRV9TRUVOX0JFRk9SRRAKYgZwcm90bzM", [file_google_protobuf_timestamp, file_tampertrace_v1_common]);
 
 /**
  * The complete outcome of analysing one image. Its proto3 JSON form is what the CLI writes to
@@ -133,11 +133,19 @@ export type Analysis = Message<"tampertrace.v1.Analysis"> & {
   /**
    * Highest face forgery score in [0, 1]; 0 when there is no face.
    *
-   * Field numbers 17-19 are reserved for provenance (issue #20).
-   *
    * @generated from field: float max_forgery_score = 16;
    */
   maxForgeryScore: number;
+
+  /**
+   * Where this picture was seen before and what its file says of its origin; set by the
+   * provenance stage (absent for analyses rejected before it, or made before it existed).
+   *
+   * Field numbers 18-19 are reserved for provenance (issue #20).
+   *
+   * @generated from field: tampertrace.v1.Provenance provenance = 17;
+   */
+  provenance?: Provenance | undefined;
 };
 
 /**
@@ -146,6 +154,125 @@ export type Analysis = Message<"tampertrace.v1.Analysis"> & {
  */
 export const AnalysisSchema: GenMessage<Analysis> = /*@__PURE__*/
   messageDesc(file_tampertrace_v1_analysis, 0);
+
+/**
+ * What is known of an image's origin: earlier analyses of the same picture (by perceptual hash,
+ * so resized, recompressed, lightly cropped, bordered or mirrored copies count) and facts read
+ * from the file's header. Only the owning tenant's analyses are ever linked.
+ *
+ * @generated from message tampertrace.v1.Provenance
+ */
+export type Provenance = Message<"tampertrace.v1.Provenance"> & {
+  /**
+   * 64-bit DCT perceptual hash of the EXIF-oriented image with uniform borders trimmed, as 16
+   * lower-case hex digits (bit 63 first). Equal pictures have equal or near hashes.
+   *
+   * @generated from field: string perceptual_hash = 1;
+   */
+  perceptualHash: string;
+
+  /**
+   * The tenant's earlier analyses of a near-identical picture, closest first, at most 10.
+   *
+   * @generated from field: repeated tampertrace.v1.RelatedAnalysis related = 2;
+   */
+  related: RelatedAnalysis[];
+
+  /**
+   * Editing software the header names (EXIF Software, XMP xmp:CreatorTool), as written, without
+   * duplicates; empty when none is named. A camera's own firmware string counts too.
+   *
+   * @generated from field: repeated string editing_software = 3;
+   */
+  editingSoftware: string[];
+
+  /**
+   * True when the file carries a C2PA (content credentials) manifest store: a JUMBF box in JPEG
+   * APP11 segments, or a caBX chunk in PNG. Presence only: the manifest's signatures are not
+   * verified, and stripping it is easy, so absence proves nothing.
+   *
+   * @generated from field: bool c2pa_manifest_present = 4;
+   */
+  c2paManifestPresent: boolean;
+};
+
+/**
+ * Describes the message tampertrace.v1.Provenance.
+ * Use `create(ProvenanceSchema)` to create a new message.
+ */
+export const ProvenanceSchema: GenMessage<Provenance> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_analysis, 1);
+
+/**
+ * An earlier analysis of the same picture, as the provenance stage found it.
+ *
+ * @generated from message tampertrace.v1.RelatedAnalysis
+ */
+export type RelatedAnalysis = Message<"tampertrace.v1.RelatedAnalysis"> & {
+  /**
+   * The earlier analysis (same tenant).
+   *
+   * @generated from field: string analysis_id = 1;
+   */
+  analysisId: string;
+
+  /**
+   * Bits that differ between the two 64-bit perceptual hashes, 0-64; links are made at 10 or less.
+   *
+   * @generated from field: uint32 hamming_distance = 2;
+   */
+  hammingDistance: number;
+
+  /**
+   * True when this image matches the earlier one mirrored left to right.
+   *
+   * @generated from field: bool mirrored = 3;
+   */
+  mirrored: boolean;
+
+  /**
+   * The earlier analysis's final state when this one was checked (PENDING while it was still
+   * running).
+   *
+   * @generated from field: tampertrace.v1.AnalysisStatus status = 4;
+   */
+  status: AnalysisStatus;
+
+  /**
+   * Its verdict then (VERDICT_UNSPECIFIED unless it had COMPLETED).
+   *
+   * @generated from field: tampertrace.v1.Verdict verdict = 5;
+   */
+  verdict: Verdict;
+
+  /**
+   * Its highest face forgery score then, in [0, 1].
+   *
+   * @generated from field: float max_forgery_score = 6;
+   */
+  maxForgeryScore: number;
+
+  /**
+   * When the earlier analysis was submitted.
+   *
+   * @generated from field: google.protobuf.Timestamp submitted_at = 7;
+   */
+  submittedAt?: Timestamp | undefined;
+
+  /**
+   * The client's name for the earlier input, informational.
+   *
+   * @generated from field: string source_name = 8;
+   */
+  sourceName: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.RelatedAnalysis.
+ * Use `create(RelatedAnalysisSchema)` to create a new message.
+ */
+export const RelatedAnalysisSchema: GenMessage<RelatedAnalysis> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_analysis, 2);
 
 /**
  * Object-store references of an analysis's artefacts.
@@ -188,7 +315,7 @@ export type Artifacts = Message<"tampertrace.v1.Artifacts"> & {
  * Use `create(ArtifactsSchema)` to create a new message.
  */
 export const ArtifactsSchema: GenMessage<Artifacts> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 1);
+  messageDesc(file_tampertrace_v1_analysis, 3);
 
 /**
  * One detected face and what the localizer found on it.
@@ -286,11 +413,20 @@ export type Face = Message<"tampertrace.v1.Face"> & {
    * Whether the face could be judged at all. Faces are scored whatever their quality; the
    * explanation says when a score cannot be read.
    *
-   * Field numbers 13-14 are reserved for explanations (#18), 15-16 for the localizer (#17).
-   *
    * @generated from field: tampertrace.v1.FaceQuality quality = 12;
    */
   quality: FaceQuality;
+
+  /**
+   * The localizer's type threshold (its manifest's typeThreshold): a kind in manipulations whose
+   * probability is at or above it was found; when none is, the model found no edit (which is not
+   * a clearance: every model misses kinds of edit). 0 when manipulations is empty.
+   *
+   * Field numbers 13-14 are reserved for explanations (#18), 16 for the localizer (#17).
+   *
+   * @generated from field: float manipulation_threshold = 15;
+   */
+  manipulationThreshold: number;
 };
 
 /**
@@ -298,7 +434,7 @@ export type Face = Message<"tampertrace.v1.Face"> & {
  * Use `create(FaceSchema)` to create a new message.
  */
 export const FaceSchema: GenMessage<Face> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 2);
+  messageDesc(file_tampertrace_v1_analysis, 4);
 
 /**
  * The probability that a face shows one kind of edit.
@@ -326,7 +462,7 @@ export type ManipulationScore = Message<"tampertrace.v1.ManipulationScore"> & {
  * Use `create(ManipulationScoreSchema)` to create a new message.
  */
 export const ManipulationScoreSchema: GenMessage<ManipulationScore> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 3);
+  messageDesc(file_tampertrace_v1_analysis, 5);
 
 /**
  * How strongly one facial region is implicated.
@@ -384,7 +520,7 @@ export type RegionScore = Message<"tampertrace.v1.RegionScore"> & {
  * Use `create(RegionScoreSchema)` to create a new message.
  */
 export const RegionScoreSchema: GenMessage<RegionScore> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 4);
+  messageDesc(file_tampertrace_v1_analysis, 6);
 
 /**
  * Forensic measurements over one region, relative to the face's own statistics.
@@ -423,7 +559,7 @@ export type RegionCues = Message<"tampertrace.v1.RegionCues"> & {
  * Use `create(RegionCuesSchema)` to create a new message.
  */
 export const RegionCuesSchema: GenMessage<RegionCues> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 5);
+  messageDesc(file_tampertrace_v1_analysis, 7);
 
 /**
  * A short text grounded in measured facts.
@@ -476,7 +612,7 @@ export type Explanation = Message<"tampertrace.v1.Explanation"> & {
  * Use `create(ExplanationSchema)` to create a new message.
  */
 export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 6);
+  messageDesc(file_tampertrace_v1_analysis, 8);
 
 /**
  * One kind-of-edit claim behind the explanation text.
@@ -525,7 +661,7 @@ export type EditKindFact = Message<"tampertrace.v1.EditKindFact"> & {
  * Use `create(EditKindFactSchema)` to create a new message.
  */
 export const EditKindFactSchema: GenMessage<EditKindFact> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 7);
+  messageDesc(file_tampertrace_v1_analysis, 9);
 
 /**
  * One measured claim behind the explanation text.
@@ -583,7 +719,7 @@ export type Fact = Message<"tampertrace.v1.Fact"> & {
  * Use `create(FactSchema)` to create a new message.
  */
 export const FactSchema: GenMessage<Fact> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_analysis, 8);
+  messageDesc(file_tampertrace_v1_analysis, 10);
 
 /**
  * Whether a face was good enough to judge.
@@ -672,11 +808,20 @@ export enum Cue {
   /**
    * A blending boundary runs through or around the region.
    *
-   * Values 6-9 are reserved for explanations (#18), 10-11 for provenance (#20).
-   *
    * @generated from enum value: CUE_BOUNDARY = 5;
    */
   BOUNDARY = 5,
+
+  /**
+   * Values 6-9 are reserved for explanations (#18).
+   * The image matches an earlier analysis of the same tenant (Fact.value: the Hamming distance
+   * between their perceptual hashes, in bits; Fact.unit "bits"; Fact.region empty).
+   *
+   * Value 11 is reserved for provenance (#20).
+   *
+   * @generated from enum value: CUE_SEEN_BEFORE = 10;
+   */
+  SEEN_BEFORE = 10,
 }
 
 /**

@@ -11,7 +11,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Analysis, Artifacts, Face } from "./analysis_pb.ts";
+import type { Analysis, Artifacts, Face, Provenance } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
 import type { AnalysisStatus, Box, HeadPose, ImageInfo, ModelRef, ObjectRef, Point, StageTiming, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/events.proto.
  */
 export const file_tampertrace_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9ldmVudHMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpkCCglFdmVudE1ldGESEAoIZXZlbnRfaWQYASABKAkSEwoLYW5hbHlzaXNfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYByADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgIIAEoCRIUCgxzdWJtaXR0ZWRfYnkYCSABKAkijwEKDUltYWdlSW5nZXN0ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIrCghvcmlnaW5hbBgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIoCgVpbWFnZRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbyLbAQoMRGV0ZWN0ZWRGYWNlEiAKA2JveBgBIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBINCgVzY29yZRgCIAEoAhIoCglrZXlwb2ludHMYAyADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIoCglsYW5kbWFya3MYBCADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIrCgloZWFkX3Bvc2UYBSABKAsyGC50YW1wZXJ0cmFjZS52MS5IZWFkUG9zZRIZChFsYW5kbWFya19wcmVzZW5jZRgGIAEoAiKVAgoNRmFjZXNEZXRlY3RlZBInCgRtZXRhGAEgASgLMhkudGFtcGVydHJhY2UudjEuRXZlbnRNZXRhEisKCG9yaWdpbmFsGAIgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEigKBWltYWdlGAMgASgLMhkudGFtcGVydHJhY2UudjEuSW1hZ2VJbmZvEisKBWZhY2VzGAQgAygLMhwudGFtcGVydHJhY2UudjEuRGV0ZWN0ZWRGYWNlEigKBm1vZGVscxgFIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi0KCmZhY2VfY3JvcHMYBiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYivAIKEEZvcmdlcnlMb2NhbGl6ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIoCgVpbWFnZRgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgDIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USKAoHdmVyZGljdBgEIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSLAoJYXJ0aWZhY3RzGAUgASgLMhkudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RzEigKBm1vZGVscxgGIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi4KBnN0YXR1cxgHIAEoDjIeLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzU3RhdHVzImgKEUFuYWx5c2lzQ29tcGxldGVkEicKBG1ldGEYASABKAsyGS50YW1wZXJ0cmFjZS52MS5FdmVudE1ldGESKgoIYW5hbHlzaXMYAiABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpc2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9ldmVudHMucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpkCCglFdmVudE1ldGESEAoIZXZlbnRfaWQYASABKAkSEwoLYW5hbHlzaXNfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKB3RpbWluZ3MYByADKAsyGy50YW1wZXJ0cmFjZS52MS5TdGFnZVRpbWluZxITCgtzb3VyY2VfbmFtZRgIIAEoCRIUCgxzdWJtaXR0ZWRfYnkYCSABKAkijwEKDUltYWdlSW5nZXN0ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIrCghvcmlnaW5hbBgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIoCgVpbWFnZRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbyLDAQoRUHJvdmVuYW5jZUNoZWNrZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIrCghvcmlnaW5hbBgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLk9iamVjdFJlZhIoCgVpbWFnZRgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIuCgpwcm92ZW5hbmNlGAQgASgLMhoudGFtcGVydHJhY2UudjEuUHJvdmVuYW5jZSLbAQoMRGV0ZWN0ZWRGYWNlEiAKA2JveBgBIAEoCzITLnRhbXBlcnRyYWNlLnYxLkJveBINCgVzY29yZRgCIAEoAhIoCglrZXlwb2ludHMYAyADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIoCglsYW5kbWFya3MYBCADKAsyFS50YW1wZXJ0cmFjZS52MS5Qb2ludBIrCgloZWFkX3Bvc2UYBSABKAsyGC50YW1wZXJ0cmFjZS52MS5IZWFkUG9zZRIZChFsYW5kbWFya19wcmVzZW5jZRgGIAEoAiLFAgoNRmFjZXNEZXRlY3RlZBInCgRtZXRhGAEgASgLMhkudGFtcGVydHJhY2UudjEuRXZlbnRNZXRhEisKCG9yaWdpbmFsGAIgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEigKBWltYWdlGAMgASgLMhkudGFtcGVydHJhY2UudjEuSW1hZ2VJbmZvEisKBWZhY2VzGAQgAygLMhwudGFtcGVydHJhY2UudjEuRGV0ZWN0ZWRGYWNlEigKBm1vZGVscxgFIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi0KCmZhY2VfY3JvcHMYBiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWYSLgoKcHJvdmVuYW5jZRgHIAEoCzIaLnRhbXBlcnRyYWNlLnYxLlByb3ZlbmFuY2Ui7AIKEEZvcmdlcnlMb2NhbGl6ZWQSJwoEbWV0YRgBIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkV2ZW50TWV0YRIoCgVpbWFnZRgCIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkltYWdlSW5mbxIjCgVmYWNlcxgDIAMoCzIULnRhbXBlcnRyYWNlLnYxLkZhY2USKAoHdmVyZGljdBgEIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSLAoJYXJ0aWZhY3RzGAUgASgLMhkudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RzEigKBm1vZGVscxgGIAMoCzIYLnRhbXBlcnRyYWNlLnYxLk1vZGVsUmVmEi4KBnN0YXR1cxgHIAEoDjIeLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzU3RhdHVzEi4KCnByb3ZlbmFuY2UYCCABKAsyGi50YW1wZXJ0cmFjZS52MS5Qcm92ZW5hbmNlImgKEUFuYWx5c2lzQ29tcGxldGVkEicKBG1ldGEYASABKAsyGS50YW1wZXJ0cmFjZS52MS5FdmVudE1ldGESKgoIYW5hbHlzaXMYAiABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpc2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * Fields every event carries. Trace context, tenant, content sha256 and schema version are
@@ -138,6 +138,49 @@ export const ImageIngestedSchema: GenMessage<ImageIngested> = /*@__PURE__*/
   messageDesc(file_tampertrace_v1_events, 1);
 
 /**
+ * Published by provenance on `provenance.checked`: the ingested image with what is known of
+ * its origin. Fields 1-3 are ImageIngested's, with the same meaning.
+ *
+ * @generated from message tampertrace.v1.ProvenanceChecked
+ */
+export type ProvenanceChecked = Message<"tampertrace.v1.ProvenanceChecked"> & {
+  /**
+   * Common event fields.
+   *
+   * @generated from field: tampertrace.v1.EventMeta meta = 1;
+   */
+  meta?: EventMeta | undefined;
+
+  /**
+   * The stored original.
+   *
+   * @generated from field: tampertrace.v1.ObjectRef original = 2;
+   */
+  original?: ObjectRef | undefined;
+
+  /**
+   * Header-level facts about the image (dimensions after orientation).
+   *
+   * @generated from field: tampertrace.v1.ImageInfo image = 3;
+   */
+  image?: ImageInfo | undefined;
+
+  /**
+   * Earlier analyses of the same picture and header facts; carried on to the Analysis.
+   *
+   * @generated from field: tampertrace.v1.Provenance provenance = 4;
+   */
+  provenance?: Provenance | undefined;
+};
+
+/**
+ * Describes the message tampertrace.v1.ProvenanceChecked.
+ * Use `create(ProvenanceCheckedSchema)` to create a new message.
+ */
+export const ProvenanceCheckedSchema: GenMessage<ProvenanceChecked> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_events, 2);
+
+/**
  * A face found by the detector, in oriented image pixels.
  *
  * @generated from message tampertrace.v1.DetectedFace
@@ -192,7 +235,7 @@ export type DetectedFace = Message<"tampertrace.v1.DetectedFace"> & {
  * Use `create(DetectedFaceSchema)` to create a new message.
  */
 export const DetectedFaceSchema: GenMessage<DetectedFace> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_events, 2);
+  messageDesc(file_tampertrace_v1_events, 3);
 
 /**
  * Published by face-detection on `faces.detected`. An empty `faces` list means no face.
@@ -245,6 +288,13 @@ export type FacesDetected = Message<"tampertrace.v1.FacesDetected"> & {
    * @generated from field: tampertrace.v1.ObjectRef face_crops = 6;
    */
   faceCrops?: ObjectRef | undefined;
+
+  /**
+   * From ProvenanceChecked, carried on unchanged.
+   *
+   * @generated from field: tampertrace.v1.Provenance provenance = 7;
+   */
+  provenance?: Provenance | undefined;
 };
 
 /**
@@ -252,7 +302,7 @@ export type FacesDetected = Message<"tampertrace.v1.FacesDetected"> & {
  * Use `create(FacesDetectedSchema)` to create a new message.
  */
 export const FacesDetectedSchema: GenMessage<FacesDetected> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_events, 3);
+  messageDesc(file_tampertrace_v1_events, 4);
 
 /**
  * Published by forgery-localization on `forgery.localized`.
@@ -308,6 +358,13 @@ export type ForgeryLocalized = Message<"tampertrace.v1.ForgeryLocalized"> & {
    * @generated from field: tampertrace.v1.AnalysisStatus status = 7;
    */
   status: AnalysisStatus;
+
+  /**
+   * From FacesDetected, carried on unchanged.
+   *
+   * @generated from field: tampertrace.v1.Provenance provenance = 8;
+   */
+  provenance?: Provenance | undefined;
 };
 
 /**
@@ -315,7 +372,7 @@ export type ForgeryLocalized = Message<"tampertrace.v1.ForgeryLocalized"> & {
  * Use `create(ForgeryLocalizedSchema)` to create a new message.
  */
 export const ForgeryLocalizedSchema: GenMessage<ForgeryLocalized> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_events, 4);
+  messageDesc(file_tampertrace_v1_events, 5);
 
 /**
  * Published on `analysis.completed` when an analysis reaches a final state (completed,
@@ -344,5 +401,5 @@ export type AnalysisCompleted = Message<"tampertrace.v1.AnalysisCompleted"> & {
  * Use `create(AnalysisCompletedSchema)` to create a new message.
  */
 export const AnalysisCompletedSchema: GenMessage<AnalysisCompleted> = /*@__PURE__*/
-  messageDesc(file_tampertrace_v1_events, 5);
+  messageDesc(file_tampertrace_v1_events, 6);
 

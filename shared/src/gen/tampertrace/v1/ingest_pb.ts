@@ -7,7 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Analysis } from "./analysis_pb.ts";
+import type { Analysis, RelatedAnalysis } from "./analysis_pb.ts";
 import { file_tampertrace_v1_analysis } from "./analysis_pb.ts";
 import type { AnalysisStatus, ErrorInfo, ObjectRef, Stage, Verdict } from "./common_pb.ts";
 import { file_tampertrace_v1_common } from "./common_pb.ts";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tampertrace/v1/ingest.proto.
  */
 export const file_tampertrace_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpUCCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEwoLd2ViaG9va191cmwYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzIlUKEkdldEFydGlmYWN0UmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RLaW5kIk4KE0dldEFydGlmYWN0UmVzcG9uc2USJgoDcmVmGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEg8KB2NvbnRlbnQYAiABKAwisQEKE0xpc3RBbmFseXNlc1JlcXVlc3QSLgoGc3RhdHVzGAEgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMSKAoHdmVyZGljdBgCIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSGQoRbWluX2Zvcmdlcnlfc2NvcmUYAyABKAISEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiWwoUTGlzdEFuYWx5c2VzUmVzcG9uc2USKgoIYW5hbHlzZXMYASADKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqlwEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWQVJUSUZBQ1RfS0lORF9PUklHSU5BTBABEhYKEkFSVElGQUNUX0tJTkRfTUFTSxACEhkKFUFSVElGQUNUX0tJTkRfSEVBVE1BUBADEhkKFUFSVElGQUNUX0tJTkRfT1ZFUkxBWRAEMp0ECg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAESVgoLR2V0QXJ0aWZhY3QSIi50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIy50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlElkKDExpc3RBbmFseXNlcxIjLnRhbXBlcnRyYWNlLnYxLkxpc3RBbmFseXNlc1JlcXVlc3QaJC50YW1wZXJ0cmFjZS52MS5MaXN0QW5hbHlzZXNSZXNwb25zZWIGcHJvdG8z", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
+  fileDesc("Cht0YW1wZXJ0cmFjZS92MS9pbmdlc3QucHJvdG8SDnRhbXBlcnRyYWNlLnYxIpUCCg1TdWJtaXRSZXF1ZXN0EhEKB2NvbnRlbnQYASABKAxIABIrCgZvYmplY3QYAiABKAsyGS50YW1wZXJ0cmFjZS52MS5PYmplY3RSZWZIABINCgN1cmwYAyABKAlIABITCgtzb3VyY2VfbmFtZRgEIAEoCRIRCglyZWFuYWx5emUYBSABKAgSPQoIbWV0YWRhdGEYBiADKAsyKy50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEwoLd2ViaG9va191cmwYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJTCg5TdWJtaXRSZXNwb25zZRITCgthbmFseXNpc19pZBgBIAEoCRIWCg5jb250ZW50X3NoYTI1NhgCIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgiQQoSU3VibWl0QmF0Y2hSZXF1ZXN0EisKBGl0ZW0YASABKAsyHS50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXF1ZXN0IoIBChVTdWJtaXRCYXRjaEl0ZW1SZXN1bHQSDQoFaW5kZXgYASABKA0SMAoIYWNjZXB0ZWQYAiABKAsyHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRIoCgVlcnJvchgDIAEoCzIZLnRhbXBlcnRyYWNlLnYxLkVycm9ySW5mbyJNChNTdWJtaXRCYXRjaFJlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS50YW1wZXJ0cmFjZS52MS5TdWJtaXRCYXRjaEl0ZW1SZXN1bHQiKQoSR2V0QW5hbHlzaXNSZXF1ZXN0EhMKC2FuYWx5c2lzX2lkGAEgASgJIkEKE0dldEFuYWx5c2lzUmVzcG9uc2USKgoIYW5hbHlzaXMYASABKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcyIrChRXYXRjaEFuYWx5c2lzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJpChVXYXRjaEFuYWx5c2lzUmVzcG9uc2USJAoFc3RhZ2UYASABKA4yFS50YW1wZXJ0cmFjZS52MS5TdGFnZRIqCghhbmFseXNpcxgCIAEoCzIYLnRhbXBlcnRyYWNlLnYxLkFuYWx5c2lzIlUKEkdldEFydGlmYWN0UmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwudGFtcGVydHJhY2UudjEuQXJ0aWZhY3RLaW5kIk4KE0dldEFydGlmYWN0UmVzcG9uc2USJgoDcmVmGAEgASgLMhkudGFtcGVydHJhY2UudjEuT2JqZWN0UmVmEg8KB2NvbnRlbnQYAiABKAwisQEKE0xpc3RBbmFseXNlc1JlcXVlc3QSLgoGc3RhdHVzGAEgASgOMh4udGFtcGVydHJhY2UudjEuQW5hbHlzaXNTdGF0dXMSKAoHdmVyZGljdBgCIAEoDjIXLnRhbXBlcnRyYWNlLnYxLlZlcmRpY3QSGQoRbWluX2Zvcmdlcnlfc2NvcmUYAyABKAISEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiWwoUTGlzdEFuYWx5c2VzUmVzcG9uc2USKgoIYW5hbHlzZXMYASADKAsyGC50YW1wZXJ0cmFjZS52MS5BbmFseXNpcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoZR2V0UmVsYXRlZEFuYWx5c2VzUmVxdWVzdBITCgthbmFseXNpc19pZBgBIAEoCSJ6ChpHZXRSZWxhdGVkQW5hbHlzZXNSZXNwb25zZRIwCgdyZWxhdGVkGAEgAygLMh8udGFtcGVydHJhY2UudjEuUmVsYXRlZEFuYWx5c2lzEioKCGFuYWx5c2VzGAIgAygLMhgudGFtcGVydHJhY2UudjEuQW5hbHlzaXMqlwEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWQVJUSUZBQ1RfS0lORF9PUklHSU5BTBABEhYKEkFSVElGQUNUX0tJTkRfTUFTSxACEhkKFUFSVElGQUNUX0tJTkRfSEVBVE1BUBADEhkKFUFSVElGQUNUX0tJTkRfT1ZFUkxBWRAEMooFCg1Jbmdlc3RTZXJ2aWNlEkcKBlN1Ym1pdBIdLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdFJlcXVlc3QaHi50YW1wZXJ0cmFjZS52MS5TdWJtaXRSZXNwb25zZRJYCgtTdWJtaXRCYXRjaBIiLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UoARJWCgtHZXRBbmFseXNpcxIiLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVxdWVzdBojLnRhbXBlcnRyYWNlLnYxLkdldEFuYWx5c2lzUmVzcG9uc2USXgoNV2F0Y2hBbmFseXNpcxIkLnRhbXBlcnRyYWNlLnYxLldhdGNoQW5hbHlzaXNSZXF1ZXN0GiUudGFtcGVydHJhY2UudjEuV2F0Y2hBbmFseXNpc1Jlc3BvbnNlMAESVgoLR2V0QXJ0aWZhY3QSIi50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIy50YW1wZXJ0cmFjZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlElkKDExpc3RBbmFseXNlcxIjLnRhbXBlcnRyYWNlLnYxLkxpc3RBbmFseXNlc1JlcXVlc3QaJC50YW1wZXJ0cmFjZS52MS5MaXN0QW5hbHlzZXNSZXNwb25zZRJrChJHZXRSZWxhdGVkQW5hbHlzZXMSKS50YW1wZXJ0cmFjZS52MS5HZXRSZWxhdGVkQW5hbHlzZXNSZXF1ZXN0GioudGFtcGVydHJhY2UudjEuR2V0UmVsYXRlZEFuYWx5c2VzUmVzcG9uc2ViBnByb3RvMw", [file_tampertrace_v1_analysis, file_tampertrace_v1_common]);
 
 /**
  * One image to analyse.
@@ -430,6 +430,58 @@ export const ListAnalysesResponseSchema: GenMessage<ListAnalysesResponse> = /*@_
   messageDesc(file_tampertrace_v1_ingest, 12);
 
 /**
+ * Which analysis's relatives to read.
+ *
+ * @generated from message tampertrace.v1.GetRelatedAnalysesRequest
+ */
+export type GetRelatedAnalysesRequest = Message<"tampertrace.v1.GetRelatedAnalysesRequest"> & {
+  /**
+   * The id returned by Submit.
+   *
+   * @generated from field: string analysis_id = 1;
+   */
+  analysisId: string;
+};
+
+/**
+ * Describes the message tampertrace.v1.GetRelatedAnalysesRequest.
+ * Use `create(GetRelatedAnalysesRequestSchema)` to create a new message.
+ */
+export const GetRelatedAnalysesRequestSchema: GenMessage<GetRelatedAnalysesRequest> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 13);
+
+/**
+ * Earlier analyses of the same picture.
+ *
+ * @generated from message tampertrace.v1.GetRelatedAnalysesResponse
+ */
+export type GetRelatedAnalysesResponse = Message<"tampertrace.v1.GetRelatedAnalysesResponse"> & {
+  /**
+   * How each is related (distance, mirrored, the verdict it had then), closest first; empty
+   * until the analysis has finished (or when it was rejected before the provenance stage, or
+   * nothing matched).
+   *
+   * @generated from field: repeated tampertrace.v1.RelatedAnalysis related = 1;
+   */
+  related: RelatedAnalysis[];
+
+  /**
+   * The same analyses as they stand now, in the same order (presigned artefact URLs included);
+   * one that no longer exists is left out.
+   *
+   * @generated from field: repeated tampertrace.v1.Analysis analyses = 2;
+   */
+  analyses: Analysis[];
+};
+
+/**
+ * Describes the message tampertrace.v1.GetRelatedAnalysesResponse.
+ * Use `create(GetRelatedAnalysesResponseSchema)` to create a new message.
+ */
+export const GetRelatedAnalysesResponseSchema: GenMessage<GetRelatedAnalysesResponse> = /*@__PURE__*/
+  messageDesc(file_tampertrace_v1_ingest, 14);
+
+/**
  * The artefacts an analysis can have.
  *
  * @generated from enum tampertrace.v1.ArtifactKind
@@ -554,6 +606,17 @@ export const IngestService: GenService<{
     methodKind: "unary";
     input: typeof ListAnalysesRequestSchema;
     output: typeof ListAnalysesResponseSchema;
+  },
+  /**
+   * The caller's earlier analyses of the same picture as one of theirs (its
+   * Analysis.provenance.related), each as it stands now. NOT_FOUND for another tenant's id.
+   *
+   * @generated from rpc tampertrace.v1.IngestService.GetRelatedAnalyses
+   */
+  getRelatedAnalyses: {
+    methodKind: "unary";
+    input: typeof GetRelatedAnalysesRequestSchema;
+    output: typeof GetRelatedAnalysesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tampertrace_v1_ingest, 0);
