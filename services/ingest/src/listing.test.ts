@@ -62,3 +62,19 @@ test('a page token round-trips its cursor; anything else, or a date past the las
   await assert.rejects(list({ minForgeryScore: -0.1 }), invalid);
   await assert.rejects(list({ minForgeryScore: Number.NaN }), invalid);
 });
+
+test('related answers the links an analysis holds with each linked analysis as it stands, read within the tenant only', async () => {
+  const store = new AnalysesStore(t.sql);
+  const foreign = create(AnalysisSchema, { analysisId: id(9000), tenantId: 'someone-else', contentSha256: 'cc'.repeat(32), status: AnalysisStatus.PENDING, submittedAt: timestampFromDate(new Date(T0)) });
+  await store.pending(foreign);
+  const repost = { analysisId: id(9001), tenantId, contentSha256: 'dd'.repeat(32), submittedAt: timestampFromDate(new Date(T0 + 999_000)) };
+  await store.pending(create(AnalysisSchema, { ...repost, status: AnalysisStatus.PENDING }));
+  const related = [{ analysisId: id(3), hammingDistance: 4 }, { analysisId: foreign.analysisId, hammingDistance: 1 }];
+  await store.final(create(AnalysisSchema, { ...repost, status: AnalysisStatus.COMPLETED, provenance: { related } }));
+  const r = (await t.ingest.listing.related(tenantId, repost.analysisId))!;
+  assert.deepEqual(r.related.map((l) => [l.analysisId, l.hammingDistance]), [[id(3), 4], [foreign.analysisId, 1]]);
+  // The link to another tenant's analysis (which the provenance stage never makes) reads as nothing.
+  assert.deepEqual(r.analyses.map((a) => a.analysisId), [id(3)]);
+  assert.equal(await t.ingest.listing.related('someone-else', repost.analysisId), undefined);
+  assert.equal(await t.ingest.listing.related(tenantId, id(9999)), undefined);
+});
