@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { insideRegion } from '@tampertrace/shared/face-regions';
 import { build } from 'vite';
-import { FsObjectStore, InMemoryBus, REPO_ROOT, decodeRgb, grpc, loadConfig, serviceClient, unary } from '@tampertrace/shared';
+import { FsObjectStore, InMemoryBus, PIPELINE, REPO_ROOT, decodeRgb, grpc, loadConfig, serviceClient, unary } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';
 import { astronautPng, cameraPng, grpcError } from '@tampertrace/shared/testing';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
@@ -109,9 +109,11 @@ after(async () => {
   await pipeline?.close();
 });
 
-/** A fresh browser context (its own sessionStorage) at 1280x800 with the console open. */
+/** A fresh browser context (its own sessionStorage) at 1280x1400 with the console open. */
 async function openConsole(hash = ''): Promise<Page> {
-  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  // Tall enough that the explanation and the zoomed face view are on screen together: taking the
+  // zoom's screenshot must not scroll the hovered region word away.
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 1400 } });
   const page = await context.newPage();
   page.on('request', (r) => {
     if (!r.url().startsWith(base) && !/^(blob|data):/.test(r.url())) foreign.push(r.url());
@@ -200,7 +202,8 @@ test('a forged and a real image submitted through the page complete, each with i
   for (const name of ['forged.png', 'camera.png']) {
     const card = page.locator('.submission[data-status="completed"]', { hasText: name });
     await card.waitFor({ timeout: 120_000 });
-    assert.equal(await card.locator('.step.done').count(), 4, `${name}: every stage done`);
+    // One step for ingest and one per stage of the list (shared/src/pipeline.ts).
+    assert.equal(await card.locator('.step.done').count(), 1 + PIPELINE.length, `${name}: every stage done`);
     assert.match((await card.locator('.state').textContent())!, /score \d\.\d\d/);
     ids[name] = (await card.getAttribute('data-analysis-id'))!;
   }
