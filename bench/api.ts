@@ -34,7 +34,7 @@ import {
   type SubmitBatchResponse,
   type SubmitResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady } from '../services/tampertrace/src/cluster.testing.ts';

@@ -24,7 +24,7 @@ import { create } from '@bufbuild/protobuf';
 import { REPO_ROOT, Semaphore, createLogger, grpc, loadConfig, rng, serviceClient, unary } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { startEmbedded } from '../services/tampertrace/src/embedded.ts';
 import { distributedReady, startDistributed } from './distributed.ts';
 import { mixedWorkload } from './workload.ts';

@@ -12,7 +12,7 @@ interface Bucket {
 }
 
 export class Access {
-  // Per replica: with N gateway replicas a tenant gets up to N x its rate. The in-flight cap is
+  // Per replica: with N ingest replicas a tenant gets up to N x its rate. The in-flight cap is
   // read from the shared table, so it holds across replicas; this look is only the early, cheap
   // refusal: the cap is enforced atomically when the analysis is recorded (admitPending).
   private readonly buckets = new Map<string, Bucket>();

@@ -1,5 +1,5 @@
 // Deduplication and the in-flight cap under concurrent submissions on a REAL PostgreSQL, with two
-// gateway replicas (each its own connection pool and gRPC server) sharing the database, as in
+// ingest replicas (each its own connection pool and gRPC server) sharing the database, as in
 // the distributed mode (admission.testing.ts). Skipped without TAMPERTRACE_DATABASE_URL; its own
 // schema, dropped at the end.
 //   eval "$(deploy/local/infra.sh env)"; node --import tsx --test services/ingest/src/admission.pg.integration.test.ts
@@ -37,6 +37,6 @@ after(async () => {
   await admin.close();
 });
 
-test('20 concurrent identical new submissions over two gateways make one analysis (PostgreSQL)', { skip: SKIP }, () => identicalSubmissionsMakeOneAnalysis(replicas, pools[0]));
+test('20 concurrent identical new submissions over two ingest replicas make one analysis (PostgreSQL)', { skip: SKIP }, () => identicalSubmissionsMakeOneAnalysis(replicas, pools[0]));
 
-test('50 concurrent different submissions over two gateways with max-in-flight 3: never more than 3 in flight (PostgreSQL)', { skip: SKIP }, () => inFlightCapHolds(replicas, pools[0]));
+test('50 concurrent different submissions over two ingest replicas with max-in-flight 3: never more than 3 in flight (PostgreSQL)', { skip: SKIP }, () => inFlightCapHolds(replicas, pools[0]));

@@ -1,5 +1,5 @@
 // Deduplication and the in-flight cap under concurrent submissions on PGlite, embedded mode's
-// database: one gateway, its gRPC API, real submissions (admission.testing.ts).
+// database: one ingest replica, its gRPC API, real submissions (admission.testing.ts).
 import { after, before, test } from 'node:test';
 import type { SqlClient } from '@tampertrace/shared';
 import { openPglite } from '@tampertrace/shared/pglite';

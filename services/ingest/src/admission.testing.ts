@@ -1,6 +1,6 @@
 // Deduplication and the in-flight cap under concurrent submissions, shared by the PGlite test
-// (embedded mode's database, one gateway) and the PostgreSQL one (two gateways on one database).
-// The gateways run no stages, so nothing leaves PENDING: every analysis ever admitted is still
+// (embedded mode's database, one replica) and the PostgreSQL one (two ingest replicas on one database).
+// The replicas run no stages, so nothing leaves PENDING: every analysis ever admitted is still
 // in flight at the end, and the database's count is the most that were ever in flight at once.
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
@@ -12,10 +12,10 @@ import sharp from 'sharp';
 import { FsObjectStore, InMemoryBus, grpc, loadConfig, serviceClient, sha256Hex, stopGrpcServer, unary, type SqlClient } from '@tampertrace/shared';
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { IngestService, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { openIngest } from './api.ts';
+import { openIngest } from './service.ts';
 import { serveGrpc } from './grpc.ts';
 
-/** One gateway replica: the ingest service's API on its own bus and connection pool, serving gRPC on a free port. */
+/** One ingest replica: the ingest service's API on its own bus and connection pool, serving gRPC on a free port. */
 export interface Replica {
   port: number;
   tenants: Awaited<ReturnType<typeof openIngest>>['tenants'];

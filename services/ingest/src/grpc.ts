@@ -1,4 +1,5 @@
-// IngestService over gRPC (protos/tampertrace/v1/ingest.proto), a thin adapter over the Gateway.
+// IngestService over gRPC (protos/tampertrace/v1/ingest.proto), a thin adapter over the ingest
+// service's modules (submission sources, the results view, listing, artefacts).
 // Every call is authenticated by its API key (`authorization: Bearer <key>` metadata), which
 // decides the tenant; another tenant's analysis answers NOT_FOUND, so existence does not leak.
 // The same server also serves AuditService (services/audit/src/grpc.ts) with the same keys.
@@ -42,9 +43,11 @@ import {
 import { AuditService, auditServiceImpl } from '@tampertrace/shared/audit-trail/grpc';
 import type { AuditStore } from '@tampertrace/shared/audit-trail/store';
 import type { Access } from './access.ts';
-import type { Gateway } from './gateway.ts';
+import type { Artifacts } from './artifacts.ts';
+import type { Listing } from './listing.ts';
+import type { ResultsView } from './results-view.ts';
 import type { Tenant } from './tenants.ts';
-import type { SubmitSources } from './sources.ts';
+import type { SubmitSources } from './submission-sources.ts';
 
 /** The API key of a call: `authorization: Bearer <key>` (or `x-api-key: <key>`). */
 export function apiKeyOf(md: grpc.Metadata): string | undefined {
@@ -55,7 +58,12 @@ export function apiKeyOf(md: grpc.Metadata): string | undefined {
 }
 
 export interface IngestApi {
-  gateway: Gateway;
+  /** GetAnalysis and ListAnalyses. */
+  listing: Listing;
+  /** WatchAnalysis (and the HTTP endpoint's ?wait=true). */
+  results: ResultsView;
+  /** GetArtifact. */
+  artifacts: Artifacts;
   access: Access;
   sources: SubmitSources;
   log: Logger;
@@ -93,7 +101,7 @@ async function submitOne(api: IngestApi, req: SubmitRequest, tenant: Tenant, sig
 }
 
 export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementation {
-  const { gateway, access } = api;
+  const { listing, results, artifacts, access } = api;
   const notFound = (id: string) => new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
 
   return {
@@ -116,21 +124,21 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
     },
 
     getAnalysis: tenantCall(api, async (req: GetAnalysisRequest, tenant) => {
-      const a = await gateway.get(tenant.tenantId, req.analysisId);
+      const a = await listing.get(tenant.tenantId, req.analysisId);
       if (!a) throw notFound(req.analysisId);
       return create(GetAnalysisResponseSchema, { analysis: a });
     }),
 
     getArtifact: tenantCall(api, async (req: GetArtifactRequest, tenant) => {
-      const art = await gateway.artifact(tenant.tenantId, req.analysisId, req.kind);
+      const art = await artifacts.artifact(tenant.tenantId, req.analysisId, req.kind);
       if (!art) throw new CallerError(ErrorCode.NOT_FOUND, `analysis ${req.analysisId} has no such artefact`);
       return create(GetArtifactResponseSchema, { ref: art.ref, content: art.content });
     }),
 
-    listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => gateway.list(tenant.tenantId, req)),
+    listAnalyses: tenantCall(api, (req: ListAnalysesRequest, tenant) => listing.list(tenant.tenantId, req)),
 
     getRelatedAnalyses: tenantCall(api, async (req: GetRelatedAnalysesRequest, tenant) => {
-      const r = await gateway.related(tenant.tenantId, req.analysisId);
+      const r = await listing.related(tenant.tenantId, req.analysisId);
       if (!r) throw notFound(req.analysisId);
       return r;
     }),
@@ -141,7 +149,7 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
         const tenant = await access.tenantOf(apiKeyOf(call.metadata));
         const id = call.request.analysisId;
         let any = false;
-        for await (const step of gateway.watch(tenant.tenantId, id, signal)) {
+        for await (const step of results.watch(tenant.tenantId, id, signal)) {
           any = true;
           call.write(create(WatchAnalysisResponseSchema, { stage: step.stage, analysis: step.analysis }));
         }
@@ -157,7 +165,7 @@ export function ingestServiceImpl(api: IngestApi): grpc.UntypedServiceImplementa
 /**
  * Serves IngestService, and AuditService when `api.audit` is set (with health, reflection,
  * keepalive and size limits from shared/grpc.ts), on TAMPERTRACE_GRPC_HOST:PORT, reporting
- * SERVING: the caller has the gateway running already.
+ * SERVING: the caller has the results view running already.
  */
 export async function serveGrpc(api: IngestApi, cfg: Config): Promise<{ server: GrpcApi; port: number }> {
   const services: GrpcServiceImpl[] = [{ service: IngestService, impl: ingestServiceImpl(api) }];

@@ -1,5 +1,5 @@
 // The HTTP/JSON side of the ingest service, one-to-one with IngestService (for curl and the web
-// console): same API keys (`authorization: Bearer <key>`), same Gateway, same error codes.
+// console): same API keys (`authorization: Bearer <key>`), same modules, same error codes.
 //   POST /v1/analyses                 body: image bytes, or a SubmitRequest in proto3 JSON
 //                                     (content-type: application/json); ?wait=true waits for the result
 //   POST /v1/analyses:batch           SubmitBatch: {"items": [SubmitRequest...]} in proto3 JSON
@@ -250,7 +250,7 @@ function requestUrl(req: http.IncomingMessage): URL {
 const KIND: Record<string, ArtifactKind> = { mask: ArtifactKind.MASK, overlay: ArtifactKind.OVERLAY, heatmap: ArtifactKind.HEATMAP, original: ArtifactKind.ORIGINAL };
 
 export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Server> {
-  const { gateway, access, sources, log } = api;
+  const { listing, results, artifacts, access, sources, log } = api;
   const audit = api.audit ? new AuditApi(api.audit) : undefined;
   // The largest image as base64 in proto3 JSON, plus room for the rest of the request.
   const jsonLimit = Math.ceil((cfg.TAMPERTRACE_MAX_INPUT_BYTES * 4) / 3) + 1024 * 1024;
@@ -288,11 +288,11 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
           if (r.rejected) throw new InvalidInputError(r.rejected.code, r.rejected.message, { analysisId: r.analysisId });
           return send(res, 202, { analysisId: r.analysisId, contentSha256: r.contentSha256, deduplicated: r.deduplicated });
         }
-        const a = await gateway.wait(tenant.tenantId, r.analysisId, ac.signal);
+        const a = await results.wait(tenant.tenantId, r.analysisId, ac.signal);
         const status = a.status === AnalysisStatus.REJECTED && a.error ? httpStatusOf(a.error.code) : 200;
         return send(res, status, analysisJson(a));
       }
-      if (req.method === 'GET' && url.pathname === '/v1/analyses') return send(res, 200, jsonOf(ListAnalysesResponseSchema, await gateway.list(tenant.tenantId, listRequestOf(url.searchParams))));
+      if (req.method === 'GET' && url.pathname === '/v1/analyses') return send(res, 200, jsonOf(ListAnalysesResponseSchema, await listing.list(tenant.tenantId, listRequestOf(url.searchParams))));
       if (req.method === 'POST' && url.pathname === '/v1/analyses:batch') {
         let items: SubmitRequest[];
         try {
@@ -312,18 +312,18 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
       if (req.method === 'GET' && m) {
         const [, id, part] = m;
         if (!part) {
-          const a = await gateway.get(tenant.tenantId, id);
+          const a = await listing.get(tenant.tenantId, id);
           if (!a) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
           return send(res, 200, analysisJson(a));
         }
         if (part === 'related') {
-          const r = await gateway.related(tenant.tenantId, id);
+          const r = await listing.related(tenant.tenantId, id);
           if (!r) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
           return send(res, 200, jsonOf(GetRelatedAnalysesResponseSchema, r));
         }
         if (part === 'events') {
           let started = false;
-          for await (const step of gateway.watch(tenant.tenantId, id, ac.signal)) {
+          for await (const step of results.watch(tenant.tenantId, id, ac.signal)) {
             if (!started) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
             started = true;
             res.write(`event: ${step.analysis.status === AnalysisStatus.PENDING ? 'stage' : 'final'}\ndata: ${JSON.stringify({ stage: Stage[step.stage], analysis: analysisJson(step.analysis) })}\n\n`);
@@ -331,7 +331,7 @@ export async function serveHttp(api: IngestApi, cfg: Config): Promise<http.Serve
           if (!started) throw new CallerError(ErrorCode.NOT_FOUND, `no analysis ${id}`);
           return res.end();
         }
-        const art = await gateway.artifact(tenant.tenantId, id, KIND[part]);
+        const art = await artifacts.artifact(tenant.tenantId, id, KIND[part]);
         if (!art) throw new CallerError(ErrorCode.NOT_FOUND, `no ${part} for analysis ${id}`);
         res.writeHead(200, { 'content-type': art.ref.contentType || 'application/octet-stream' });
         return res.end(art.content);

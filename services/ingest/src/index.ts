@@ -1,2 +1,5 @@
-export * from './ingest.ts';
-export * from './gateway.ts';
+export * from './ingest-stage.ts';
+export * from './submission.ts';
+export * from './results-view.ts';
+export * from './listing.ts';
+export * from './artifacts.ts';

@@ -2,8 +2,8 @@
 // of the stage services, with tenants and the results view in PostgreSQL.
 import { connectBusAndStore, createLogger, loadConfig, requireDistributed, runUntilSignal, startOps } from '@tampertrace/shared';
 import { openPostgres } from '@tampertrace/shared/pg';
-import { openIngest, serveIngest } from './api.ts';
-import { INGEST } from './ingest.ts';
+import { openIngest, serveIngest } from './service.ts';
+import { INGEST } from './ingest-stage.ts';
 
 const cfg = loadConfig();
 const log = createLogger(INGEST);

@@ -17,7 +17,7 @@ import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { AuditService } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { IngestService } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { ExplanationService, FaceDetectionService, ForgeryLocalizationService } from '@tampertrace/shared/gen/tampertrace/v1/stages_pb';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { faceDetectionGrpc } from '@tampertrace/face-detection/grpc';
 import { forgeryLocalizationGrpc } from '@tampertrace/forgery-localization/grpc';
 import { explanationGrpc } from '@tampertrace/explanation-generation/grpc';

@@ -27,7 +27,7 @@ import {
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { AuditService, GetTrailRequestSchema, VerifyChainRequestSchema, type GetTrailResponse, type VerifyChainResponse } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { verifyWebhookSignature } from '@tampertrace/ingest/webhook';
-import { submissionSignature } from '@tampertrace/ingest/submissions';
+import { submissionSignature } from '@tampertrace/ingest/submissions-topic';
 import { PIPELINE, SERVICES } from '@tampertrace/shared';
 import { Cluster, SKIP_REASON, serversReady, waitFor } from './cluster.testing.ts';
 

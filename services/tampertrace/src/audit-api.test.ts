@@ -34,7 +34,7 @@ import {
 } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
 import { CSV_COLUMNS } from '@tampertrace/shared/audit-trail/store';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 
 const A = 'tenant-a';
@@ -94,9 +94,9 @@ before(async () => {
     [B, 'astronaut', astronautPng()],
   ];
   for (const [tenantId, name, bytes] of inputs) {
-    const r = await pipeline.gateway.submit(bytes, { tenantId, sourceName: `${name}.png` });
+    const r = await pipeline.ingest.submission.submit(bytes, { tenantId, sourceName: `${name}.png` });
     ids[tenantId][name] = { analysisId: r.analysisId, contentSha256: r.contentSha256 };
-    await pipeline.gateway.wait(tenantId, r.analysisId);
+    await pipeline.ingest.results.wait(tenantId, r.analysisId);
   }
   await bus.idle();
 });
@@ -173,7 +173,7 @@ test('GetTrail returns the tenant\'s records of an analysis in stage order, over
     assert.match(r.prevHash, /^[0-9a-f]{64}$/);
     assert.equal(r.hashVersion, 2);
   }
-  const final = (await pipeline.gateway.get(A, analysisId))!;
+  const final = (await pipeline.ingest.listing.get(A, analysisId))!;
   const [, , detected, localized, last] = records;
   assert.equal(detected.faces.length, 1);
   assert.ok(detected.faces[0].detectionScore > 0.6, 'the detection record keeps the detection score');

@@ -21,7 +21,7 @@ import {
   type SubmitResponse,
   type WatchAnalysisResponse,
 } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { CONSOLE_DIST } from '@tampertrace/ingest/console-assets';
 import { startEmbedded } from './embedded.ts';
 import { analysisJson, outputNames, writeOutputs } from './outputs.ts';

@@ -24,7 +24,7 @@ import { astronautPng, cameraPng, grpcError } from '@tampertrace/shared/testing'
 import { AnalysisStatus } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import { IngestService, ListAnalysesRequestSchema, type ListAnalysesResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { makeSelfBlended, toPng } from '@tampertrace/forgery-localization/sbi';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import type { Explainer } from '@tampertrace/explanation-generation/explainer';
 import { loadModels, startPipeline, type Embedded } from './embedded.ts';
 
@@ -97,8 +97,8 @@ before(async () => {
   base = `http://127.0.0.1:${servers.httpPort}`;
   grpcAddr = `127.0.0.1:${servers.grpcPort}`;
   // Tenant B owns an analysis too, which A must never see.
-  const rb = await pipeline.gateway.submit(astronautPng(), { tenantId: B, sourceName: 'b-astronaut.png' });
-  await pipeline.gateway.wait(B, rb.analysisId);
+  const rb = await pipeline.ingest.submission.submit(astronautPng(), { tenantId: B, sourceName: 'b-astronaut.png' });
+  await pipeline.ingest.results.wait(B, rb.analysisId);
   await mkdir(SHOTS, { recursive: true });
   if (!noBrowser) browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
 });
@@ -156,8 +156,8 @@ test('ListAnalyses over HTTP and gRPC lists only the caller\'s analyses, newest 
   const mine = [];
   for (const name of ['one', 'two', 'three']) {
     const noise = await sharp({ create: { width: 64 + mine.length, height: 64, channels: 3, background: { r: 40 * mine.length, g: 90, b: 30 } } }).png().toBuffer();
-    const r = await pipeline.gateway.submit(noise, { tenantId: A, sourceName: `${name}.png` });
-    await pipeline.gateway.wait(A, r.analysisId);
+    const r = await pipeline.ingest.submission.submit(noise, { tenantId: A, sourceName: `${name}.png` });
+    await pipeline.ingest.results.wait(A, r.analysisId);
     mine.unshift(r.analysisId);
   }
   const get = async (q: string, key = keys[A]) => {

@@ -21,8 +21,8 @@ import {
 } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ObjectRef } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
-import type { Gateway, GatewaySubmitResult } from '@tampertrace/ingest';
-import { openIngest, type Ingest } from '@tampertrace/ingest/api';
+import type { SubmissionResult } from '@tampertrace/ingest';
+import { openIngest, type Ingest } from '@tampertrace/ingest/service';
 import { ensureTenantKey, localPepper } from './local-secrets.ts';
 import { loadDetector } from '@tampertrace/face-detection/load';
 import { faceDetectionStage } from '@tampertrace/face-detection/stage';
@@ -57,8 +57,7 @@ export interface Transports {
 
 /** A pipeline in this process, as the CLI and the tests use it; every call is for the configured tenant. */
 export interface Embedded {
-  readonly gateway: Gateway;
-  /** The ingest service's public side (tenants, admission, sources) for the gRPC and HTTP servers. */
+  /** The ingest service's public side (submission, results view, listing, artefacts, tenants, admission, sources), also for the gRPC and HTTP servers. */
   readonly ingest: Ingest;
   /** An API key of the configured tenant (embedded mode: kept in $TAMPERTRACE_HOME/api-key). */
   readonly apiKey?: string;
@@ -67,10 +66,10 @@ export interface Embedded {
   /** Embedded mode: the data folder's lock, held until close() (a server records its addresses in it). */
   readonly lock?: DataLock;
   readonly store: ObjectStore;
-  /** Absent for a gateway that runs no stages. */
+  /** Absent for an ingest service that runs no stages. */
   readonly audit?: AuditStore;
   readonly bus: EventBus;
-  submit(bytes: Uint8Array, sourceName?: string): Promise<GatewaySubmitResult>;
+  submit(bytes: Uint8Array, sourceName?: string): Promise<SubmissionResult>;
   /** Analyses a file, reading it only when it is within the size limit (bigger ones are hashed as a stream and refused). */
   analyzeFile(file: string, sourceName?: string): Promise<Analysis>;
   /** Resolves with the final Analysis (completed, no face, rejected or failed). */
@@ -119,7 +118,7 @@ export async function startEmbedded(cfg: Config, log: Logger, opts: { lock?: Dat
 }
 
 /**
- * The ingest gateway in this process, on the given transports; with `stages`, also every stage
+ * The ingest service in this process, on the given transports; with `stages`, also every stage
  * and the audit consumer (embedded mode, or all-in-one on real servers). Without them, this is
  * the distributed mode's ingest service, in front of stage services running elsewhere.
  */
@@ -132,7 +131,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   let audit: AuditStore | undefined;
   let release = async () => {};
   const ingest = await openIngest({ cfg, log: log.child({ component: 'ingest' }), bus, store, sql, decoded, pepper: opts.pepper });
-  const { gateway } = ingest;
+  const { submission, results, listing, artifacts } = ingest;
   if (opts.stages !== false) {
     const { detector, model, locEntry, localizer } = await loadModels(cfg);
     // openIngest migrated it: the API reads the same store.
@@ -164,21 +163,20 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
     };
   }
   const tenantId = cfg.TAMPERTRACE_TENANT;
-  const submit = (bytes: Uint8Array, sourceName?: string) => gateway.submit(bytes, { tenantId, sourceName, submittedBy: 'local' });
-  const result = (id: string) => gateway.wait(tenantId, id);
+  const submit = (bytes: Uint8Array, sourceName?: string) => submission.submit(bytes, { tenantId, sourceName, submittedBy: 'local' });
+  const result = (id: string) => results.wait(tenantId, id);
 
   return {
-    gateway,
     ingest,
     store,
     audit,
     bus,
     submit,
     result,
-    lookup: (id) => gateway.get(tenantId, id),
+    lookup: (id) => listing.get(tenantId, id),
     analyze: async (bytes, sourceName) => result((await submit(bytes, sourceName)).analysisId),
-    analyzeFile: async (file, sourceName) => result((await gateway.submitFile(file, { tenantId, sourceName, submittedBy: 'local' })).analysisId),
-    overlay: (a) => gateway.overlay(a),
+    analyzeFile: async (file, sourceName) => result((await submission.submitFile(file, { tenantId, sourceName, submittedBy: 'local' })).analysisId),
+    overlay: (a) => artifacts.overlay(a),
     async close() {
       await t.idle?.();
       for (const s of subs) await s.stop();

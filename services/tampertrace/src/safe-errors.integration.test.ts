@@ -18,7 +18,7 @@ import { KafkaBus, REPO_ROOT, S3ObjectStore, allTopics, grpc, loadConfig, servic
 import { openPostgres } from '@tampertrace/shared/pg';
 import { GetAnalysisRequestSchema, IngestService, ListAnalysesRequestSchema, SubmitRequestSchema, type SubmitResponse } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
 import { AuditService, GetTrailRequestSchema, VerifyChainRequestSchema } from '@tampertrace/shared/gen/tampertrace/v1/audit_pb';
-import { serveIngest } from '@tampertrace/ingest/api';
+import { serveIngest } from '@tampertrace/ingest/service';
 import { startPipeline, type Embedded } from './embedded.ts';
 import { SKIP_REASON, serversReady } from './cluster.testing.ts';
 

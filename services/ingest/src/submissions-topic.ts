@@ -7,7 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
 import { ConsumerGroup, Header, Topic, classify, codeName, deadLetter, sha256Hex, type BusMessage, type EventBus, type Logger, type Subscription } from '@tampertrace/shared';
 import { SubmitRequestSchema, type SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import type { SubmitSources } from './sources.ts';
+import type { SubmitSources } from './submission-sources.ts';
 import type { TenantStore } from './tenants.ts';
 
 export const SUBMISSIONS_GROUP = ConsumerGroup.ingestSubmissions;

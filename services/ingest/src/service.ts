@@ -1,17 +1,21 @@
-// The ingest service's public side, assembled once for both modes: the Gateway, tenants and
-// admission, submission sources, webhook delivery, the audit trail's reads, and the gRPC and HTTP
-// servers on top.
+// The ingest service's public side, assembled once for both modes: submission, the results view,
+// listing and artefacts (one job per module, on one analyses table), tenants and admission,
+// submission sources, webhook delivery, the audit trail's reads, and the gRPC and HTTP servers on top.
 import type http from 'node:http';
 import { AuditStore } from '@tampertrace/shared/audit-trail/store';
-import { stopGrpcServer, type Config, type DecodedImageCache, type EventBus, type Logger, type ObjectStore, type SqlClient } from '@tampertrace/shared';
+import { Bucket, stopGrpcServer, type Config, type DecodedImageCache, type EventBus, type Logger, type ObjectStore, type SqlClient } from '@tampertrace/shared';
 import type { Analysis } from '@tampertrace/shared/gen/tampertrace/v1/analysis_pb';
 import type { ServiceHealth } from '@tampertrace/shared/health';
 import { Access } from './access.ts';
-import { Gateway } from './gateway.ts';
+import { AnalysesStore } from './analyses.ts';
+import { Artifacts } from './artifacts.ts';
 import { serveGrpc, type IngestApi } from './grpc.ts';
 import { analysisJson, serveHttp } from './http.ts';
-import { SubmitSources } from './sources.ts';
-import { consumeSubmissions } from './submissions.ts';
+import { Listing } from './listing.ts';
+import { ResultsView } from './results-view.ts';
+import { Submission } from './submission.ts';
+import { SubmitSources } from './submission-sources.ts';
+import { consumeSubmissions } from './submissions-topic.ts';
 import { TenantStore } from './tenants.ts';
 import { deliverWebhook } from './webhook.ts';
 
@@ -27,6 +31,8 @@ export interface IngestDeps {
 }
 
 export interface Ingest extends IngestApi {
+  /** Submissions as the caller's own (embedded mode's CLI, tests); API callers go through `sources`. */
+  submission: Submission;
   tenants: TenantStore;
   /** The audit store on the same database (the audit service writes it; the API reads it). */
   audit: AuditStore;
@@ -65,16 +71,26 @@ export async function openIngest(deps: IngestDeps): Promise<Ingest> {
     deliveries.add(p);
     void p.finally(() => deliveries.delete(p));
   };
-  const gateway = await Gateway.start({ ...deps, onFinal });
+  // The table and buckets exist before anything reads or writes them; the results consumer starts last.
+  const analyses = new AnalysesStore(deps.sql);
+  await analyses.migrate();
+  await deps.store.ensureBuckets([Bucket.originals, Bucket.artifacts]);
+  const artifacts = new Artifacts(deps, analyses);
+  const submission = new Submission(deps, analyses);
+  const listing = new Listing(analyses, artifacts);
+  const results = await ResultsView.start({ log, bus: deps.bus, onFinal }, analyses, artifacts);
   const access = new Access(tenants, deps.sql);
-  const sources = new SubmitSources(gateway, cfg);
+  const sources = new SubmitSources(submission, cfg);
   const submissions = await consumeSubmissions({ bus: deps.bus, tenants, sources, log });
   // The API reads the audit tables, which the audit service may not have created yet.
   const audit = new AuditStore(deps.sql);
   await audit.migrate();
   return {
     audit,
-    gateway,
+    submission,
+    results,
+    listing,
+    artifacts,
     access,
     sources,
     log,
@@ -82,7 +98,7 @@ export async function openIngest(deps: IngestDeps): Promise<Ingest> {
     deliveries,
     async stop() {
       await submissions.stop();
-      await gateway.stop();
+      await results.stop();
       stopping.abort();
       await Promise.allSettled([...deliveries]);
     },

@@ -4,8 +4,8 @@
 import { InvalidInputError, type Config } from '@tampertrace/shared';
 import { ErrorCode } from '@tampertrace/shared/gen/tampertrace/v1/common_pb';
 import type { SubmitRequest } from '@tampertrace/shared/gen/tampertrace/v1/ingest_pb';
-import type { Gateway, GatewaySubmitResult } from './gateway.ts';
 import { checkUrl, type NetPolicy } from './net-guard.ts';
+import type { Submission, SubmissionResult } from './submission.ts';
 import type { Tenant } from './tenants.ts';
 import { fetchImageUrl } from './url-fetch.ts';
 
@@ -13,7 +13,7 @@ export class SubmitSources {
   readonly policy: NetPolicy;
 
   constructor(
-    private readonly gateway: Gateway,
+    private readonly submission: Submission,
     private readonly cfg: Config,
   ) {
     this.policy = { allowHttp: cfg.TAMPERTRACE_URL_ALLOW_HTTP, allowPrivate: cfg.TAMPERTRACE_URL_ALLOW_PRIVATE };
@@ -24,7 +24,7 @@ export class SubmitSources {
    * a submission is not held to the tenant's in-flight cap, which is for API callers (the topic
    * is paced by its consumer).
    */
-  async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal, submittedBy?: string): Promise<GatewaySubmitResult> {
+  async submit(req: SubmitRequest, tenant: Tenant, signal?: AbortSignal, submittedBy?: string): Promise<SubmissionResult> {
     if (req.webhookUrl) {
       // Checked now for its form, so a bad one is refused to the caller; its addresses are
       // checked again when the result is delivered (DNS may change in between).
@@ -33,9 +33,9 @@ export class SubmitSources {
     const opts = this.optionsOf(req, tenant, signal, submittedBy);
     switch (req.source.case) {
       case 'content':
-        return this.gateway.submit(req.source.value, opts);
+        return this.submission.submit(req.source.value, opts);
       case 'object':
-        return this.gateway.submitObject(req.source.value, opts);
+        return this.submission.submitObject(req.source.value, opts);
       case 'url': {
         const bytes = await fetchImageUrl(req.source.value, {
           ...this.policy,
@@ -43,7 +43,7 @@ export class SubmitSources {
           timeoutMs: this.cfg.TAMPERTRACE_URL_TIMEOUT_MS,
           signal,
         });
-        return this.gateway.submit(bytes, { ...opts, sourceName: opts.sourceName || req.source.value.slice(0, 200) });
+        return this.submission.submit(bytes, { ...opts, sourceName: opts.sourceName || req.source.value.slice(0, 200) });
       }
       default:
         throw new InvalidInputError(ErrorCode.EMPTY_INPUT, 'no image: set one of content, object or url');
@@ -54,8 +54,8 @@ export class SubmitSources {
    * A submission over the size limit that the caller hashed as it streamed past (a raw HTTP
    * body): refused with its REJECTED analysis, like the same bytes sent any other way.
    */
-  submitTooLarge(contentSha256: string, sizeBytes: number, req: Pick<SubmitRequest, 'sourceName' | 'reanalyze'>, tenant: Tenant, signal?: AbortSignal): Promise<GatewaySubmitResult> {
-    return this.gateway.submitTooLarge(contentSha256, sizeBytes, this.optionsOf({ ...req, webhookUrl: '' }, tenant, signal));
+  submitTooLarge(contentSha256: string, sizeBytes: number, req: Pick<SubmitRequest, 'sourceName' | 'reanalyze'>, tenant: Tenant, signal?: AbortSignal): Promise<SubmissionResult> {
+    return this.submission.submitTooLarge(contentSha256, sizeBytes, this.optionsOf({ ...req, webhookUrl: '' }, tenant, signal));
   }
 
   private optionsOf(req: Pick<SubmitRequest, 'sourceName' | 'reanalyze' | 'webhookUrl'>, tenant: Tenant, signal?: AbortSignal, submittedBy?: string) {
