@@ -3,6 +3,7 @@
 // and their figures with bootstrap 95% intervals. bench/quality.ts runs the models and uses this.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { rng } from '@tampertrace/shared';
 
 /** One line of `<dir>/index.jsonl`, as models/learned-localizer/make_eval.py writes it. */
 export interface EvalItem {
@@ -92,17 +93,6 @@ export interface Figure {
   n: number;
 }
 
-/** Deterministic generator (mulberry32), so that a rerun gives the same intervals. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const BOOTSTRAP_RESAMPLES = 1000;
 
