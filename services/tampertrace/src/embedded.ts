@@ -40,9 +40,9 @@ import { provenanceStage } from '@tampertrace/provenance/stage';
 import { runVerdictRecorder } from '@tampertrace/provenance/verdicts';
 
 /** The models every analysis needs, loaded and verified against the manifest. */
-export async function loadModels(cfg: Config) {
+export async function loadModels(cfg: Config, log?: Logger) {
   const [detector, { model, entry: locEntry, localizer }] = await Promise.all([loadDetector(cfg), loadLocalizer(cfg)]);
-  return { detector, model, locEntry, localizer, explainer: createExplainer(cfg, locEntry) };
+  return { detector, model, locEntry, localizer, explainer: createExplainer(cfg, locEntry, log) };
 }
 
 /** The transports a pipeline runs on: in-process ones for embedded mode, real servers otherwise. */
@@ -133,7 +133,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
   const ingest = await openIngest({ cfg, log: log.child({ component: 'ingest' }), bus, store, sql, decoded, pepper: opts.pepper });
   const { submission, results, listing, artifacts } = ingest;
   if (opts.stages !== false) {
-    const { detector, model, locEntry, localizer } = await loadModels(cfg);
+    const { detector, model, locEntry, localizer, explainer } = await loadModels(cfg, log.child({ stage: 'explanation-generation' }));
     // openIngest migrated it: the API reads the same store.
     audit = ingest.audit;
     const stageOpts = { concurrency: cfg.TAMPERTRACE_STAGE_CONCURRENCY, maxAttempts: cfg.TAMPERTRACE_MAX_ATTEMPTS };
@@ -146,7 +146,7 @@ export async function startPipeline(cfg: Config, log: Logger, t: Transports, opt
       provenance: () => provenanceStage({ store, hashes, limits, decoded }),
       'face-detection': () => faceDetectionStage({ store, detector, limits, decoded, faceCrops: localizer.cropSpec }),
       'forgery-localization': () => forgeryLocalizationStage({ store, localizer, model: locEntry, limits, decoded }),
-      'explanation-generation': () => explanationStage({ explainer: opts.explainer ?? createExplainer(cfg, locEntry, log.child({ stage: 'explanation-generation' })), limits, ...presign }),
+      'explanation-generation': () => explanationStage({ explainer: opts.explainer ?? explainer, limits, ...presign }),
     };
     for (const s of PIPELINE) subs.push(await runStage(bus, stages[s.service](), { ...stageOpts, log: log.child({ stage: s.service }) }));
     subs.push(
